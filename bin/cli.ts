@@ -1,0 +1,1 @@
+console.log('disagg', process.argv.slice(2).join(' '));
