@@ -22,8 +22,14 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/adapters/**', '**/local/**', '**/infra/**', '**/lambdas/**', '**/bin/**'], message: 'lib/core imports nothing outside lib/core.' },
-            { group: ['aws-cdk-lib', 'aws-cdk-lib/*', 'constructs', '@aws-sdk/*', 'node:*'], message: 'lib/core is pure logic, no I/O or SDKs.' },
+            {
+              group: ['**/adapters/**', '**/local/**', '**/infra/**', '**/lambdas/**', '**/bin/**'],
+              message: 'lib/core imports nothing outside lib/core.',
+            },
+            {
+              group: ['aws-cdk-lib', 'aws-cdk-lib/*', 'constructs', '@aws-sdk/*', 'node:*'],
+              message: 'lib/core is pure logic, no I/O or SDKs.',
+            },
           ],
         },
       ],
@@ -35,7 +41,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['aws-cdk-lib', 'aws-cdk-lib/*', 'constructs', '**/infra/**'], message: 'Runtime code never imports the CDK or lib/infra.' }] },
+        {
+          patterns: [
+            {
+              group: ['aws-cdk-lib', 'aws-cdk-lib/*', 'constructs', '**/infra/**'],
+              message: 'Runtime code never imports the CDK or lib/infra.',
+            },
+          ],
+        },
       ],
     },
   },

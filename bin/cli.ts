@@ -1,1 +1,98 @@
-console.log('disagg', process.argv.slice(2).join(' '));
+/**
+ * The `disagg` command line. Exit codes: 0 success, 2 bad input (unknown id, config that does not fit, bad flag).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ProfileError } from '../lib/core/emulator';
+import {
+  calibrationJson,
+  calibrationMarkdown,
+  calibrationTable,
+  calibrationText,
+  refitText,
+} from './commands/calibrate';
+import { EXIT_USAGE } from './commands/errors';
+import { estimateText, runEstimate, type EstimateFlags } from './commands/estimate';
+import { profilesJson, profilesText } from './commands/profiles';
+
+const program = new Command()
+  .name('disagg')
+  .description(
+    'Disaggregated LLM inference on AWS: emulated Trainium prefill, Cerebras CS-3 decode, real orchestration.',
+  )
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError();
+
+const print = (text: string): void => void process.stdout.write(`${text}\n`);
+const printJson = (value: unknown): void => print(JSON.stringify(value, null, 2));
+
+program
+  .command('profiles')
+  .description('list the emulated devices, links and models, with their sources')
+  .option('--json', 'print JSON (includes every figure and its source)')
+  .action((opts: { json?: boolean }) => (opts.json ? printJson(profilesJson()) : print(profilesText())));
+
+program
+  .command('estimate')
+  .description('emulated latency of one request, disaggregated and/or colocated')
+  .requiredOption('--model <id>', 'model id (see `disagg profiles`)')
+  .requiredOption('--prompt-tokens <n>', 'prompt length in tokens')
+  .requiredOption('--output-tokens <n>', 'tokens to generate')
+  .option('--prefill <DEV[xCOUNT]>', 'prefill pool, e.g. trn2x16 (with --decode)')
+  .option('--decode <DEV[xCOUNT]>', 'decode pool, e.g. cs3x4 (with --prefill)')
+  .option('--colocated <DEV[xCOUNT]>', 'one pool doing both phases, e.g. h100x8')
+  .option(
+    '--link <id>',
+    'network between the prefill and decode pools (default: the slower of their instance networks)',
+  )
+  .option('--batch <n>', 'decode batch size', '1')
+  .option('--cached-tokens <n>', 'prompt tokens already in the prefix cache (not recomputed)', '0')
+  .addOption(
+    new Option('--dtype <dtype>', 'weight and KV precision')
+      .default('bf16')
+      .choices(['bf16', 'fp16', 'fp8', 'mxfp4', 'fp32']),
+  )
+  .option('--overlap', 'stream the KV layer by layer while prefill runs')
+  .option('--speculative-draft <model>', 'speculative decoding with this draft model (off by default)')
+  .option('--draft-tokens <k>', 'tokens drafted per verification step (with --speculative-draft)')
+  .option('--acceptance <a>', 'probability a drafted token is accepted, 0..1 (with --speculative-draft)')
+  .option('--json', 'print one JSON object')
+  .addHelpText('after', '\nWith no pool flags: disaggregated trn2x16 -> cs3x4 and colocated h100x8, side by side.')
+  .action((flags: EstimateFlags) => {
+    const { result, pools } = runEstimate(flags);
+    if (flags.json) printJson(result);
+    else print(estimateText(result, pools));
+  });
+
+program
+  .command('calibrate')
+  .description('compare the timing model with published measurements (point, source, measured, emulated, error %)')
+  .option('--json', 'print JSON')
+  .option('--markdown', 'print the table as markdown (as in the README)')
+  .option('--fit', 'refit the efficiency factors to the points and show the result')
+  .action((opts: { json?: boolean; markdown?: boolean; fit?: boolean }) => {
+    if (opts.fit) return print(refitText());
+    const rows = calibrationTable();
+    if (opts.json) printJson(calibrationJson(rows));
+    else if (opts.markdown) print(calibrationMarkdown(rows));
+    else print(calibrationText(rows));
+  });
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; every other commander error is a usage error.
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (err instanceof ProfileError) {
+      process.stderr.write(`disagg: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,323 @@
+/**
+ * Model profiles: structure from each model's published config.json; everything else
+ * (parameters, weight bytes, FLOPs, KV bytes) is derived here, never typed in.
+ */
+
+export const MODEL_IDS = [
+  'llama-3.1-8b',
+  'llama-3.1-70b',
+  'llama-3.3-70b',
+  'llama-3.1-405b',
+  'llama-2-70b',
+  'qwen3-32b',
+  'mixtral-8x7b',
+  'gpt-oss-120b',
+  'llama-4-maverick',
+] as const;
+export type ModelId = (typeof MODEL_IDS)[number];
+
+export type Dtype = 'fp32' | 'bf16' | 'fp16' | 'fp8' | 'mxfp4';
+
+/** Bytes per element. MXFP4 is 4-bit values plus one 8-bit scale per 32 (OCP MX spec): 4.25 bits. */
+export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = {
+  fp32: 4,
+  bf16: 2,
+  fp16: 2,
+  fp8: 1,
+  mxfp4: 4.25 / 8,
+};
+
+export interface MixtureOfExperts {
+  readonly experts: number;
+  readonly activeExperts: number;
+  /** Hidden size of one expert's MLP. */
+  readonly expertIntermediate: number;
+  /** Always-on shared experts (Llama 4). */
+  readonly sharedExperts: number;
+  /** Every n-th layer is MoE, the rest dense (1 = all layers MoE). */
+  readonly everyNthLayer: number;
+}
+
+export interface ModelProfile {
+  readonly id: ModelId;
+  readonly name: string;
+  readonly layers: number;
+  readonly hiddenSize: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly vocabSize: number;
+  /** Dense MLP hidden size (SwiGLU: three matrices). */
+  readonly intermediateSize: number;
+  readonly moe: MixtureOfExperts | null;
+  /** Local attention: `window` tokens on `layers` of the layers; the rest attend globally. */
+  readonly attentionWindow: { readonly window: number; readonly layers: number } | null;
+  readonly tiedEmbeddings: boolean;
+  readonly maxContext: number;
+  /** The published parameter count, to check the derivation against. */
+  readonly publishedParams: number;
+  readonly sources: readonly string[];
+}
+
+const B = 1e9;
+
+export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
+  'llama-3.1-8b': {
+    id: 'llama-3.1-8b',
+    name: 'Llama 3.1 8B',
+    layers: 32,
+    hiddenSize: 4096,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 128_256,
+    intermediateSize: 14_336,
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 131_072,
+    publishedParams: 8.03 * B,
+    sources: ['meta-llama/Llama-3.1-8B config.json (Hugging Face)'],
+  },
+  'llama-3.1-70b': {
+    id: 'llama-3.1-70b',
+    name: 'Llama 3.1 70B',
+    layers: 80,
+    hiddenSize: 8192,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 128_256,
+    intermediateSize: 28_672,
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 131_072,
+    publishedParams: 70.6 * B,
+    sources: ['meta-llama/Llama-3.1-70B config.json (Hugging Face)'],
+  },
+  'llama-3.3-70b': {
+    id: 'llama-3.3-70b',
+    name: 'Llama 3.3 70B Instruct',
+    layers: 80,
+    hiddenSize: 8192,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 128_256,
+    intermediateSize: 28_672,
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 131_072,
+    publishedParams: 70.6 * B,
+    sources: ['meta-llama/Llama-3.3-70B-Instruct config.json (Hugging Face)'],
+  },
+  'llama-3.1-405b': {
+    id: 'llama-3.1-405b',
+    name: 'Llama 3.1 405B',
+    layers: 126,
+    hiddenSize: 16_384,
+    heads: 128,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 128_256,
+    intermediateSize: 53_248,
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 131_072,
+    publishedParams: 405 * B,
+    sources: ['meta-llama/Llama-3.1-405B config.json (Hugging Face)'],
+  },
+  'llama-2-70b': {
+    id: 'llama-2-70b',
+    name: 'Llama 2 70B',
+    layers: 80,
+    hiddenSize: 8192,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 32_000,
+    intermediateSize: 28_672,
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 4096,
+    publishedParams: 69 * B,
+    sources: ['meta-llama/Llama-2-70b-hf config.json (Hugging Face)'],
+  },
+  'qwen3-32b': {
+    id: 'qwen3-32b',
+    name: 'Qwen3 32B',
+    layers: 64,
+    hiddenSize: 5120,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 151_936,
+    intermediateSize: 25_600,
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 40_960,
+    publishedParams: 32.8 * B,
+    sources: ['Qwen/Qwen3-32B config.json (Hugging Face); 32.8B parameters per the model card'],
+  },
+  'mixtral-8x7b': {
+    id: 'mixtral-8x7b',
+    name: 'Mixtral 8x7B',
+    layers: 32,
+    hiddenSize: 4096,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 32_000,
+    intermediateSize: 14_336,
+    moe: { experts: 8, activeExperts: 2, expertIntermediate: 14_336, sharedExperts: 0, everyNthLayer: 1 },
+    attentionWindow: null, // config.json: sliding_window null
+    tiedEmbeddings: false,
+    maxContext: 32_768,
+    publishedParams: 46.7 * B,
+    sources: ['mistralai/Mixtral-8x7B-v0.1 config.json (Hugging Face); 46.7B total, 12.9B active (Mistral AI)'],
+  },
+  'gpt-oss-120b': {
+    id: 'gpt-oss-120b',
+    name: 'gpt-oss-120b',
+    layers: 36,
+    hiddenSize: 2880,
+    heads: 64,
+    kvHeads: 8,
+    headDim: 64,
+    vocabSize: 201_088,
+    intermediateSize: 2880,
+    moe: { experts: 128, activeExperts: 4, expertIntermediate: 2880, sharedExperts: 0, everyNthLayer: 1 },
+    attentionWindow: { window: 128, layers: 18 }, // alternating sliding (128) and full attention layers
+    tiedEmbeddings: false,
+    maxContext: 131_072,
+    publishedParams: 116.8 * B,
+    sources: ['openai/gpt-oss-120b config.json (Hugging Face); 116.8B total, 5.1B active (OpenAI model card)'],
+  },
+  'llama-4-maverick': {
+    id: 'llama-4-maverick',
+    name: 'Llama 4 Maverick 17B-128E',
+    layers: 48,
+    hiddenSize: 5120,
+    heads: 40,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 202_048,
+    intermediateSize: 16_384,
+    moe: { experts: 128, activeExperts: 1, expertIntermediate: 8192, sharedExperts: 1, everyNthLayer: 2 },
+    attentionWindow: { window: 8192, layers: 36 }, // chunked local attention on 3 of every 4 layers
+    tiedEmbeddings: false,
+    maxContext: 1_048_576,
+    publishedParams: 400 * B,
+    sources: ['meta-llama/Llama-4-Maverick-17B-128E config.json (Hugging Face); 400B total, 17B active (Meta)'],
+  },
+};
+
+/** Parameter counts derived from structure. */
+export interface ParameterCounts {
+  readonly total: number;
+  /** Parameters used per token (dense parts, active experts, output head). */
+  readonly active: number;
+  /** Input embedding table (a lookup, no FLOPs). */
+  readonly embedding: number;
+  /** Output projection to the vocabulary. */
+  readonly outputHead: number;
+  /** Weights every token reads whatever the routing: attention, dense MLPs, shared experts, norms. */
+  readonly alwaysRead: number;
+  /** One routed expert's MLP, and how many MoE layers there are. */
+  readonly expertParams: number;
+  readonly moeLayers: number;
+}
+
+export function attentionParams(m: ModelProfile): number {
+  const q = m.hiddenSize * m.heads * m.headDim;
+  const kv = 2 * m.hiddenSize * m.kvHeads * m.headDim;
+  const o = m.heads * m.headDim * m.hiddenSize;
+  return q + kv + o;
+}
+
+export function parameterCounts(m: ModelProfile): ParameterCounts {
+  const attention = attentionParams(m) * m.layers;
+  const norms = 2 * m.hiddenSize * m.layers + m.hiddenSize;
+  const moeLayers = m.moe ? Math.floor(m.layers / m.moe.everyNthLayer) : 0;
+  const denseLayers = m.layers - moeLayers;
+  const denseMlp = 3 * m.hiddenSize * m.intermediateSize * denseLayers;
+  const expertParams = m.moe ? 3 * m.hiddenSize * m.moe.expertIntermediate : 0;
+  const router = m.moe ? m.hiddenSize * m.moe.experts * moeLayers : 0;
+  const shared = m.moe ? expertParams * m.moe.sharedExperts * moeLayers : 0;
+  const routedAll = m.moe ? expertParams * m.moe.experts * moeLayers : 0;
+  const routedActive = m.moe ? expertParams * m.moe.activeExperts * moeLayers : 0;
+  const embedding = m.vocabSize * m.hiddenSize;
+  const outputHead = m.tiedEmbeddings ? 0 : m.vocabSize * m.hiddenSize;
+  const alwaysRead = attention + norms + denseMlp + router + shared;
+  return {
+    total: alwaysRead + routedAll + embedding + outputHead,
+    active: alwaysRead + routedActive + embedding + outputHead,
+    embedding,
+    outputHead,
+    alwaysRead,
+    expertParams,
+    moeLayers,
+  };
+}
+
+export function weightBytes(m: ModelProfile, dtype: Dtype): number {
+  return parameterCounts(m).total * DTYPE_BYTES[dtype];
+}
+
+/**
+ * Dense FLOPs per token for the weight matmuls (2 per multiply-accumulate), excluding attention
+ * over the context (see attentionFlops) and the embedding lookup. Output head included.
+ */
+export function linearFlopsPerToken(m: ModelProfile): number {
+  const p = parameterCounts(m);
+  return 2 * (p.active - p.embedding);
+}
+
+/** Layers that attend over a capped window, and those that attend over the whole context. */
+function layerSplit(m: ModelProfile): { windowed: number; global: number; window: number } {
+  if (!m.attentionWindow) return { windowed: 0, global: m.layers, window: Infinity };
+  return {
+    windowed: m.attentionWindow.layers,
+    global: m.layers - m.attentionWindow.layers,
+    window: m.attentionWindow.window,
+  };
+}
+
+/**
+ * Attention FLOPs (QK^T and AV, 2 FLOPs per MAC each) for `newTokens` queries that follow
+ * `cachedTokens` of context, causal. Windowed layers see at most `window` keys.
+ */
+export function attentionFlops(m: ModelProfile, newTokens: number, cachedTokens: number): number {
+  const perKey = 4 * m.heads * m.headDim; // 2 matmuls x 2 FLOPs per MAC
+  const { windowed, global, window } = layerSplit(m);
+  // Sum over query positions i = cached+1 .. cached+new of the keys each sees.
+  const fullKeys = newTokens * cachedTokens + (newTokens * (newTokens + 1)) / 2;
+  let windowKeys = 0;
+  if (windowed > 0) {
+    const start = cachedTokens + 1;
+    const end = cachedTokens + newTokens;
+    // Positions up to `window` see themselves; beyond that they see `window` keys.
+    const rampEnd = Math.min(end, window);
+    const ramp = rampEnd >= start ? ((start + rampEnd) * (rampEnd - start + 1)) / 2 : 0;
+    const flat = end > window ? (end - Math.max(start, window + 1) + 1) * window : 0;
+    windowKeys = ramp + flat;
+  }
+  return perKey * (global * fullKeys + windowed * windowKeys);
+}
+
+/** KV bytes one token adds on layers with global attention (the per-token figure usually quoted). */
+export function kvBytesPerToken(m: ModelProfile, dtype: Dtype = 'bf16'): number {
+  return 2 * m.layers * m.kvHeads * m.headDim * DTYPE_BYTES[dtype];
+}
+
+/** KV bytes held for a context of `tokens`: windowed layers keep at most `window` tokens. */
+export function kvBytesForContext(m: ModelProfile, tokens: number, dtype: Dtype = 'bf16'): number {
+  const perLayerToken = 2 * m.kvHeads * m.headDim * DTYPE_BYTES[dtype];
+  const { windowed, global, window } = layerSplit(m);
+  return perLayerToken * (global * tokens + windowed * Math.min(tokens, window));
+}
