@@ -1,0 +1,59 @@
+import type { Redis } from 'ioredis';
+import type { KvStore } from '../core/ports';
+
+export interface RedisKvStoreOptions {
+  readonly redis: Redis;
+  /** Prepended to every key; `count()` scans exactly this prefix. Default `disagg:kv:`. */
+  readonly prefix?: string;
+}
+
+/** KV blob store on Redis/Valkey: one string key per blob, `SET ... PX ttl` as the lease. */
+export class RedisKvStore implements KvStore {
+  readonly prefix: string;
+  private readonly redis: Redis;
+
+  constructor(options: RedisKvStoreOptions) {
+    this.redis = options.redis;
+    this.prefix = options.prefix ?? 'disagg:kv:';
+  }
+
+  async put(key: string, bytes: Uint8Array, ttlMs: number): Promise<void> {
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
+      throw new RangeError(`RedisKvStore.put: ttlMs must be finite and > 0, got ${ttlMs}`);
+    }
+    // A view, not a copy: KV blobs can be many MB.
+    const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    await this.redis.set(this.prefix + key, buffer, 'PX', Math.ceil(ttlMs));
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    const buffer = await this.redis.getBuffer(this.prefix + key);
+    // A plain Uint8Array view, so callers get Uint8Array semantics (slice copies) rather than Buffer's.
+    return buffer ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : null;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.redis.del(this.prefix + key);
+  }
+
+  /** Counts keys under the prefix with SCAN (never KEYS, which blocks the server). */
+  async count(): Promise<number> {
+    return scanCount(this.redis, `${escapeGlob(this.prefix)}*`);
+  }
+}
+
+/** Escapes SCAN MATCH glob characters so a prefix matches only itself. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+async function scanCount(redis: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let total = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    total += keys.length;
+  } while (cursor !== '0');
+  return total;
+}
