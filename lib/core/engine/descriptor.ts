@@ -1,0 +1,367 @@
+/**
+ * The handoff descriptor: the small versioned JSON message that goes on the handoff queue
+ * (claim-check pattern). It names where the KV blob is (or carries it inline when small),
+ * plus everything decode needs to continue the request.
+ */
+import type { ChatMessage, GeneratedToken, SamplingParams } from '../ports';
+import { base64DecodedLength, base64ToBytes, bytesToBase64 } from './base64';
+import { crc32c } from './checksum';
+
+/** Bump on any change to the fields; a reader rejects every version it was not built for. */
+export const DESCRIPTOR_VERSION = 1;
+
+/**
+ * Largest encoded descriptor, in UTF-8 bytes: the SQS message size limit, which AWS raised
+ * from 256 KiB to 1 MiB in 2025 ("Amazon SQS increases maximum message payload size to 1 MiB").
+ * SQS counts message attributes against the same limit, so senders should keep those tiny.
+ */
+export const MAX_DESCRIPTOR_BYTES = 1_048_576;
+
+/**
+ * KV blobs up to this size travel inline (base64, 4/3 larger) instead of through the KV store:
+ * one round trip saved, and 192 KiB → 256 KiB of base64 leaves ample room under MAX_DESCRIPTOR_BYTES.
+ */
+export const INLINE_KV_MAX_BYTES = 192 * 1024;
+
+const MAX_ID_CHARS = 256;
+const MAX_KEY_CHARS = 1024;
+const MAX_STAMP_NAME_CHARS = 128;
+const U32_MAX = 0xffff_ffff;
+
+export type KvLocation =
+  | { readonly kind: 'ref'; readonly key: string; readonly bytes: number; readonly checksum: number }
+  | { readonly kind: 'inline'; readonly data: string; readonly bytes: number; readonly checksum: number }
+  | { readonly kind: 'none' };
+
+/** One trace stamp: the emulated device time charged and the measured wall time, kept apart. */
+export interface TraceStamp {
+  readonly emulatedMs: number;
+  readonly measuredMs: number;
+}
+
+export type HandoffMode = 'disaggregated' | 'colocated';
+
+export interface HandoffDescriptor {
+  readonly v: typeof DESCRIPTOR_VERSION;
+  readonly requestId: string;
+  /** 1 on the first try; incremented on each recompute or retry. */
+  readonly attempt: number;
+  /** The emulated target model id (the one timing is charged for). */
+  readonly model: string;
+  readonly promptTokens: number;
+  /** The prompt's token ids; promptIds.length === promptTokens. */
+  readonly promptIds: readonly number[];
+  /** The chat messages, for hosted backends that take text rather than token ids. */
+  readonly messages?: readonly ChatMessage[];
+  readonly sampling: SamplingParams;
+  /** Epoch ms after which decode should give up on the request. */
+  readonly deadlineMs: number;
+  readonly createdAtMs: number;
+  readonly kv: KvLocation;
+  readonly firstToken: GeneratedToken | null;
+  readonly stamps: Readonly<Record<string, TraceStamp>>;
+  readonly mode: HandoffMode;
+}
+
+export type DescriptorErrorCode = 'too_large' | 'malformed' | 'version_mismatch' | 'invalid';
+
+export class DescriptorError extends Error {
+  override readonly name = 'DescriptorError';
+  constructor(
+    readonly code: DescriptorErrorCode,
+    message: string,
+    /** For 'invalid': the path of the offending field, e.g. "sampling.topP" or "promptIds[3]". */
+    readonly field?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Validates and serializes; throws DescriptorError ('invalid' or 'too_large'). */
+export function encodeDescriptor(d: HandoffDescriptor): string {
+  validate(d);
+  const text = JSON.stringify(d);
+  const size = utf8ByteLength(text);
+  if (size > MAX_DESCRIPTOR_BYTES) {
+    throw new DescriptorError(
+      'too_large',
+      `handoff descriptor is ${size} bytes, over the ${MAX_DESCRIPTOR_BYTES} byte queue message limit; ` +
+        `send the KV blob by reference (inline only up to ${INLINE_KV_MAX_BYTES} bytes) or shorten the prompt`,
+    );
+  }
+  return text;
+}
+
+/** Parses and validates every field; throws only DescriptorError, whatever the input. */
+export function decodeDescriptor(text: string): HandoffDescriptor {
+  try {
+    return decode(text);
+  } catch (err) {
+    if (err instanceof DescriptorError) throw err;
+    // Unreachable by design; kept so a bug here still surfaces as the one error type callers handle.
+    throw new DescriptorError('malformed', `handoff descriptor could not be decoded: ${String(err)}`, undefined, {
+      cause: err,
+    });
+  }
+}
+
+function decode(text: string): HandoffDescriptor {
+  if (typeof text !== 'string') {
+    throw new DescriptorError('malformed', `handoff descriptor must be a string, got ${typeof text}`);
+  }
+  // Each UTF-16 unit is at least one UTF-8 byte, so the cheap length test bounds the work before parsing.
+  const size = text.length > MAX_DESCRIPTOR_BYTES ? text.length : utf8ByteLength(text);
+  if (size > MAX_DESCRIPTOR_BYTES) {
+    throw new DescriptorError(
+      'too_large',
+      `handoff descriptor is at least ${size} bytes, over the ${MAX_DESCRIPTOR_BYTES} byte limit`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new DescriptorError(
+      'malformed',
+      `handoff descriptor is not valid JSON: ${(err as Error).message}`,
+      undefined,
+      {
+        cause: err,
+      },
+    );
+  }
+  validate(raw);
+  return raw;
+}
+
+/** Bytes that JSON.stringify + UTF-8 would put on the wire, without allocating the encoding. */
+function utf8ByteLength(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+// ---- KV location helpers ----
+
+/** A location carrying `blob` inline as base64. */
+export function inlineKv(blob: Uint8Array): KvLocation {
+  return { kind: 'inline', data: bytesToBase64(blob), bytes: blob.length, checksum: crc32c(blob) };
+}
+
+/** A location pointing at `blob` stored under `key` in the KV store. */
+export function refKv(key: string, blob: Uint8Array): KvLocation {
+  return { kind: 'ref', key, bytes: blob.length, checksum: crc32c(blob) };
+}
+
+/** True when `blob` or a blob's byte count is small enough to travel inline. */
+export function fitsInline(bytes: number): boolean {
+  return bytes <= INLINE_KV_MAX_BYTES;
+}
+
+/**
+ * Checks bytes fetched for (or carried by) a KV location against its byte count and checksum.
+ * Throws DescriptorError 'invalid' naming kv.bytes or kv.checksum.
+ */
+export function verifyKvBytes(kv: Exclude<KvLocation, { kind: 'none' }>, blob: Uint8Array): Uint8Array {
+  if (blob.length !== kv.bytes) {
+    throw new DescriptorError(
+      'invalid',
+      `KV blob is ${blob.length} bytes; the descriptor says ${kv.bytes}`,
+      'kv.bytes',
+    );
+  }
+  const sum = crc32c(blob);
+  if (sum !== kv.checksum) {
+    throw new DescriptorError(
+      'invalid',
+      `KV blob checksum 0x${sum.toString(16)} does not match the descriptor's 0x${kv.checksum.toString(16)}`,
+      'kv.checksum',
+    );
+  }
+  return blob;
+}
+
+/** The inline KV bytes of a decoded descriptor, verified against its byte count and checksum. */
+export function inlineKvBytes(kv: Extract<KvLocation, { kind: 'inline' }>): Uint8Array {
+  let blob: Uint8Array;
+  try {
+    blob = base64ToBytes(kv.data);
+  } catch (err) {
+    throw new DescriptorError('invalid', 'kv.data is not canonical base64', 'kv.data', { cause: err });
+  }
+  return verifyKvBytes(kv, blob);
+}
+
+// ---- validation ----
+
+type Obj = Record<string, unknown>;
+
+function fail(field: string, message: string): never {
+  throw new DescriptorError('invalid', `handoff descriptor field ${field} ${message}`, field);
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function obj(v: unknown, field: string): Obj {
+  if (!isObj(v)) fail(field, `must be an object, got ${kindOf(v)}`);
+  return v;
+}
+
+function onlyKeys(o: Obj, allowed: readonly string[], field: string): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) fail(field ? `${field}.${k}` : k, 'is not a known field');
+  }
+}
+
+function str(v: unknown, field: string, maxChars: number, minChars = 1): string {
+  if (typeof v !== 'string') fail(field, `must be a string, got ${kindOf(v)}`);
+  if (v.length < minChars || v.length > maxChars) fail(field, `must be ${minChars}..${maxChars} characters long`);
+  return v;
+}
+
+function int(v: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(field, `must be an integer, got ${show(v)}`);
+  if (v < min || v > max) fail(field, `must be in ${min}..${max}, got ${v}`);
+  return v;
+}
+
+function num(v: unknown, field: string, min: number, max = Number.MAX_VALUE): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(field, `must be a finite number, got ${show(v)}`);
+  if (v < min || v > max) fail(field, `must be in ${min}..${max}, got ${v}`);
+  return v;
+}
+
+function kindOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+function show(v: unknown): string {
+  return typeof v === 'number' ? String(v) : kindOf(v);
+}
+
+const TOP_FIELDS = [
+  'v',
+  'requestId',
+  'attempt',
+  'model',
+  'promptTokens',
+  'promptIds',
+  'messages',
+  'sampling',
+  'deadlineMs',
+  'createdAtMs',
+  'kv',
+  'firstToken',
+  'stamps',
+  'mode',
+] as const;
+const ROLES: readonly string[] = ['system', 'user', 'assistant', 'tool'];
+const MODES: readonly string[] = ['disaggregated', 'colocated'];
+
+function validate(raw: unknown): asserts raw is HandoffDescriptor {
+  if (!isObj(raw)) fail('(root)', `must be a JSON object, got ${kindOf(raw)}`);
+  const d = raw;
+  // The version goes first: another version may have different fields, so name the version, not a field.
+  if (typeof d.v !== 'number') fail('v', `must be a number, got ${kindOf(d.v)}`);
+  if (d.v !== DESCRIPTOR_VERSION) {
+    throw new DescriptorError(
+      'version_mismatch',
+      `handoff descriptor version ${d.v} is not supported (this build reads version ${DESCRIPTOR_VERSION}); ` +
+        'run prefill and decode from the same release',
+    );
+  }
+  onlyKeys(d, TOP_FIELDS, '');
+  str(d.requestId, 'requestId', MAX_ID_CHARS);
+  int(d.attempt, 'attempt', 1);
+  str(d.model, 'model', MAX_ID_CHARS);
+  const promptTokens = int(d.promptTokens, 'promptTokens', 0);
+
+  if (!Array.isArray(d.promptIds)) fail('promptIds', `must be an array, got ${kindOf(d.promptIds)}`);
+  const ids: unknown[] = d.promptIds;
+  if (ids.length !== promptTokens) fail('promptIds', `has ${ids.length} ids but promptTokens is ${promptTokens}`);
+  for (let i = 0; i < ids.length; i++) int(ids[i], `promptIds[${i}]`, 0, U32_MAX);
+
+  if (d.messages !== undefined) {
+    if (!Array.isArray(d.messages)) fail('messages', `must be an array, got ${kindOf(d.messages)}`);
+    const messages: unknown[] = d.messages;
+    for (let i = 0; i < messages.length; i++) {
+      const f = `messages[${i}]`;
+      const m = obj(messages[i], f);
+      onlyKeys(m, ['role', 'content'], f);
+      if (typeof m.role !== 'string' || !ROLES.includes(m.role))
+        fail(`${f}.role`, `must be one of ${ROLES.join(', ')}`);
+      str(m.content, `${f}.content`, Number.MAX_SAFE_INTEGER, 0);
+    }
+  }
+
+  const s = obj(d.sampling, 'sampling');
+  onlyKeys(s, ['temperature', 'topP', 'seed', 'maxTokens', 'stop'], 'sampling');
+  num(s.temperature, 'sampling.temperature', 0);
+  num(s.topP, 'sampling.topP', Number.MIN_VALUE, 1);
+  int(s.seed, 'sampling.seed', Number.MIN_SAFE_INTEGER);
+  int(s.maxTokens, 'sampling.maxTokens', 1);
+  if (s.stop !== undefined) {
+    if (!Array.isArray(s.stop)) fail('sampling.stop', `must be an array, got ${kindOf(s.stop)}`);
+    const stop: unknown[] = s.stop;
+    for (let i = 0; i < stop.length; i++) str(stop[i], `sampling.stop[${i}]`, Number.MAX_SAFE_INTEGER);
+  }
+
+  num(d.deadlineMs, 'deadlineMs', 0);
+  num(d.createdAtMs, 'createdAtMs', 0);
+
+  const kv = obj(d.kv, 'kv');
+  if (kv.kind === 'ref') {
+    onlyKeys(kv, ['kind', 'key', 'bytes', 'checksum'], 'kv');
+    str(kv.key, 'kv.key', MAX_KEY_CHARS);
+    int(kv.bytes, 'kv.bytes', 0);
+    int(kv.checksum, 'kv.checksum', 0, U32_MAX);
+  } else if (kv.kind === 'inline') {
+    onlyKeys(kv, ['kind', 'data', 'bytes', 'checksum'], 'kv');
+    if (typeof kv.data !== 'string') fail('kv.data', `must be a base64 string, got ${kindOf(kv.data)}`);
+    const bytes = int(kv.bytes, 'kv.bytes', 0);
+    int(kv.checksum, 'kv.checksum', 0, U32_MAX);
+    const decoded = base64DecodedLength(kv.data);
+    if (decoded < 0) fail('kv.data', 'must be canonical padded base64');
+    if (decoded !== bytes) fail('kv.bytes', `is ${bytes} but kv.data holds ${decoded} bytes`);
+  } else if (kv.kind === 'none') {
+    onlyKeys(kv, ['kind'], 'kv');
+  } else {
+    fail('kv.kind', `must be "ref", "inline" or "none"`);
+  }
+
+  if (d.firstToken !== null) {
+    if (!isObj(d.firstToken)) fail('firstToken', `must be null or an object, got ${kindOf(d.firstToken)}`);
+    const t = d.firstToken;
+    onlyKeys(t, ['id', 'text'], 'firstToken');
+    if (t.id !== null) int(t.id, 'firstToken.id', 0, U32_MAX);
+    if (typeof t.text !== 'string') fail('firstToken.text', `must be a string, got ${kindOf(t.text)}`);
+  }
+
+  const stamps = obj(d.stamps, 'stamps');
+  for (const [name, value] of Object.entries(stamps)) {
+    if (name.length < 1 || name.length > MAX_STAMP_NAME_CHARS) {
+      fail('stamps', `has a stamp name of ${name.length} characters; names must be 1..${MAX_STAMP_NAME_CHARS}`);
+    }
+    const f = `stamps.${name}`;
+    const st = obj(value, f);
+    onlyKeys(st, ['emulatedMs', 'measuredMs'], f);
+    num(st.emulatedMs, `${f}.emulatedMs`, 0);
+    num(st.measuredMs, `${f}.measuredMs`, 0);
+  }
+
+  if (typeof d.mode !== 'string' || !MODES.includes(d.mode)) fail('mode', `must be one of ${MODES.join(', ')}`);
+}
