@@ -3,6 +3,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ProfileError } from '../lib/core/emulator';
+import { ConfigError } from '../lib/core/engine/config';
 import {
   calibrationJson,
   calibrationMarkdown,
@@ -13,6 +14,7 @@ import {
 import { EXIT_USAGE } from './commands/errors';
 import { estimateText, runEstimate, type EstimateFlags } from './commands/estimate';
 import { profilesJson, profilesText } from './commands/profiles';
+import { runServe, type ServeFlags } from './commands/serve';
 
 const program = new Command()
   .name('disagg')
@@ -78,6 +80,31 @@ program
     else print(calibrationText(rows));
   });
 
+program
+  .command('serve')
+  .description('serve the pipeline embedded in this process behind an OpenAI-compatible API')
+  .option('--config <file>', 'JSON file with any of the options below (camelCase keys)')
+  .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+  .option('--port <port>', 'port (default 8080; env PORT)')
+  .option('--model <id>', 'emulated target model (default llama-3.3-70b)')
+  .option('--prefill <DEV[xCOUNT]>', 'prefill pool (default trn2x16)')
+  .option('--decode <DEV[xCOUNT]>', 'decode pool (default cs3x4)')
+  .option('--colocated <DEV[xCOUNT]|none>', 'colocated baseline pool (default h100x8)')
+  .option('--time-scale <x>', '1 sleeps emulated time in real time, 0 never sleeps (default 1; env DISAGG_TIME_SCALE)')
+  .option('--decode-batch <n>', 'largest running decode batch (default 32)')
+  .option(
+    '--colocate-below <tokens>',
+    'run prompts of at most this many tokens colocated in mode auto (default 0: never)',
+  )
+  .option('--max-prefill-queue <n>', 'requests waiting for prefill before new ones get 429 (default 64)')
+  .option('--max-decode-queue <n>', 'requests waiting for decode before new ones get 429 (default 256)')
+  .option('--kv-failure-policy <policy>', 'missing or corrupt KV: fail or recompute (default recompute)')
+  .option('--redis-url <url>', 'keep KV blobs and results in Redis (env REDIS_URL)')
+  .option('--backend <name>', 'reference (default, offline) or bedrock')
+  .option('--bedrock-model-id <id>', 'Bedrock model for --backend bedrock (env DISAGG_BEDROCK_MODEL_ID)')
+  .option('--no-auth', 'serve without an API key (prints a warning)')
+  .action(async (flags: ServeFlags) => runServe(flags));
+
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
@@ -87,7 +114,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Help and version exit 0; every other commander error is a usage error.
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    if (err instanceof ProfileError) {
+    if (err instanceof ProfileError || err instanceof ConfigError) {
       process.stderr.write(`disagg: ${err.message}\n`);
       return EXIT_USAGE;
     }

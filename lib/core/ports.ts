@@ -129,3 +129,13 @@ export interface GenerationBackend {
   prefill(promptIds: readonly number[], sampling: SamplingParams): Promise<PrefillOutput>;
   startDecode(input: DecodeInput): DecodeSession;
 }
+
+/**
+ * Live notifications of a request's progress (tokens as they are produced, terminal state).
+ * In one process an in-memory bus; across processes the API polls the ResultStore instead.
+ */
+export interface EventBus<TEvent = unknown> {
+  publish(requestId: string, event: TEvent): void;
+  /** Returns the unsubscribe function. */
+  subscribe(requestId: string, listener: (event: TEvent) => void): () => void;
+}

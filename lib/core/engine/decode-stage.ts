@@ -1,0 +1,367 @@
+/**
+ * The decode stage: take a handoff descriptor, load and verify its KV (then delete the blob),
+ * charge the emulated transfer, and run the request in a continuously batched decode loop whose
+ * step time the timing model gives for the live batch.
+ */
+import { decodeStepTime, kvBytesForContext, kvTransferTime, prefillTime, type DevicePool } from '../emulator';
+import type {
+  Clock,
+  DecodeSession,
+  GeneratedToken,
+  GenerationBackend,
+  KvCache,
+  KvStore,
+  ResultStore,
+  SamplingParams,
+} from '../ports';
+import type { EngineConfig } from './config';
+import { decodeDescriptor, DescriptorError, inlineKvBytes, verifyKvBytes, type HandoffDescriptor } from './descriptor';
+import { decodeKvBlob, KvBlobError } from './kv-blob';
+import type { RequestError } from './record';
+import type { RequestTracker } from './tracker';
+
+/** A cancellation marker written by the API (DELETE /v1/requests/{id}) and read by the stages. */
+export interface CancellationMarker {
+  readonly cancelledAtMs: number;
+}
+
+export interface DecodeDeps {
+  readonly clock: Clock;
+  readonly backend: GenerationBackend;
+  readonly kv: KvStore;
+  readonly cancellations: ResultStore<CancellationMarker>;
+  readonly wallClockMs: () => number;
+}
+
+/** Why the KV could not be used; the KV failure policy decides what happens next. */
+export class KvUnavailableError extends Error {
+  override readonly name = 'KvUnavailableError';
+  constructor(
+    readonly code: 'kv_missing' | 'kv_corrupt' | 'kv_version',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function parseDescriptor(body: string): HandoffDescriptor {
+  return decodeDescriptor(body);
+}
+
+/** Fetches, verifies and frees the descriptor's KV. Throws KvUnavailableError with the cause. */
+export async function loadKv(descriptor: HandoffDescriptor, kvStore: KvStore): Promise<KvCache | null> {
+  const location = descriptor.kv;
+  if (location.kind === 'none') return null;
+  let bytes: Uint8Array | null;
+  try {
+    if (location.kind === 'inline') {
+      bytes = inlineKvBytes(location);
+    } else {
+      bytes = await kvStore.get(location.key);
+      // Consumed: free it now; the TTL lease is only the backstop.
+      await kvStore.delete(location.key);
+      if (bytes === null) {
+        throw new KvUnavailableError(
+          'kv_missing',
+          `KV blob for request ${descriptor.requestId} is missing or expired (key lease ran out or was deleted)`,
+        );
+      }
+      verifyKvBytes(location, bytes);
+    }
+    return decodeKvBlob(bytes);
+  } catch (err) {
+    if (err instanceof KvUnavailableError) throw err;
+    if (err instanceof KvBlobError && err.code === 'version_mismatch')
+      throw new KvUnavailableError('kv_version', err.message);
+    if (err instanceof KvBlobError || err instanceof DescriptorError) {
+      throw new KvUnavailableError(
+        'kv_corrupt',
+        `KV blob for request ${descriptor.requestId} is corrupt: ${err.message}`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Emulated time to move the target model's KV for the prompt from the prefill pool to the decode pool. */
+export function transferMs(config: EngineConfig, promptTokens: number): number {
+  const bytes = kvBytesForContext(config.model, promptTokens, config.compute.kvDtype);
+  return kvTransferTime({ bytes, from: config.prefillPool, to: config.decodePool, layers: config.model.layers }).ms;
+}
+
+/** A request ready to join a decode batch. */
+export interface DecodeJob {
+  readonly tracker: RequestTracker;
+  readonly session: DecodeSession;
+  /** Produced by prefill; emitted after the first decode step is charged. */
+  readonly firstToken: GeneratedToken | null;
+  readonly promptTokens: number;
+  readonly sampling: SamplingParams;
+  readonly deadlineMs: number;
+}
+
+interface Running {
+  readonly job: DecodeJob;
+  context: number;
+  emitted: number;
+  text: string;
+  firstStepMs: number;
+  pendingFirst: GeneratedToken | null;
+  done: (() => void) | null;
+}
+
+/** Steps between checks of the cancellation store: cheap in memory, a round trip in Redis or DynamoDB. */
+const CANCEL_CHECK_EVERY_STEPS = 8;
+
+/**
+ * Continuous batching: requests join and leave the running batch between steps, up to
+ * `maxBatch`. Each step charges the timing model's step time for the batch as it is.
+ */
+export class DecodeBatcher {
+  private readonly running: Running[] = [];
+  private looping = false;
+  private steps = 0;
+  private roomWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly pool: DevicePool,
+    private readonly config: EngineConfig,
+    private readonly deps: DecodeDeps,
+  ) {}
+
+  get size(): number {
+    return this.running.length;
+  }
+
+  hasRoom(): boolean {
+    return this.running.length < this.config.decodeBatchMax;
+  }
+
+  /** Resolves when a request leaves the batch (or at once if there is room). */
+  waitForRoom(): Promise<void> {
+    if (this.hasRoom()) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** Runs the request to a terminal state; resolves when it has one. */
+  join(job: DecodeJob): Promise<void> {
+    job.tracker.setState('decoding');
+    job.tracker.stamp('decode_start', { batch: this.running.length + 1 });
+    return new Promise<void>((resolve) => {
+      this.running.push({
+        job,
+        context: job.promptTokens,
+        emitted: 0,
+        text: '',
+        firstStepMs: 0,
+        pendingFirst: job.firstToken,
+        done: resolve,
+      });
+      if (!this.looping) void this.loop();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    this.looping = true;
+    try {
+      while (this.running.length > 0) await this.step();
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  private async step(): Promise<void> {
+    const batch = [...this.running];
+    const stepMs = decodeStepTime(
+      this.config.model,
+      this.pool,
+      batch.map((r) => r.context),
+      this.config.compute,
+    ).ms;
+    const checkCancel = this.steps++ % CANCEL_CHECK_EVERY_STEPS === 0;
+    const [tokens] = await Promise.all([
+      Promise.all(batch.map((r) => this.nextToken(r))),
+      this.deps.clock.charge(stepMs),
+    ]);
+    await Promise.all(batch.map((r, i) => this.advance(r, tokens[i] as TokenOrError, stepMs, checkCancel)));
+  }
+
+  private async nextToken(r: Running): Promise<TokenOrError> {
+    try {
+      if (r.pendingFirst) {
+        const first = r.pendingFirst;
+        r.pendingFirst = null;
+        return first;
+      }
+      return await r.job.session.next();
+    } catch (err) {
+      return { error: { code: 'backend_error', message: `generation backend failed: ${(err as Error).message}` } };
+    }
+  }
+
+  private async advance(r: Running, token: TokenOrError, stepMs: number, checkCancel: boolean): Promise<void> {
+    const { tracker, sampling, deadlineMs } = r.job;
+    tracker.decodeEmulatedMs += stepMs;
+    if (r.emitted === 0) r.firstStepMs = stepMs;
+    if (token !== null && 'error' in token) return this.end(r, 'failed', token.error);
+    if (checkCancel && (await this.deps.cancellations.get(tracker.record.id)) !== null) return this.end(r, 'cancelled');
+    if (this.deps.wallClockMs() > deadlineMs) {
+      return this.end(r, 'failed', {
+        code: 'timeout',
+        message: `request ${tracker.record.id} passed its deadline after ${r.emitted} tokens`,
+      });
+    }
+    if (token === null) return this.end(r, 'completed', undefined, 'stop');
+    const stopAt = firstStop(r.text + token.text, sampling.stop);
+    const piece = stopAt === -1 ? token.text : (r.text + token.text).slice(r.text.length, stopAt);
+    if (piece.length > 0 || stopAt === -1) this.emit(r, piece);
+    if (stopAt !== -1) return this.end(r, 'completed', undefined, 'stop');
+    if (r.emitted >= sampling.maxTokens) return this.end(r, 'completed', undefined, 'length');
+  }
+
+  private emit(r: Running, piece: string): void {
+    const { tracker } = r.job;
+    const record = tracker.record;
+    r.text += piece;
+    r.emitted += 1;
+    r.context += 1;
+    record.pieces.push(piece);
+    record.completionTokens = r.emitted;
+    if (r.emitted === 1) {
+      record.emulated.ttftMs = record.emulated.prefillMs + record.emulated.transferMs + r.firstStepMs;
+      tracker.stamp('first_token');
+    } else if (r.emitted % this.config.tokenEventEvery === 0) {
+      tracker.stamp('tokens', { count: r.emitted });
+      void tracker.save();
+    }
+    tracker.publish({ type: 'token', index: r.emitted - 1, text: piece });
+  }
+
+  private async end(
+    r: Running,
+    state: 'completed' | 'failed' | 'cancelled',
+    error?: RequestError,
+    finish?: 'stop' | 'length',
+  ): Promise<void> {
+    const index = this.running.indexOf(r);
+    if (index === -1) return;
+    this.running.splice(index, 1);
+    r.job.session.close();
+    const { tracker } = r.job;
+    const record = tracker.record;
+    if (finish) record.finishReason = finish;
+    record.emulated.tpotMs = r.emitted > 1 ? (tracker.decodeEmulatedMs - r.firstStepMs) / (r.emitted - 1) : 0;
+    const decodeStart = tracker.stampedAt('decode_start') ?? 0;
+    record.measured.decodeMs = tracker.elapsedMs() - decodeStart;
+    await tracker.finish(state, error);
+    r.done?.();
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+type TokenOrError = GeneratedToken | null | { error: RequestError };
+
+/** Index where the earliest stop sequence starts in `text`, or -1. */
+function firstStop(text: string, stop: readonly string[] | undefined): number {
+  if (!stop || stop.length === 0) return -1;
+  let best = -1;
+  for (const s of stop) {
+    if (s.length === 0) continue;
+    const at = text.indexOf(s);
+    if (at !== -1 && (best === -1 || at < best)) best = at;
+  }
+  return best;
+}
+
+/** Opens the backend's decode session for a descriptor whose KV was loaded. */
+export function startSession(
+  backend: GenerationBackend,
+  descriptor: HandoffDescriptor,
+  kv: KvCache | null,
+  firstToken: GeneratedToken | null,
+): DecodeSession {
+  return backend.startDecode({
+    promptIds: descriptor.promptIds,
+    messages: descriptor.messages ?? [],
+    kv,
+    firstToken,
+    sampling: descriptor.sampling,
+  });
+}
+
+export type IntakeResult = { readonly kind: 'decode'; readonly job: DecodeJob } | { readonly kind: 'ended' };
+
+/**
+ * Everything between receiving a descriptor and joining the batch: cancellation and deadline
+ * checks, KV load (freeing the blob) under the KV failure policy, and the emulated transfer.
+ */
+export async function intakeHandoff(
+  descriptor: HandoffDescriptor,
+  tracker: RequestTracker,
+  config: EngineConfig,
+  deps: DecodeDeps,
+): Promise<IntakeResult> {
+  const discardKv = async (): Promise<void> => {
+    if (descriptor.kv.kind === 'ref') await deps.kv.delete(descriptor.kv.key);
+  };
+  if ((await deps.cancellations.get(descriptor.requestId)) !== null) {
+    await discardKv();
+    await tracker.finish('cancelled');
+    return { kind: 'ended' };
+  }
+  if (deps.wallClockMs() > descriptor.deadlineMs) {
+    await discardKv();
+    await tracker.finish('failed', {
+      code: 'timeout',
+      message: `request ${descriptor.requestId} passed its deadline before decode started`,
+    });
+    return { kind: 'ended' };
+  }
+  let kv: KvCache | null;
+  let firstToken = descriptor.firstToken;
+  try {
+    kv = await loadKv(descriptor, deps.kv);
+    const at = tracker.stamp('kv_get', { bytes: descriptor.kv.kind === 'none' ? 0 : descriptor.kv.bytes });
+    tracker.record.measured.handoffMs = at - (tracker.stampedAt('prefill_end') ?? at);
+    const transfer = transferMs(config, descriptor.promptTokens);
+    await deps.clock.charge(transfer);
+    tracker.record.emulated.transferMs = transfer;
+  } catch (err) {
+    if (!(err instanceof KvUnavailableError)) throw err;
+    if (config.kvFailurePolicy === 'fail') {
+      await tracker.finish('failed', { code: err.code, message: err.message });
+      return { kind: 'ended' };
+    }
+    // Recompute: prefill again where decode runs, as attempt + 1.
+    tracker.record.attempt += 1;
+    tracker.stamp('prefill_start', { recompute: true, cause: err.code });
+    const emulated = prefillTime(
+      config.model,
+      config.decodePool,
+      [{ newTokens: descriptor.promptTokens, cachedTokens: 0 }],
+      config.compute,
+    ).ms;
+    const [output] = await Promise.all([
+      deps.backend.prefill(descriptor.promptIds, descriptor.sampling),
+      deps.clock.charge(emulated),
+    ]);
+    tracker.record.emulated.prefillMs += emulated;
+    tracker.stamp('prefill_end', { recompute: true });
+    kv = output.kv;
+    firstToken = output.firstToken;
+  }
+  const session = startSession(deps.backend, descriptor, kv, firstToken);
+  return {
+    kind: 'decode',
+    job: {
+      tracker,
+      session,
+      firstToken,
+      promptTokens: descriptor.promptTokens,
+      sampling: descriptor.sampling,
+      deadlineMs: descriptor.deadlineMs,
+    },
+  };
+}

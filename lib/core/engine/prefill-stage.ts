@@ -1,0 +1,121 @@
+/**
+ * The prefill stage: run the prompt through the backend while charging the emulated prefill time,
+ * then hand the KV over: blob to the KV store (or inline when small), descriptor to the queue.
+ */
+import { prefillTime } from '../emulator';
+import type { ChatMessage, Clock, GenerationBackend, KvStore, PrefillOutput, Queue, SamplingParams } from '../ports';
+import type { EngineConfig } from './config';
+import {
+  DESCRIPTOR_VERSION,
+  encodeDescriptor,
+  fitsInline,
+  inlineKv,
+  refKv,
+  type HandoffDescriptor,
+  type KvLocation,
+} from './descriptor';
+import { encodeKvBlob } from './kv-blob';
+import type { RoutingMode } from './routing';
+import type { RequestTracker } from './tracker';
+
+export interface PrefillJob {
+  readonly requestId: string;
+  readonly promptIds: readonly number[];
+  readonly messages: readonly ChatMessage[];
+  readonly sampling: SamplingParams;
+  readonly mode: RoutingMode;
+  /** Epoch ms after which the request ends with a timeout. */
+  readonly deadlineMs: number;
+}
+
+export interface PrefillDeps {
+  readonly clock: Clock;
+  readonly backend: GenerationBackend;
+  readonly kv: KvStore;
+  readonly queue: Queue;
+  /** A random, unguessable KV key. */
+  readonly randomKey: () => string;
+}
+
+/** Runs the prompt and charges its emulated time; returns the backend's output (KV and first token). */
+export async function prefillPrompt(
+  tracker: RequestTracker,
+  job: PrefillJob,
+  config: EngineConfig,
+  deps: Pick<PrefillDeps, 'clock' | 'backend'>,
+): Promise<PrefillOutput> {
+  const pool = job.mode === 'colocated' && config.colocatedPool ? config.colocatedPool : config.prefillPool;
+  tracker.setState('prefilling');
+  const start = tracker.stamp('prefill_start');
+  if (tracker.record.attempt === 1) tracker.record.measured.queueMs = start;
+  const emulated = prefillTime(
+    config.model,
+    pool,
+    [{ newTokens: job.promptIds.length, cachedTokens: 0 }],
+    config.compute,
+  ).ms;
+  // Model compute and the emulated device time overlap: wall time is the longer of the two.
+  const [output] = await Promise.all([deps.backend.prefill(job.promptIds, job.sampling), deps.clock.charge(emulated)]);
+  tracker.record.emulated.prefillMs += emulated;
+  const end = tracker.stamp('prefill_end', {
+    emulatedPrefillMs: round(emulated),
+    pool: `${pool.device}x${pool.count}`,
+  });
+  tracker.record.measured.prefillMs += end - start;
+  return output;
+}
+
+/**
+ * Disaggregated handoff (claim check): the KV blob goes to the KV store under a random key with a
+ * TTL lease, or inline when small; the descriptor goes to the queue. A failed send deletes the blob.
+ */
+export async function handOff(
+  tracker: RequestTracker,
+  job: PrefillJob,
+  output: PrefillOutput,
+  config: EngineConfig,
+  deps: PrefillDeps,
+): Promise<HandoffDescriptor> {
+  let kv: KvLocation = { kind: 'none' };
+  let storedKey: string | null = null;
+  if (output.kv) {
+    const blob = encodeKvBlob(output.kv);
+    if (fitsInline(blob.length)) {
+      kv = inlineKv(blob);
+    } else {
+      storedKey = deps.randomKey();
+      await deps.kv.put(storedKey, blob, config.kvTtlMs);
+      kv = refKv(storedKey, blob);
+    }
+    tracker.stamp('kv_put', { bytes: blob.length, inline: storedKey === null });
+  }
+  const record = tracker.record;
+  const descriptor: HandoffDescriptor = {
+    v: DESCRIPTOR_VERSION,
+    requestId: job.requestId,
+    attempt: record.attempt,
+    model: config.model.id,
+    promptTokens: job.promptIds.length,
+    promptIds: job.promptIds,
+    messages: job.messages,
+    sampling: job.sampling,
+    deadlineMs: job.deadlineMs,
+    createdAtMs: record.createdAtMs,
+    kv,
+    firstToken: output.firstToken,
+    stamps: { prefill: { emulatedMs: record.emulated.prefillMs, measuredMs: record.measured.prefillMs } },
+    mode: 'disaggregated',
+  };
+  try {
+    const body = encodeDescriptor(descriptor);
+    tracker.setState('handoff');
+    await tracker.save();
+    await deps.queue.send(body);
+  } catch (err) {
+    if (storedKey !== null) await deps.kv.delete(storedKey);
+    throw err;
+  }
+  return descriptor;
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;

@@ -1,0 +1,78 @@
+/**
+ * Keeps a request's record as a stage works on it: timeline stamps with emulated and measured
+ * time kept apart, state changes, and writes to the ResultStore and the EventBus.
+ */
+import type { EventBus, ResultStore } from '../ports';
+import { isTerminal, type RequestEvent, type RequestRecord, type RequestState, type TimelineEventName } from './record';
+
+export interface TrackerDeps {
+  readonly results: ResultStore<RequestRecord>;
+  readonly events: EventBus<RequestEvent>;
+  /** Epoch milliseconds with sub-millisecond precision (measured time, comparable across processes). */
+  readonly wallClockMs: () => number;
+}
+
+export class RequestTracker {
+  constructor(
+    readonly record: RequestRecord,
+    private readonly deps: TrackerDeps,
+    private readonly resultTtlMs: number,
+  ) {}
+
+  /** Measured wall ms since the request was received. */
+  elapsedMs(): number {
+    return this.deps.wallClockMs() - this.record.createdAtMs;
+  }
+
+  /** Emulated device ms charged to this request so far. */
+  emulatedSoFar(): number {
+    const e = this.record.emulated;
+    return e.prefillMs + e.transferMs + this.decodeEmulatedMs;
+  }
+
+  /** Emulated ms of all decode steps charged so far (first step included). */
+  decodeEmulatedMs = 0;
+
+  stamp(event: TimelineEventName, detail?: Record<string, string | number | boolean>): number {
+    const measuredMs = this.elapsedMs();
+    this.record.timeline.push({ event, measuredMs, emulatedMs: this.emulatedSoFar(), ...(detail ? { detail } : {}) });
+    return measuredMs;
+  }
+
+  /** The measured ms at which `event` was first stamped, or undefined. */
+  stampedAt(event: TimelineEventName): number | undefined {
+    return this.record.timeline.find((t) => t.event === event)?.measuredMs;
+  }
+
+  publish(event: RequestEvent): void {
+    this.deps.events.publish(this.record.id, event);
+  }
+
+  setState(state: RequestState): void {
+    this.record.state = state;
+    this.deps.events.publish(this.record.id, { type: 'state', state });
+  }
+
+  async save(): Promise<void> {
+    await this.deps.results.put(this.record.id, this.record, this.resultTtlMs);
+  }
+
+  /** Ends the request in a terminal state, saves it and tells listeners. Idempotent. */
+  async finish(
+    state: Extract<RequestState, 'completed' | 'failed' | 'cancelled' | 'rejected'>,
+    error?: { code: string; message: string },
+  ): Promise<void> {
+    if (isTerminal(this.record.state)) return;
+    this.record.state = state;
+    if (error) this.record.error = error;
+    const at = this.stamp(
+      state === 'completed' ? 'completed' : state === 'rejected' ? 'rejected' : state,
+      error ? { code: error.code } : undefined,
+    );
+    this.record.measured.totalMs = at;
+    this.record.emulated.e2eMs = this.emulatedSoFar();
+    await this.save();
+    this.deps.events.publish(this.record.id, { type: 'state', state });
+    this.deps.events.publish(this.record.id, { type: 'done', record: this.record });
+  }
+}

@@ -1,0 +1,389 @@
+/**
+ * The embedded OpenAI-compatible HTTP API over the runtime:
+ *   POST /v1/chat/completions, POST /v1/completions (JSON or SSE), GET /v1/models,
+ *   GET /v1/requests/{id}, DELETE /v1/requests/{id}, GET /healthz.
+ * Errors are `{"error": {"message", "type", "param", "code"}}` with a 4xx; input never crashes it.
+ */
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  ApiError,
+  assertPromptFits,
+  chatCompletionChunk,
+  chatCompletionResponse,
+  completionChunk,
+  completionResponse,
+  parseChatCompletionRequest,
+  parseCompletionRequest,
+  parseJsonBody,
+  payloadTooLarge,
+  sseData,
+  unsupportedMediaType,
+  type ApiLimits,
+  type CompletionResult,
+  type ParsedCompletionRequest,
+} from '../core/engine/openai';
+import { isTerminal, type RequestEvent, type RequestRecord } from '../core/engine/record';
+import { disaggSummary } from '../core/engine/summary';
+import type { EventBus, Tokenizer } from '../core/ports';
+import { chatPromptIds, completionPromptIds } from '../adapters/tokenizer-llama3';
+import type { EmbeddedRuntime } from './runtime';
+
+export interface HttpApiOptions {
+  readonly runtime: EmbeddedRuntime;
+  readonly events: EventBus<RequestEvent>;
+  readonly tokenizer: Tokenizer;
+  readonly limits: ApiLimits;
+  /** Largest request body accepted, bytes. */
+  readonly maxBodyBytes: number;
+  /** Bearer token required on /v1 routes; null turns authentication off. */
+  readonly apiKey: string | null;
+  readonly log?: (line: string) => void;
+}
+
+export function createHttpApi(options: HttpApiOptions): Server {
+  const server = createServer((req, res) => {
+    handle(req, res, options).catch((err: unknown) => {
+      if (!(err instanceof ApiError)) options.log?.(`internal error: ${(err as Error).stack ?? String(err)}`);
+      if (res.headersSent) res.end();
+      else sendError(res, err);
+    });
+  });
+  // Slow or stuck clients must not hold sockets forever.
+  server.requestTimeout = 60_000;
+  server.headersTimeout = 30_000;
+  return server;
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, o: HttpApiOptions): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname.replace(/\/+$/, '') || '/';
+  const method = req.method ?? 'GET';
+
+  if (path === '/healthz' && method === 'GET') {
+    return sendJson(res, 200, { status: 'ok', ...o.runtime.occupancy() });
+  }
+  if (!path.startsWith('/v1/')) {
+    return sendError(
+      res,
+      new ApiError(404, `no route for ${method} ${path}`, 'not_found_error', null, 'route_not_found'),
+    );
+  }
+  authenticate(req, o.apiKey);
+
+  if (path === '/v1/models' && method === 'GET') {
+    const created = Math.floor(Date.now() / 1000);
+    return sendJson(res, 200, {
+      object: 'list',
+      data: [{ id: o.runtime.config.model.id, object: 'model', created, owned_by: 'disagg' }],
+    });
+  }
+  if (path === '/v1/chat/completions' || path === '/v1/completions') {
+    if (method !== 'POST') return sendError(res, methodNotAllowed(method, path, 'POST'));
+    const kind = path === '/v1/chat/completions' ? 'chat' : 'completion';
+    return completions(req, res, o, kind);
+  }
+  const match = /^\/v1\/requests\/([A-Za-z0-9_-]{1,128})$/.exec(path);
+  if (match) {
+    const id = match[1]!;
+    if (method === 'GET') {
+      const record = await o.runtime.get(id);
+      if (!record) throw requestNotFound(id);
+      return sendJson(res, 200, requestView(record));
+    }
+    if (method === 'DELETE') {
+      const record = await o.runtime.cancel(id);
+      if (!record) throw requestNotFound(id);
+      return sendJson(res, 200, requestView(record));
+    }
+    return sendError(res, methodNotAllowed(method, path, 'GET, DELETE'));
+  }
+  throw new ApiError(404, `no route for ${method} ${path}`, 'not_found_error', null, 'route_not_found');
+}
+
+function authenticate(req: IncomingMessage, apiKey: string | null): void {
+  if (apiKey === null) return;
+  const header = req.headers.authorization ?? '';
+  const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+  const a = Buffer.from(token);
+  const b = Buffer.from(apiKey);
+  if (a.length !== b.length || !timingSafeEqual(a, b)) {
+    throw new ApiError(
+      401,
+      'missing or wrong API key: send "Authorization: Bearer <key>"',
+      'authentication_error',
+      null,
+      'invalid_api_key',
+    );
+  }
+}
+
+async function completions(
+  req: IncomingMessage,
+  res: ServerResponse,
+  o: HttpApiOptions,
+  kind: 'chat' | 'completion',
+): Promise<void> {
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (contentType !== 'application/json') {
+    req.resume();
+    throw unsupportedMediaType(contentType || '(none)');
+  }
+  const body = parseJsonBody(await readBody(req, o.maxBodyBytes));
+  const served = [o.runtime.config.model.id];
+  const parsed =
+    kind === 'chat'
+      ? parseChatCompletionRequest(body, o.limits, served)
+      : parseCompletionRequest(body, o.limits, served);
+  const promptIds =
+    parsed.kind === 'chat'
+      ? chatPromptIds(o.tokenizer, parsed.messages)
+      : completionPromptIds(o.tokenizer, parsed.prompt ?? '');
+  assertPromptFits(
+    promptIds.length,
+    o.limits,
+    o.runtime.config.model.maxContext,
+    parsed.sampling.maxTokens,
+    kind === 'chat' ? 'messages' : 'prompt',
+  );
+
+  const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+  const createdS = Math.floor(Date.now() / 1000);
+  // Subscribe before submitting so no event is missed.
+  const stream = new EventStream(o.events, id);
+  const submitted = await o.runtime.submit({
+    id,
+    model: parsed.model,
+    promptIds,
+    messages: parsed.messages,
+    sampling: parsed.sampling,
+    mode: parsed.mode,
+  });
+  if (!submitted.accepted) {
+    stream.close();
+    res.setHeader('Retry-After', String(submitted.decision.retryAfterSeconds));
+    throw new ApiError(
+      429,
+      `server is at capacity: ${submitted.decision.reason}; retry after ${submitted.decision.retryAfterSeconds} s`,
+      'rate_limit_error',
+      null,
+      'overloaded',
+      submitted.decision.retryAfterSeconds,
+    );
+  }
+  // A client that goes away cancels its request: decode stops and the KV is freed.
+  res.on('close', () => {
+    if (!stream.finished) void o.runtime.cancel(id);
+    stream.close();
+  });
+  if (parsed.stream) return streamResponse(res, parsed, stream, { id, createdS, kind, promptTokens: promptIds.length });
+  const record = await stream.done();
+  if (record.state !== 'completed') throw failedRequest(record);
+  const result = completionResult(record, parsed, id, createdS);
+  sendJson(res, 200, kind === 'chat' ? chatCompletionResponse(result) : completionResponse(result));
+}
+
+async function streamResponse(
+  res: ServerResponse,
+  parsed: ParsedCompletionRequest,
+  stream: EventStream,
+  meta: { id: string; createdS: number; kind: 'chat' | 'completion'; promptTokens: number },
+): Promise<void> {
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  const base = { id: meta.id, model: parsed.model, createdS: meta.createdS };
+  const chunk = (
+    text: string | null,
+    finishReason: 'stop' | 'length' | null,
+    extra: { disagg?: unknown } = {},
+  ): object =>
+    meta.kind === 'chat'
+      ? chatCompletionChunk({ ...base, delta: text === null ? {} : { content: text }, finishReason, ...extra })
+      : completionChunk({ ...base, text: text ?? '', finishReason, ...extra });
+  if (meta.kind === 'chat')
+    res.write(sseData(chatCompletionChunk({ ...base, delta: { role: 'assistant', content: '' }, finishReason: null })));
+  for await (const piece of stream.tokens()) res.write(sseData(chunk(piece, null)));
+  const record = await stream.done();
+  if (record.state === 'completed') {
+    res.write(sseData(chunk(null, record.finishReason ?? 'stop', { disagg: disaggSummary(record) })));
+  } else {
+    // Headers are gone: report the failure in-band, in the API's error format.
+    res.write(sseData(failedRequest(record).toBody()));
+  }
+  if (parsed.includeUsageInStream) {
+    const usage = {
+      prompt_tokens: meta.promptTokens,
+      completion_tokens: record.completionTokens,
+      total_tokens: meta.promptTokens + record.completionTokens,
+    };
+    const usageChunk =
+      meta.kind === 'chat'
+        ? { ...chatCompletionChunk({ ...base, delta: {}, finishReason: null, usage }), choices: [] }
+        : { ...completionChunk({ ...base, text: '', finishReason: null, usage }), choices: [] };
+    res.write(sseData(usageChunk));
+  }
+  res.end(sseData('[DONE]'));
+}
+
+function completionResult(
+  record: RequestRecord,
+  parsed: ParsedCompletionRequest,
+  id: string,
+  createdS: number,
+): CompletionResult {
+  return {
+    id,
+    model: parsed.model,
+    createdS,
+    text: record.pieces.join(''),
+    finishReason: record.finishReason,
+    promptTokens: record.promptTokens,
+    completionTokens: record.completionTokens,
+    disagg: disaggSummary(record),
+  };
+}
+
+/** Tokens and the terminal record of one request, from the event bus, as async iteration. */
+class EventStream {
+  finished = false;
+  private readonly pieces: string[] = [];
+  private record: RequestRecord | null = null;
+  private wake: (() => void) | null = null;
+  private readonly unsubscribe: () => void;
+
+  constructor(events: EventBus<RequestEvent>, id: string) {
+    this.unsubscribe = events.subscribe(id, (event) => {
+      if (event.type === 'token') this.pieces.push(event.text);
+      else if (event.type === 'done') {
+        this.record = event.record;
+        this.finished = true;
+      } else return;
+      this.wake?.();
+    });
+  }
+
+  async *tokens(): AsyncGenerator<string> {
+    for (;;) {
+      while (this.pieces.length > 0) yield this.pieces.shift()!;
+      if (this.record) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = null;
+    }
+  }
+
+  async done(): Promise<RequestRecord> {
+    while (!this.record) {
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = null;
+    }
+    this.close();
+    return this.record;
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.reject(payloadTooLarge(limit));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        reject(payloadTooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!failed) resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', (err) => {
+      if (!failed)
+        reject(
+          new ApiError(
+            400,
+            `could not read the request body: ${err.message}`,
+            'invalid_request_error',
+            null,
+            'body_read_error',
+          ),
+        );
+    });
+  });
+}
+
+function requestView(record: RequestRecord): Record<string, unknown> {
+  return {
+    id: record.id,
+    object: 'disagg.request',
+    model: record.model,
+    created: Math.floor(record.createdAtMs / 1000),
+    state: record.state,
+    done: isTerminal(record.state),
+    finish_reason: record.finishReason,
+    usage: {
+      prompt_tokens: record.promptTokens,
+      completion_tokens: record.completionTokens,
+      total_tokens: record.promptTokens + record.completionTokens,
+    },
+    disagg: disaggSummary(record),
+  };
+}
+
+function failedRequest(record: RequestRecord): ApiError {
+  const error = record.error ?? { code: record.state, message: `request ended ${record.state}` };
+  if (record.state === 'cancelled')
+    return new ApiError(409, `request ${record.id} was cancelled`, 'invalid_request_error', null, 'cancelled');
+  const status = error.code === 'timeout' ? 504 : 500;
+  return new ApiError(status, `request ${record.id} failed: ${error.message}`, 'server_error', null, error.code);
+}
+
+function requestNotFound(id: string): ApiError {
+  return new ApiError(
+    404,
+    `no request with id ${id} (records expire after the result TTL)`,
+    'not_found_error',
+    'id',
+    'request_not_found',
+  );
+}
+
+function methodNotAllowed(method: string, path: string, allowed: string): ApiError {
+  return new ApiError(
+    405,
+    `${method} is not allowed on ${path}; use ${allowed}`,
+    'invalid_request_error',
+    null,
+    'method_not_allowed',
+  );
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  const apiError =
+    err instanceof ApiError
+      ? err
+      : new ApiError(500, 'internal error; see the server log', 'server_error', null, 'internal_error');
+  if (apiError.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(apiError.retryAfterSeconds));
+  sendJson(res, apiError.status, apiError.toBody());
+}

@@ -1,0 +1,318 @@
+/**
+ * The embedded runtime: the pipeline's stages as worker loops in one process, wired to adapters.
+ * Prefill workers take admitted requests in order; the decode worker pulls descriptors from the
+ * handoff queue whenever the running batch has room (continuous batching).
+ */
+import { admit, type AdmissionDecision } from '../core/engine/admission';
+import type { EngineConfig } from '../core/engine/config';
+import { stageDevices } from '../core/engine/config';
+import {
+  DecodeBatcher,
+  intakeHandoff,
+  parseDescriptor,
+  type CancellationMarker,
+  type DecodeDeps,
+} from '../core/engine/decode-stage';
+import { DescriptorError } from '../core/engine/descriptor';
+import { handOff, prefillPrompt, type PrefillDeps, type PrefillJob } from '../core/engine/prefill-stage';
+import { newRecord, type RequestEvent, type RequestRecord } from '../core/engine/record';
+import { chooseMode, type RoutingRequest } from '../core/engine/routing';
+import { RequestTracker, type TrackerDeps } from '../core/engine/tracker';
+import { prefillTime } from '../core/emulator';
+import type {
+  ChatMessage,
+  Clock,
+  EventBus,
+  GenerationBackend,
+  KvStore,
+  Queue,
+  QueueMessage,
+  ResultStore,
+  SamplingParams,
+} from '../core/ports';
+
+export interface RuntimeAdapters {
+  readonly clock: Clock;
+  readonly queue: Queue;
+  readonly kv: KvStore;
+  readonly results: ResultStore<RequestRecord>;
+  readonly cancellations: ResultStore<CancellationMarker>;
+  readonly backend: GenerationBackend;
+  readonly events: EventBus<RequestEvent>;
+  readonly randomKey: () => string;
+  readonly wallClockMs: () => number;
+  /** Called when a stage fails unexpectedly (logging); the request itself ends failed. */
+  readonly onError?: (err: unknown, context: string) => void;
+}
+
+export interface SubmitRequest {
+  readonly id: string;
+  readonly model: string;
+  readonly promptIds: readonly number[];
+  readonly messages: readonly ChatMessage[];
+  readonly sampling: SamplingParams;
+  readonly mode: RoutingRequest;
+}
+
+export type SubmitResult =
+  | { readonly accepted: true; readonly record: RequestRecord }
+  | {
+      readonly accepted: false;
+      readonly record: RequestRecord;
+      readonly decision: Extract<AdmissionDecision, { admitted: false }>;
+    };
+
+interface QueuedPrefill {
+  readonly job: PrefillJob;
+  readonly tracker: RequestTracker;
+  readonly emulatedMs: number;
+}
+
+export class EmbeddedRuntime {
+  private readonly prefillWaiting: QueuedPrefill[] = [];
+  private prefillRunning = 0;
+  private readonly handedOff = new Set<string>();
+  private receiving = 0;
+  private stopped = false;
+  private decodeLoop: Promise<void> | null = null;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly disaggBatcher: DecodeBatcher;
+  private readonly colocatedBatcher: DecodeBatcher | null;
+
+  constructor(
+    readonly config: EngineConfig,
+    private readonly adapters: RuntimeAdapters,
+    /** Prefill replicas working at once (each one prompt at a time). */
+    private readonly prefillConcurrency = 1,
+  ) {
+    this.disaggBatcher = new DecodeBatcher(config.decodePool, config, this.decodeDeps());
+    this.colocatedBatcher = config.colocatedPool
+      ? new DecodeBatcher(config.colocatedPool, config, this.decodeDeps())
+      : null;
+  }
+
+  start(): void {
+    if (this.decodeLoop) return;
+    this.stopped = false;
+    this.decodeLoop = this.runDecodeWorker();
+  }
+
+  /** Stops taking work and waits for what is running to reach a terminal state. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.decodeLoop;
+    this.decodeLoop = null;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Requests waiting for or in prefill, and handed off but not yet decoding. */
+  occupancy(): { prefillQueue: number; decodeQueue: number; decodeBatch: number } {
+    return {
+      prefillQueue: this.prefillWaiting.length + this.prefillRunning,
+      decodeQueue: this.handedOff.size,
+      decodeBatch: this.disaggBatcher.size + (this.colocatedBatcher?.size ?? 0),
+    };
+  }
+
+  async submit(req: SubmitRequest): Promise<SubmitResult> {
+    const mode = chooseMode(req.mode, req.promptIds.length, this.config.routing);
+    const createdAtMs = this.adapters.wallClockMs();
+    const record = newRecord({
+      id: req.id,
+      model: req.model,
+      mode,
+      devices: stageDevices(this.config, mode),
+      promptTokens: req.promptIds.length,
+      createdAtMs,
+    });
+    const tracker = new RequestTracker(record, this.trackerDeps(), this.config.resultTtlMs);
+    tracker.stamp('received', { promptTokens: req.promptIds.length });
+    const pool =
+      mode === 'colocated' && this.config.colocatedPool ? this.config.colocatedPool : this.config.prefillPool;
+    const emulatedMs = prefillTime(
+      this.config.model,
+      pool,
+      [{ newTokens: req.promptIds.length, cachedTokens: 0 }],
+      this.config.compute,
+    ).ms;
+    const queuedEmulatedMs = this.prefillWaiting.reduce((sum, q) => sum + q.emulatedMs, 0) + emulatedMs;
+    const occupancy = this.occupancy();
+    const decision = admit(occupancy, this.config.admission, queuedEmulatedMs * this.config.timeScale);
+    if (!decision.admitted) {
+      await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
+      return { accepted: false, record, decision };
+    }
+    tracker.stamp('admitted');
+    tracker.stamp('prefill_queued', { position: occupancy.prefillQueue + 1 });
+    await tracker.save();
+    const job: PrefillJob = {
+      requestId: req.id,
+      promptIds: req.promptIds,
+      messages: req.messages,
+      sampling: req.sampling,
+      mode,
+      deadlineMs: createdAtMs + this.config.requestTimeoutMs,
+    };
+    this.prefillWaiting.push({ job, tracker, emulatedMs });
+    this.pumpPrefill();
+    return { accepted: true, record };
+  }
+
+  get(id: string): Promise<RequestRecord | null> {
+    return this.adapters.results.get(id);
+  }
+
+  /** Marks a request cancelled: it leaves the prefill queue at once, or decode at its next check. */
+  async cancel(id: string): Promise<RequestRecord | null> {
+    const record = await this.adapters.results.get(id);
+    if (!record) return null;
+    await this.adapters.cancellations.put(id, { cancelledAtMs: this.adapters.wallClockMs() }, this.config.resultTtlMs);
+    const waiting = this.prefillWaiting.findIndex((q) => q.job.requestId === id);
+    if (waiting !== -1) {
+      const [queued] = this.prefillWaiting.splice(waiting, 1);
+      await queued!.tracker.finish('cancelled');
+      return queued!.tracker.record;
+    }
+    return record;
+  }
+
+  private trackerDeps(): TrackerDeps {
+    return { results: this.adapters.results, events: this.adapters.events, wallClockMs: this.adapters.wallClockMs };
+  }
+
+  private decodeDeps(): DecodeDeps {
+    const a = this.adapters;
+    return { clock: a.clock, backend: a.backend, kv: a.kv, cancellations: a.cancellations, wallClockMs: a.wallClockMs };
+  }
+
+  private prefillDeps(): PrefillDeps {
+    const a = this.adapters;
+    return { clock: a.clock, backend: a.backend, kv: a.kv, queue: a.queue, randomKey: a.randomKey };
+  }
+
+  private track<T>(work: Promise<T>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+
+  private pumpPrefill(): void {
+    while (this.prefillRunning < this.prefillConcurrency && this.prefillWaiting.length > 0) {
+      const next = this.prefillWaiting.shift()!;
+      this.prefillRunning += 1;
+      this.track(
+        this.runPrefill(next).finally(() => {
+          this.prefillRunning -= 1;
+          this.pumpPrefill();
+        }),
+      );
+    }
+  }
+
+  private async runPrefill({ job, tracker }: QueuedPrefill): Promise<void> {
+    try {
+      if ((await this.adapters.cancellations.get(job.requestId)) !== null) return await tracker.finish('cancelled');
+      if (this.adapters.wallClockMs() > job.deadlineMs) {
+        return await tracker.finish('failed', {
+          code: 'timeout',
+          message: `request ${job.requestId} passed its deadline while queued for prefill`,
+        });
+      }
+      const output = await prefillPrompt(tracker, job, this.config, this.prefillDeps());
+      if (job.mode === 'colocated' && this.colocatedBatcher) {
+        // One device does both phases: the KV never leaves it, nothing to transfer.
+        const session = this.adapters.backend.startDecode({
+          promptIds: job.promptIds,
+          messages: job.messages,
+          kv: output.kv,
+          firstToken: output.firstToken,
+          sampling: job.sampling,
+        });
+        const decoding = this.colocatedBatcher.join({
+          tracker,
+          session,
+          firstToken: output.firstToken,
+          promptTokens: job.promptIds.length,
+          sampling: job.sampling,
+          deadlineMs: job.deadlineMs,
+        });
+        this.track(decoding);
+        return;
+      }
+      this.handedOff.add(job.requestId);
+      await handOff(tracker, job, output, this.config, this.prefillDeps());
+    } catch (err) {
+      this.handedOff.delete(job.requestId);
+      this.adapters.onError?.(err, `prefill of ${job.requestId}`);
+      await tracker.finish('failed', { code: 'prefill_failed', message: `prefill failed: ${(err as Error).message}` });
+    }
+  }
+
+  private async runDecodeWorker(): Promise<void> {
+    while (!this.stopped) {
+      await this.disaggBatcher.waitForRoom();
+      const room = this.config.decodeBatchMax - this.disaggBatcher.size - this.receiving;
+      if (room <= 0) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        continue;
+      }
+      let messages: QueueMessage[];
+      try {
+        messages = await this.adapters.queue.receive(Math.min(room, 10), 250);
+      } catch (err) {
+        this.adapters.onError?.(err, 'receiving from the handoff queue');
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
+      }
+      for (const message of messages) {
+        this.receiving += 1;
+        this.track(this.handleDescriptor(message));
+      }
+    }
+  }
+
+  private async handleDescriptor(message: QueueMessage): Promise<void> {
+    let joined = false;
+    const joinedBatch = (): void => {
+      if (!joined) this.receiving -= 1;
+      joined = true;
+    };
+    try {
+      let descriptor;
+      try {
+        descriptor = parseDescriptor(message.body);
+      } catch (err) {
+        if (!(err instanceof DescriptorError)) throw err;
+        // A poison message: give it back so its receive count grows until it is dead-lettered.
+        this.adapters.onError?.(err, 'decoding a handoff descriptor');
+        await this.adapters.queue.release(message.receipt);
+        return;
+      }
+      this.handedOff.delete(descriptor.requestId);
+      const record = (await this.adapters.results.get(descriptor.requestId)) ?? this.recordFromDescriptor(descriptor);
+      const tracker = new RequestTracker(record, this.trackerDeps(), this.config.resultTtlMs);
+      const intake = await intakeHandoff(descriptor, tracker, this.config, this.decodeDeps());
+      if (intake.kind === 'decode') {
+        const running = this.disaggBatcher.join(intake.job);
+        joinedBatch();
+        await running;
+      }
+      await this.adapters.queue.ack(message.receipt);
+    } catch (err) {
+      this.adapters.onError?.(err, 'decoding a request');
+      await this.adapters.queue.release(message.receipt, 1000).catch(() => undefined);
+    } finally {
+      joinedBatch();
+    }
+  }
+
+  private recordFromDescriptor(d: ReturnType<typeof parseDescriptor>): RequestRecord {
+    return newRecord({
+      id: d.requestId,
+      model: d.model,
+      mode: 'disaggregated',
+      devices: stageDevices(this.config, 'disaggregated'),
+      promptTokens: d.promptTokens,
+      createdAtMs: d.createdAtMs,
+    });
+  }
+}
