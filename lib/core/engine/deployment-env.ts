@@ -1,0 +1,121 @@
+/**
+ * The contract between the CDK stack (which sets these environment variables on each function)
+ * and the Lambda handlers (which read them). Pure data and parsing: infra imports it as a config
+ * type, the handlers parse the environment with it once per cold start.
+ */
+import { engineConfig, type EngineConfig, type KvFailurePolicy } from './config';
+
+export const DEPLOYMENT_ENV = {
+  model: 'DISAGG_MODEL',
+  prefillPool: 'DISAGG_PREFILL_POOL',
+  decodePool: 'DISAGG_DECODE_POOL',
+  /** Empty or "none" disables colocated routing. */
+  colocatedPool: 'DISAGG_COLOCATED_POOL',
+  timeScale: 'DISAGG_TIME_SCALE',
+  decodeBatch: 'DISAGG_DECODE_BATCH',
+  colocateBelow: 'DISAGG_COLOCATE_BELOW',
+  maxPrefillQueue: 'DISAGG_MAX_PREFILL_QUEUE',
+  maxDecodeQueue: 'DISAGG_MAX_DECODE_QUEUE',
+  kvFailurePolicy: 'DISAGG_KV_FAILURE_POLICY',
+  /** 'elasticache' (Valkey over TLS) or 's3'. */
+  kvStore: 'DISAGG_KV_STORE',
+  /** rediss://host:port of the ElastiCache Serverless (Valkey) endpoint, when kvStore=elasticache. */
+  redisUrl: 'DISAGG_REDIS_URL',
+  /** S3 bucket for KV blobs, when kvStore=s3. */
+  kvBucket: 'DISAGG_KV_BUCKET',
+  handoffQueueUrl: 'DISAGG_HANDOFF_QUEUE_URL',
+  deadLetterQueueUrl: 'DISAGG_DLQ_URL',
+  resultsTable: 'DISAGG_RESULTS_TABLE',
+  /** Name of the prefill function the API invokes asynchronously. */
+  prefillFunction: 'DISAGG_PREFILL_FUNCTION',
+  /** 'reference' or 'bedrock'. */
+  backend: 'DISAGG_BACKEND',
+  bedrockModelId: 'DISAGG_BEDROCK_MODEL_ID',
+  /** 'stream' (API Gateway response streaming) or 'buffered' (whole SSE body at the end). */
+  sseMode: 'DISAGG_SSE_MODE',
+  maxPromptTokens: 'DISAGG_MAX_PROMPT_TOKENS',
+  maxOutputTokens: 'DISAGG_MAX_OUTPUT_TOKENS',
+} as const;
+
+export type DeploymentEnvKey = keyof typeof DEPLOYMENT_ENV;
+
+export interface DeploymentSettings {
+  readonly engine: EngineConfig;
+  readonly kvStore: 'elasticache' | 's3';
+  readonly redisUrl: string | null;
+  readonly kvBucket: string | null;
+  readonly handoffQueueUrl: string | null;
+  readonly deadLetterQueueUrl: string | null;
+  readonly resultsTable: string | null;
+  readonly prefillFunction: string | null;
+  readonly backend: 'reference' | 'bedrock';
+  readonly bedrockModelId: string | null;
+  readonly sseMode: 'stream' | 'buffered';
+  readonly maxPromptTokens: number;
+  readonly maxOutputTokens: number;
+}
+
+export class DeploymentEnvError extends Error {
+  override readonly name = 'DeploymentEnvError';
+}
+
+/** Parses the environment a handler runs in; a bad value names the variable and the allowed values. */
+export function readDeploymentEnv(env: Readonly<Record<string, string | undefined>>): DeploymentSettings {
+  const get = (key: DeploymentEnvKey): string | undefined => {
+    const value = env[DEPLOYMENT_ENV[key]];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+  const num = (key: DeploymentEnvKey): number | undefined => {
+    const raw = get(key);
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n)) throw new DeploymentEnvError(`${DEPLOYMENT_ENV[key]} must be a number, got "${raw}"`);
+    return n;
+  };
+  const oneOf = <T extends string>(key: DeploymentEnvKey, allowed: readonly T[], fallback: T): T => {
+    const raw = get(key) ?? fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      throw new DeploymentEnvError(`${DEPLOYMENT_ENV[key]} must be one of ${allowed.join(', ')}, got "${raw}"`);
+    }
+    return raw as T;
+  };
+  const colocated = get('colocatedPool');
+  const engine = engineConfig({
+    model: get('model'),
+    prefill: get('prefillPool'),
+    decode: get('decodePool'),
+    colocated: colocated === undefined ? undefined : colocated === 'none' ? null : colocated,
+    timeScale: num('timeScale'),
+    decodeBatchMax: num('decodeBatch'),
+    colocateAtOrBelowTokens: num('colocateBelow'),
+    maxPrefillQueue: num('maxPrefillQueue'),
+    maxDecodeQueue: num('maxDecodeQueue'),
+    kvFailurePolicy: oneOf<KvFailurePolicy>('kvFailurePolicy', ['fail', 'recompute'], 'recompute'),
+  });
+  const kvStore = oneOf('kvStore', ['elasticache', 's3'] as const, 's3');
+  const settings: DeploymentSettings = {
+    engine,
+    kvStore,
+    redisUrl: get('redisUrl') ?? null,
+    kvBucket: get('kvBucket') ?? null,
+    handoffQueueUrl: get('handoffQueueUrl') ?? null,
+    deadLetterQueueUrl: get('deadLetterQueueUrl') ?? null,
+    resultsTable: get('resultsTable') ?? null,
+    prefillFunction: get('prefillFunction') ?? null,
+    backend: oneOf('backend', ['reference', 'bedrock'] as const, 'reference'),
+    bedrockModelId: get('bedrockModelId') ?? null,
+    sseMode: oneOf('sseMode', ['stream', 'buffered'] as const, 'buffered'),
+    maxPromptTokens: num('maxPromptTokens') ?? 8192,
+    maxOutputTokens: num('maxOutputTokens') ?? 4096,
+  };
+  if (kvStore === 'elasticache' && settings.redisUrl === null) {
+    throw new DeploymentEnvError(`${DEPLOYMENT_ENV.redisUrl} is required when ${DEPLOYMENT_ENV.kvStore}=elasticache`);
+  }
+  if (kvStore === 's3' && settings.kvBucket === null) {
+    throw new DeploymentEnvError(`${DEPLOYMENT_ENV.kvBucket} is required when ${DEPLOYMENT_ENV.kvStore}=s3`);
+  }
+  if (settings.backend === 'bedrock' && settings.bedrockModelId === null) {
+    throw new DeploymentEnvError(`${DEPLOYMENT_ENV.bedrockModelId} is required when ${DEPLOYMENT_ENV.backend}=bedrock`);
+  }
+  return settings;
+}
