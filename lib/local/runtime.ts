@@ -144,7 +144,6 @@ export class EmbeddedRuntime {
     }
     tracker.stamp('admitted');
     tracker.stamp('prefill_queued', { position: occupancy.prefillQueue + 1 });
-    await tracker.save();
     const job: PrefillJob = {
       requestId: req.id,
       promptIds: req.promptIds,
@@ -153,8 +152,12 @@ export class EmbeddedRuntime {
       mode,
       deadlineMs: createdAtMs + this.config.requestTimeoutMs,
     };
+    // Enqueue before the first await: admission check and reservation must be one step,
+    // or concurrent submissions would all see the same free queue.
     this.prefillWaiting.push({ job, tracker, emulatedMs });
+    const saved = tracker.save();
     this.pumpPrefill();
+    await saved;
     return { accepted: true, record };
   }
 
