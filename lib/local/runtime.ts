@@ -185,7 +185,14 @@ export class EmbeddedRuntime {
 
   private decodeDeps(): DecodeDeps {
     const a = this.adapters;
-    return { clock: a.clock, backend: a.backend, kv: a.kv, cancellations: a.cancellations, wallClockMs: a.wallClockMs };
+    return {
+      clock: a.clock,
+      backend: a.backend,
+      kv: a.kv,
+      cancellations: a.cancellations,
+      wallClockMs: a.wallClockMs,
+      ...(a.onError ? { onError: a.onError } : {}),
+    };
   }
 
   private prefillDeps(): PrefillDeps {
@@ -193,9 +200,12 @@ export class EmbeddedRuntime {
     return { clock: a.clock, backend: a.backend, kv: a.kv, queue: a.queue, randomKey: a.randomKey };
   }
 
+  /** Keeps background work visible to stop() and makes sure its failure is reported, never unhandled. */
   private track<T>(work: Promise<T>): void {
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+    const tracked = work
+      .catch((err: unknown) => this.adapters.onError?.(err, 'background work'))
+      .finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
   }
 
   private pumpPrefill(): void {
@@ -246,7 +256,9 @@ export class EmbeddedRuntime {
     } catch (err) {
       this.handedOff.delete(job.requestId);
       this.adapters.onError?.(err, `prefill of ${job.requestId}`);
-      await tracker.finish('failed', { code: 'prefill_failed', message: `prefill failed: ${(err as Error).message}` });
+      await tracker
+        .finish('failed', { code: 'prefill_failed', message: `prefill failed: ${(err as Error).message}` })
+        .catch((saveErr: unknown) => this.adapters.onError?.(saveErr, `saving the failure of ${job.requestId}`));
     }
   }
 

@@ -31,6 +31,8 @@ export interface DecodeDeps {
   readonly kv: KvStore;
   readonly cancellations: ResultStore<CancellationMarker>;
   readonly wallClockMs: () => number;
+  /** Told about failures the stage survives (a store write that failed); for logging. */
+  readonly onError?: (err: unknown, context: string) => void;
 }
 
 /** Why the KV could not be used; the KV failure policy decides what happens next. */
@@ -164,7 +166,16 @@ export class DecodeBatcher {
   private async loop(): Promise<void> {
     this.looping = true;
     try {
-      while (this.running.length > 0) await this.step();
+      while (this.running.length > 0) {
+        try {
+          await this.step();
+        } catch (err) {
+          // A step that throws (a store outage mid-step) must not strand the batch: end it, failed.
+          this.deps.onError?.(err, 'running a decode step');
+          const message = `decode step failed: ${(err as Error).message}`;
+          await Promise.all([...this.running].map((r) => this.end(r, 'failed', { code: 'decode_failed', message })));
+        }
+      }
     } finally {
       this.looping = false;
     }
@@ -232,7 +243,8 @@ export class DecodeBatcher {
       tracker.stamp('first_token');
     } else if (r.emitted % this.config.tokenEventEvery === 0) {
       tracker.stamp('tokens', { count: r.emitted });
-      void tracker.save();
+      // Progress saves are best effort (pollers see them); the terminal save is the one that counts.
+      tracker.save().catch((err: unknown) => this.deps.onError?.(err, `saving progress of ${record.id}`));
     }
     tracker.publish({ type: 'token', index: r.emitted - 1, text: piece });
   }
@@ -253,7 +265,11 @@ export class DecodeBatcher {
     record.emulated.tpotMs = r.emitted > 1 ? (tracker.decodeEmulatedMs - r.firstStepMs) / (r.emitted - 1) : 0;
     const decodeStart = tracker.stampedAt('decode_start') ?? 0;
     record.measured.decodeMs = tracker.elapsedMs() - decodeStart;
-    await tracker.finish(state, error);
+    try {
+      await tracker.finish(state, error);
+    } catch (err) {
+      this.deps.onError?.(err, `saving the end of ${record.id}`);
+    }
     r.done?.();
     const waiters = this.roomWaiters;
     this.roomWaiters = [];
