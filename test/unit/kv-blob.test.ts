@@ -10,6 +10,7 @@ import {
   decodeKvBlob,
   encodeKvBlob,
   kvBlobByteLength,
+  kvBlobChecksum,
 } from '../../lib/core/engine/kv-blob';
 import type { KvBlobErrorCode } from '../../lib/core/engine/kv-blob';
 
@@ -423,5 +424,33 @@ describe('KV blob decoder under fuzzing', () => {
     }
     expect(rejected).toBeGreaterThan(3000);
     expect(decoded + rejected).toBe(4000);
+  });
+});
+
+describe('kvBlobChecksum', () => {
+  const blobOf = (tokens: number, salt: number): Uint8Array => {
+    const f = () => Float32Array.from({ length: tokens * 2 * 8 }, (_, i) => Math.fround(Math.sin(i + salt)));
+    return encodeKvBlob({
+      model: 'm',
+      layers: 3,
+      kvHeads: 2,
+      headDim: 8,
+      tokens,
+      keys: [f(), f(), f()],
+      values: [f(), f(), f()],
+    });
+  };
+
+  it('is the CRC-32C of the body before the trailer, so it tells different blobs apart', () => {
+    const a = blobOf(37, 1);
+    const b = blobOf(37, 2);
+    expect(kvBlobChecksum(a)).toBe(crc32c(a.subarray(0, a.length - 4)));
+    expect(kvBlobChecksum(a)).not.toBe(kvBlobChecksum(b));
+    // The CRC of a whole blob, trailer included, is one constant for every valid blob: useless as an identity.
+    expect(crc32c(a)).toBe(crc32c(b));
+  });
+
+  it('rejects a blob too short to hold one', () => {
+    expect(() => kvBlobChecksum(new Uint8Array(3))).toThrow(KvBlobError);
   });
 });

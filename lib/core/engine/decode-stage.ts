@@ -16,7 +16,7 @@ import type {
 } from '../ports';
 import type { EngineConfig } from './config';
 import { decodeDescriptor, DescriptorError, inlineKvBytes, verifyKvBytes, type HandoffDescriptor } from './descriptor';
-import { decodeKvBlob, KvBlobError } from './kv-blob';
+import { decodeKvBlob, KvBlobError, kvBlobChecksum } from './kv-blob';
 import type { RequestError } from './record';
 import type { RequestTracker } from './tracker';
 
@@ -57,7 +57,7 @@ export async function loadKv(descriptor: HandoffDescriptor, kvStore: KvStore): P
   let bytes: Uint8Array | null;
   try {
     if (location.kind === 'inline') {
-      bytes = inlineKvBytes(location);
+      bytes = inlineKvBytes(location, kvBlobChecksum);
     } else {
       bytes = await kvStore.get(location.key);
       // Consumed: free it now; the TTL lease is only the backstop.
@@ -68,7 +68,8 @@ export async function loadKv(descriptor: HandoffDescriptor, kvStore: KvStore): P
           `KV blob for request ${descriptor.requestId} is missing or expired (key lease ran out or was deleted)`,
         );
       }
-      verifyKvBytes(location, bytes);
+      // Size and content checksum against the descriptor in O(1); decodeKvBlob then checks the body.
+      verifyKvBytes(location, bytes, kvBlobChecksum);
     }
     return decodeKvBlob(bytes);
   } catch (err) {

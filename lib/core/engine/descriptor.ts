@@ -155,14 +155,17 @@ function utf8ByteLength(s: string): number {
 
 // ---- KV location helpers ----
 
-/** A location carrying `blob` inline as base64. */
-export function inlineKv(blob: Uint8Array): KvLocation {
-  return { kind: 'inline', data: bytesToBase64(blob), bytes: blob.length, checksum: crc32c(blob) };
+/**
+ * A location carrying `blob` inline as base64. `checksum` identifies the content: by default the
+ * CRC-32C of the bytes; the pipeline passes kvBlobChecksum(blob), the CRC the KV blob format carries.
+ */
+export function inlineKv(blob: Uint8Array, checksum = crc32c(blob)): KvLocation {
+  return { kind: 'inline', data: bytesToBase64(blob), bytes: blob.length, checksum };
 }
 
-/** A location pointing at `blob` stored under `key` in the KV store. */
-export function refKv(key: string, blob: Uint8Array): KvLocation {
-  return { kind: 'ref', key, bytes: blob.length, checksum: crc32c(blob) };
+/** A location pointing at `blob` stored under `key` in the KV store (checksum as for inlineKv). */
+export function refKv(key: string, blob: Uint8Array, checksum = crc32c(blob)): KvLocation {
+  return { kind: 'ref', key, bytes: blob.length, checksum };
 }
 
 /** True when `blob` or a blob's byte count is small enough to travel inline. */
@@ -174,7 +177,11 @@ export function fitsInline(bytes: number): boolean {
  * Checks bytes fetched for (or carried by) a KV location against its byte count and checksum.
  * Throws DescriptorError 'invalid' naming kv.bytes or kv.checksum.
  */
-export function verifyKvBytes(kv: Exclude<KvLocation, { kind: 'none' }>, blob: Uint8Array): Uint8Array {
+export function verifyKvBytes(
+  kv: Exclude<KvLocation, { kind: 'none' }>,
+  blob: Uint8Array,
+  checksumOf: (bytes: Uint8Array) => number = crc32c,
+): Uint8Array {
   if (blob.length !== kv.bytes) {
     throw new DescriptorError(
       'invalid',
@@ -182,7 +189,7 @@ export function verifyKvBytes(kv: Exclude<KvLocation, { kind: 'none' }>, blob: U
       'kv.bytes',
     );
   }
-  const sum = crc32c(blob);
+  const sum = checksumOf(blob);
   if (sum !== kv.checksum) {
     throw new DescriptorError(
       'invalid',
@@ -194,14 +201,17 @@ export function verifyKvBytes(kv: Exclude<KvLocation, { kind: 'none' }>, blob: U
 }
 
 /** The inline KV bytes of a decoded descriptor, verified against its byte count and checksum. */
-export function inlineKvBytes(kv: Extract<KvLocation, { kind: 'inline' }>): Uint8Array {
+export function inlineKvBytes(
+  kv: Extract<KvLocation, { kind: 'inline' }>,
+  checksumOf: (bytes: Uint8Array) => number = crc32c,
+): Uint8Array {
   let blob: Uint8Array;
   try {
     blob = base64ToBytes(kv.data);
   } catch (err) {
     throw new DescriptorError('invalid', 'kv.data is not canonical base64', 'kv.data', { cause: err });
   }
-  return verifyKvBytes(kv, blob);
+  return verifyKvBytes(kv, blob, checksumOf);
 }
 
 // ---- validation ----

@@ -360,3 +360,15 @@ function describe(v: unknown): string {
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
   return typeof v;
 }
+
+/**
+ * The checksum that identifies a blob's content: the CRC-32C of its body, as stored in its trailer
+ * (read in O(1)). Not the CRC of the whole blob: a CRC over data followed by its own CRC is the same
+ * constant for every well-formed blob, so it could not tell one request's blob from another's.
+ * decodeKvBlob verifies that the body matches it.
+ */
+export function kvBlobChecksum(blob: Uint8Array): number {
+  if (blob.length < 4)
+    throw new KvBlobError('truncated', `KV blob is ${blob.length} bytes, too short to hold its checksum`);
+  return new DataView(blob.buffer, blob.byteOffset, blob.byteLength).getUint32(blob.length - 4, true);
+}

@@ -14,7 +14,7 @@ import {
   type HandoffDescriptor,
   type KvLocation,
 } from './descriptor';
-import { encodeKvBlob } from './kv-blob';
+import { encodeKvBlob, kvBlobChecksum } from './kv-blob';
 import type { RoutingMode } from './routing';
 import type { RequestTracker } from './tracker';
 
@@ -80,12 +80,13 @@ export async function handOff(
   let storedKey: string | null = null;
   if (output.kv) {
     const blob = encodeKvBlob(output.kv);
+    const checksum = kvBlobChecksum(blob);
     if (fitsInline(blob.length)) {
-      kv = inlineKv(blob);
+      kv = inlineKv(blob, checksum);
     } else {
       storedKey = deps.randomKey();
       await deps.kv.put(storedKey, blob, config.kvTtlMs);
-      kv = refKv(storedKey, blob);
+      kv = refKv(storedKey, blob, checksum);
     }
     tracker.stamp('kv_put', { bytes: blob.length, inline: storedKey === null });
   }
