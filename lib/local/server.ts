@@ -38,6 +38,8 @@ export interface ServeOptions {
   readonly apiKey?: string | null;
   readonly backend?: 'reference' | 'bedrock';
   readonly bedrockModelId?: string;
+  /** A backend to use instead of `backend` (benchmarks inject one that does no model compute). */
+  readonly generationBackend?: GenerationBackend;
   readonly limits?: Partial<ApiLimits>;
   readonly maxBodyBytes?: number;
   readonly prefillConcurrency?: number;
@@ -84,12 +86,13 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const queue = new MemoryQueue({ visibilityTimeoutMs: config.requestTimeoutMs + 60_000, maxReceives: 5 });
   const events = new MemoryEventBus<RequestEvent>();
   const backend: GenerationBackend =
-    options.backend === 'bedrock'
+    options.generationBackend ??
+    (options.backend === 'bedrock'
       ? new BedrockBackend({
           client: new BedrockRuntimeClient(awsClientConfig()),
           modelId: requireBedrockModel(options.bedrockModelId),
         })
-      : new ReferenceBackend({ tokenizer });
+      : new ReferenceBackend({ tokenizer }));
   const runtime = new EmbeddedRuntime(
     config,
     {
