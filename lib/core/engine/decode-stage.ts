@@ -160,12 +160,15 @@ export class DecodeBatcher {
         pendingFirst: job.firstToken,
         done: resolve,
       });
-      if (!this.looping) void this.loop();
+      if (!this.looping) {
+        this.looping = true;
+        // Start on the next microtask, so requests that join together share the first step.
+        queueMicrotask(() => void this.loop());
+      }
     });
   }
 
   private async loop(): Promise<void> {
-    this.looping = true;
     try {
       while (this.running.length > 0) {
         try {

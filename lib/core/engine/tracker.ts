@@ -53,8 +53,19 @@ export class RequestTracker {
     this.deps.events.publish(this.record.id, { type: 'state', state });
   }
 
-  async save(): Promise<void> {
-    await this.deps.results.put(this.record.id, this.record, this.resultTtlMs);
+  private lastSave: Promise<void> = Promise.resolve();
+
+  /**
+   * Writes the record. Saves are chained so they land in the order they were asked for: stores
+   * like DynamoDB do not order concurrent writes, and a late progress save must never overwrite
+   * the terminal record. A failed save does not block the ones after it.
+   */
+  save(): Promise<void> {
+    const next = this.lastSave
+      .catch(() => undefined)
+      .then(() => this.deps.results.put(this.record.id, this.record, this.resultTtlMs));
+    this.lastSave = next;
+    return next;
   }
 
   /** Ends the request in a terminal state, saves it and tells listeners. Idempotent. */
