@@ -7,24 +7,30 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
+  completionId,
+  completionResult,
+  failedRequest,
+  internalError,
+  methodNotAllowed,
+  overloaded,
+  requestNotFound,
+  requestView,
+} from '../core/engine/api-routes';
+import {
   ApiError,
   assertPromptFits,
-  chatCompletionChunk,
   chatCompletionResponse,
-  completionChunk,
   completionResponse,
   parseChatCompletionRequest,
   parseCompletionRequest,
   parseJsonBody,
   payloadTooLarge,
-  sseData,
   unsupportedMediaType,
   type ApiLimits,
-  type CompletionResult,
   type ParsedCompletionRequest,
 } from '../core/engine/openai';
-import { isTerminal, type RequestEvent, type RequestRecord } from '../core/engine/record';
-import { disaggSummary } from '../core/engine/summary';
+import type { RequestEvent, RequestRecord } from '../core/engine/record';
+import { sseClosing, sseOpening, ssePiece, type SseMeta } from '../core/engine/sse';
 import type { EventBus, Tokenizer } from '../core/ports';
 import { chatPromptIds, completionPromptIds } from '../adapters/tokenizer-llama3';
 import type { EmbeddedRuntime } from './runtime';
@@ -60,7 +66,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpApiOptio
   const path = url.pathname.replace(/\/+$/, '') || '/';
   const method = req.method ?? 'GET';
 
-  if (path === '/healthz' && method === 'GET') {
+  if (path === '/healthz') {
+    if (method !== 'GET') return sendMethodNotAllowed(res, method, path, 'GET');
     return sendJson(res, 200, { status: 'ok', ...o.runtime.occupancy() });
   }
   if (!path.startsWith('/v1/')) {
@@ -71,7 +78,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpApiOptio
   }
   authenticate(req, o.apiKey);
 
-  if (path === '/v1/models' && method === 'GET') {
+  if (path === '/v1/models') {
+    // A known route with the wrong method is a 405, not a 404 (the route exists).
+    if (method !== 'GET') return sendMethodNotAllowed(res, method, path, 'GET');
     const created = Math.floor(Date.now() / 1000);
     return sendJson(res, 200, {
       object: 'list',
@@ -79,7 +88,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpApiOptio
     });
   }
   if (path === '/v1/chat/completions' || path === '/v1/completions') {
-    if (method !== 'POST') return sendError(res, methodNotAllowed(method, path, 'POST'));
+    if (method !== 'POST') return sendMethodNotAllowed(res, method, path, 'POST');
     const kind = path === '/v1/chat/completions' ? 'chat' : 'completion';
     return completions(req, res, o, kind);
   }
@@ -96,7 +105,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpApiOptio
       if (!record) throw requestNotFound(id);
       return sendJson(res, 200, requestView(record));
     }
-    return sendError(res, methodNotAllowed(method, path, 'GET, DELETE'));
+    return sendMethodNotAllowed(res, method, path, 'GET, DELETE');
   }
   throw new ApiError(404, `no route for ${method} ${path}`, 'not_found_error', null, 'route_not_found');
 }
@@ -147,7 +156,7 @@ async function completions(
     kind === 'chat' ? 'messages' : 'prompt',
   );
 
-  const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+  const id = completionId(kind, randomUUID());
   const createdS = Math.floor(Date.now() / 1000);
   // Subscribe before submitting so no event is missed.
   const stream = new EventStream(o.events, id);
@@ -162,14 +171,7 @@ async function completions(
   if (!submitted.accepted) {
     stream.close();
     res.setHeader('Retry-After', String(submitted.decision.retryAfterSeconds));
-    throw new ApiError(
-      429,
-      `server is at capacity: ${submitted.decision.reason}; retry after ${submitted.decision.retryAfterSeconds} s`,
-      'rate_limit_error',
-      null,
-      'overloaded',
-      submitted.decision.retryAfterSeconds,
-    );
+    throw overloaded(submitted.decision);
   }
   // A client that goes away cancels its request: decode stops and the KV is freed.
   res.on('close', () => {
@@ -195,56 +197,20 @@ async function streamResponse(
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
-  const base = { id: meta.id, model: parsed.model, createdS: meta.createdS };
-  const chunk = (
-    text: string | null,
-    finishReason: 'stop' | 'length' | null,
-    extra: { disagg?: unknown } = {},
-  ): object =>
-    meta.kind === 'chat'
-      ? chatCompletionChunk({ ...base, delta: text === null ? {} : { content: text }, finishReason, ...extra })
-      : completionChunk({ ...base, text: text ?? '', finishReason, ...extra });
-  if (meta.kind === 'chat')
-    res.write(sseData(chatCompletionChunk({ ...base, delta: { role: 'assistant', content: '' }, finishReason: null })));
-  for await (const piece of stream.tokens()) res.write(sseData(chunk(piece, null)));
-  const record = await stream.done();
-  if (record.state === 'completed') {
-    res.write(sseData(chunk(null, record.finishReason ?? 'stop', { disagg: disaggSummary(record) })));
-  } else {
-    // Headers are gone: report the failure in-band, in the API's error format.
-    res.write(sseData(failedRequest(record).toBody()));
-  }
-  if (parsed.includeUsageInStream) {
-    const usage = {
-      prompt_tokens: meta.promptTokens,
-      completion_tokens: record.completionTokens,
-      total_tokens: meta.promptTokens + record.completionTokens,
-    };
-    const usageChunk =
-      meta.kind === 'chat'
-        ? { ...chatCompletionChunk({ ...base, delta: {}, finishReason: null, usage }), choices: [] }
-        : { ...completionChunk({ ...base, text: '', finishReason: null, usage }), choices: [] };
-    res.write(sseData(usageChunk));
-  }
-  res.end(sseData('[DONE]'));
-}
-
-function completionResult(
-  record: RequestRecord,
-  parsed: ParsedCompletionRequest,
-  id: string,
-  createdS: number,
-): CompletionResult {
-  return {
-    id,
+  const sse: SseMeta = {
+    id: meta.id,
     model: parsed.model,
-    createdS,
-    text: record.pieces.join(''),
-    finishReason: record.finishReason,
-    promptTokens: record.promptTokens,
-    completionTokens: record.completionTokens,
-    disagg: disaggSummary(record),
+    createdS: meta.createdS,
+    endpoint: meta.kind,
+    promptTokens: meta.promptTokens,
+    includeUsage: parsed.includeUsageInStream,
   };
+  const opening = sseOpening(sse);
+  if (opening !== '') res.write(opening);
+  for await (const piece of stream.tokens()) res.write(ssePiece(sse, piece));
+  const record = await stream.done();
+  // Headers are gone: a failure is reported in-band, in the API's error format.
+  res.end(sseClosing(sse, record));
 }
 
 /** Tokens and the terminal record of one request, from the event bus, as async iteration. */
@@ -327,50 +293,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-function requestView(record: RequestRecord): Record<string, unknown> {
-  return {
-    id: record.id,
-    object: 'disagg.request',
-    model: record.model,
-    created: Math.floor(record.createdAtMs / 1000),
-    state: record.state,
-    done: isTerminal(record.state),
-    finish_reason: record.finishReason,
-    usage: {
-      prompt_tokens: record.promptTokens,
-      completion_tokens: record.completionTokens,
-      total_tokens: record.promptTokens + record.completionTokens,
-    },
-    disagg: disaggSummary(record),
-  };
-}
-
-function failedRequest(record: RequestRecord): ApiError {
-  const error = record.error ?? { code: record.state, message: `request ended ${record.state}` };
-  if (record.state === 'cancelled')
-    return new ApiError(409, `request ${record.id} was cancelled`, 'invalid_request_error', null, 'cancelled');
-  const status = error.code === 'timeout' ? 504 : 500;
-  return new ApiError(status, `request ${record.id} failed: ${error.message}`, 'server_error', null, error.code);
-}
-
-function requestNotFound(id: string): ApiError {
-  return new ApiError(
-    404,
-    `no request with id ${id} (records expire after the result TTL)`,
-    'not_found_error',
-    'id',
-    'request_not_found',
-  );
-}
-
-function methodNotAllowed(method: string, path: string, allowed: string): ApiError {
-  return new ApiError(
-    405,
-    `${method} is not allowed on ${path}; use ${allowed}`,
-    'invalid_request_error',
-    null,
-    'method_not_allowed',
-  );
+/** RFC 9110 (15.5.6): a 405 must carry an Allow header listing the methods the route supports. */
+function sendMethodNotAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {
+  res.setHeader('Allow', allowed);
+  sendError(res, methodNotAllowed(method, path, allowed));
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -380,10 +306,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
-  const apiError =
-    err instanceof ApiError
-      ? err
-      : new ApiError(500, 'internal error; see the server log', 'server_error', null, 'internal_error');
+  const apiError = err instanceof ApiError ? err : internalError();
   if (apiError.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(apiError.retryAfterSeconds));
   sendJson(res, apiError.status, apiError.toBody());
 }

@@ -1,0 +1,131 @@
+/**
+ * The API function's side of the pipeline, as the embedded runtime does it in one process: create
+ * and admit the request record, start prefill with an asynchronous invoke, read the record back
+ * while the other functions work on it, and mark requests cancelled.
+ */
+import { admit, type AdmissionDecision } from '../lib/core/engine/admission';
+import { stageDevices } from '../lib/core/engine/config';
+import type { PrefillJob } from '../lib/core/engine/prefill-stage';
+import { isTerminal, newRecord, type RequestRecord } from '../lib/core/engine/record';
+import { chooseMode, type RoutingRequest } from '../lib/core/engine/routing';
+import { RequestTracker } from '../lib/core/engine/tracker';
+import { prefillTime } from '../lib/core/emulator';
+import type { ChatMessage, SamplingParams } from '../lib/core/ports';
+import { describeError } from './observability';
+import { trackerDeps, type Wiring } from './wiring';
+
+export interface SubmitRequest {
+  readonly id: string;
+  readonly model: string;
+  readonly promptIds: readonly number[];
+  readonly messages: readonly ChatMessage[];
+  readonly sampling: SamplingParams;
+  readonly mode: RoutingRequest;
+}
+
+export type SubmitResult =
+  | { readonly accepted: true; readonly record: RequestRecord }
+  | {
+      readonly accepted: false;
+      readonly record: RequestRecord;
+      readonly decision: Extract<AdmissionDecision, { admitted: false }>;
+    };
+
+/** Thrown when the prefill function could not be started; the record has already ended failed. */
+export class PrefillInvokeError extends Error {
+  override readonly name = 'PrefillInvokeError';
+}
+
+/**
+ * Routes and admits a request, saves its record and invokes the prefill function. Admission reads the
+ * handoff queue's approximate depth as the decode queue; Lambda's own invoke queue is not observable,
+ * so the prefill queue counts as empty.
+ */
+export async function submit(w: Wiring, req: SubmitRequest): Promise<SubmitResult> {
+  const { config } = w;
+  const mode = chooseMode(req.mode, req.promptIds.length, config.routing);
+  const createdAtMs = w.wallClockMs();
+  const record = newRecord({
+    id: req.id,
+    model: req.model,
+    mode,
+    devices: stageDevices(config, mode),
+    promptTokens: req.promptIds.length,
+    createdAtMs,
+  });
+  const tracker = new RequestTracker(record, trackerDeps(w), config.resultTtlMs);
+  tracker.stamp('received', { promptTokens: req.promptIds.length });
+  const pool = mode === 'colocated' && config.colocatedPool ? config.colocatedPool : config.prefillPool;
+  const emulatedMs = prefillTime(
+    config.model,
+    pool,
+    [{ newTokens: req.promptIds.length, cachedTokens: 0 }],
+    config.compute,
+  ).ms;
+  const occupancy = { prefillQueue: 0, decodeQueue: await w.queue.depth() };
+  const decision = admit(occupancy, config.admission, emulatedMs * config.timeScale);
+  if (!decision.admitted) {
+    await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
+    w.logger.warn('request rejected', { requestId: req.id, decodeQueue: occupancy.decodeQueue });
+    return { accepted: false, record, decision };
+  }
+  tracker.stamp('admitted');
+  tracker.stamp('prefill_queued', { position: occupancy.prefillQueue + 1 });
+  await tracker.save();
+  const job: PrefillJob = {
+    requestId: req.id,
+    promptIds: req.promptIds,
+    messages: req.messages,
+    sampling: req.sampling,
+    mode,
+    deadlineMs: createdAtMs + config.requestTimeoutMs,
+  };
+  try {
+    await w.invokePrefill(job);
+  } catch (err) {
+    w.logger.error('could not invoke the prefill function', { requestId: req.id, error: describeError(err) });
+    await tracker.finish('failed', {
+      code: 'prefill_invoke_failed',
+      message: `the prefill stage could not be started: ${describeError(err).message}`,
+    });
+    throw new PrefillInvokeError(`request ${req.id}: the prefill stage could not be started`);
+  }
+  w.logger.info('request admitted', {
+    requestId: req.id,
+    mode,
+    promptTokens: req.promptIds.length,
+    maxTokens: req.sampling.maxTokens,
+    decodeQueue: occupancy.decodeQueue,
+  });
+  return { accepted: true, record };
+}
+
+/**
+ * Reads the record every poll interval until it is terminal or `deadlineMs` (epoch ms) comes;
+ * `onRecord` sees every read. Resolves with the last record read (null if there is none).
+ */
+export async function pollRecord(
+  w: Wiring,
+  id: string,
+  deadlineMs: number,
+  onRecord?: (record: RequestRecord) => void,
+): Promise<RequestRecord | null> {
+  for (;;) {
+    const record = await w.results.get(id);
+    if (record) onRecord?.(record);
+    if (record === null || isTerminal(record.state) || w.wallClockMs() + w.pollIntervalMs > deadlineMs) return record;
+    await new Promise((resolve) => setTimeout(resolve, w.pollIntervalMs));
+  }
+}
+
+/**
+ * DELETE /v1/requests/{id}: leaves a cancellation marker that the prefill and decode functions read
+ * (before prefill, at decode intake, and every few decode steps). Null when there is no such request.
+ */
+export async function cancel(w: Wiring, id: string): Promise<RequestRecord | null> {
+  const record = await w.results.get(id);
+  if (!record) return null;
+  await w.cancellations.put(id, { cancelledAtMs: w.wallClockMs() }, w.config.resultTtlMs);
+  w.logger.info('request cancelled', { requestId: id, state: record.state });
+  return record;
+}

@@ -1,0 +1,279 @@
+/**
+ * Lambda events as API Gateway (REST, proxy integration) and the SQS event source deliver them, and
+ * a stack of the three functions wired through `createWiring` over chosen stores, chained the way
+ * AWS chains them: API → async invoke → prefill → SQS → decode.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { APIGatewayProxyEvent, SQSEvent, SQSRecord } from 'aws-lambda';
+import { MemoryKvStore } from '../../lib/adapters/kv-memory';
+import { MemoryQueue } from '../../lib/adapters/queue-memory';
+import { MemoryResultStore } from '../../lib/adapters/result-memory';
+import type { CancellationMarker } from '../../lib/core/engine/decode-stage';
+import type { PrefillJob } from '../../lib/core/engine/prefill-stage';
+import type { RequestRecord } from '../../lib/core/engine/record';
+import type { GenerationBackend, KvStore, QueueMessage, ResultStore } from '../../lib/core/ports';
+import { createApiHandler, streamApiEvent, type ResponseSink } from '../../lambdas/api';
+import { createDecodeHandler } from '../../lambdas/decode';
+import type { LogSink, MetricsSink } from '../../lambdas/observability';
+import { createPrefillHandler } from '../../lambdas/prefill';
+import { createWiring, type Wiring } from '../../lambdas/wiring';
+
+export const REGION = 'us-east-1';
+export const QUEUE_ARN = `arn:aws:sqs:${REGION}:123456789012:disagg-handoff`;
+
+/** The deployment environment the CDK stack sets, at timeScale 0. */
+export const DEPLOYMENT_ENV_FOR_TESTS: Record<string, string> = {
+  DISAGG_TIME_SCALE: '0',
+  DISAGG_KV_STORE: 's3',
+  DISAGG_KV_BUCKET: 'disagg-kv-123456789012',
+  DISAGG_RESULTS_TABLE: 'disagg-results',
+  DISAGG_HANDOFF_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/disagg-handoff',
+  DISAGG_PREFILL_FUNCTION: 'disagg-prefill',
+  DISAGG_SSE_MODE: 'buffered',
+};
+
+export function apiEvent(
+  method: string,
+  path: string,
+  init: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): APIGatewayProxyEvent {
+  const body = init.rawBody ?? (init.body === undefined ? null : JSON.stringify(init.body));
+  const headers: Record<string, string> = {
+    Accept: 'application/json',
+    Host: 'abc123defg.execute-api.us-east-1.amazonaws.com',
+    'User-Agent': 'OpenAI/JS 6.49.0',
+    'X-Forwarded-For': '203.0.113.7',
+    'X-Forwarded-Proto': 'https',
+    ...(body === null ? {} : { 'Content-Type': 'application/json' }),
+    ...init.headers,
+  };
+  const requestId = randomUUID();
+  return {
+    httpMethod: method,
+    path,
+    resource: '/{proxy+}',
+    pathParameters: { proxy: path.replace(/^\//, '') },
+    headers,
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    stageVariables: null,
+    body,
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123defg',
+      authorizer: undefined,
+      protocol: 'HTTP/1.1',
+      httpMethod: method,
+      identity: {
+        accessKey: null,
+        accountId: null,
+        apiKey: null,
+        apiKeyId: null,
+        caller: null,
+        clientCert: null,
+        cognitoAuthenticationProvider: null,
+        cognitoAuthenticationType: null,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: '203.0.113.7',
+        user: null,
+        userAgent: 'OpenAI/JS 6.49.0',
+        userArn: null,
+      },
+      path: `/prod${path}`,
+      stage: 'prod',
+      requestId,
+      extendedRequestId: requestId,
+      requestTimeEpoch: Date.now(),
+      resourceId: 'a1b2c3',
+      resourcePath: '/{proxy+}',
+      domainName: 'abc123defg.execute-api.us-east-1.amazonaws.com',
+    },
+  };
+}
+
+export function sqsEvent(messages: readonly { body: string; receiveCount?: number; messageId?: string }[]): SQSEvent {
+  return {
+    Records: messages.map((m): SQSRecord => ({
+      messageId: m.messageId ?? randomUUID(),
+      receiptHandle: `AQEB${randomUUID().replace(/-/g, '')}`,
+      body: m.body,
+      attributes: {
+        ApproximateReceiveCount: String(m.receiveCount ?? 1),
+        SentTimestamp: String(Date.now()),
+        SenderId: 'AROAEXAMPLE:disagg-prefill',
+        ApproximateFirstReceiveTimestamp: String(Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: createHash('md5').update(m.body).digest('hex'),
+      eventSource: 'aws:sqs',
+      eventSourceARN: QUEUE_ARN,
+      awsRegion: REGION,
+    })),
+  };
+}
+
+/** Log lines as they were logged, to check what reaches the logs. */
+export class LogRecorder implements LogSink {
+  readonly lines: string[] = [];
+  info(message: string, attributes?: Record<string, unknown>): void {
+    this.lines.push(JSON.stringify({ level: 'info', message, ...attributes }));
+  }
+  warn(message: string, attributes?: Record<string, unknown>): void {
+    this.lines.push(JSON.stringify({ level: 'warn', message, ...attributes }));
+  }
+  error(message: string, attributes?: Record<string, unknown>): void {
+    this.lines.push(JSON.stringify({ level: 'error', message, ...attributes }));
+  }
+}
+
+export class MetricsRecorder implements MetricsSink {
+  readonly values = new Map<string, number[]>();
+  published = 0;
+  addMetric(name: string, _unit: 'Milliseconds', value: number): void {
+    this.values.set(name, [...(this.values.get(name) ?? []), value]);
+  }
+  publishStoredMetrics(): void {
+    this.published += 1;
+  }
+}
+
+export interface StackStores {
+  readonly kv?: KvStore;
+  readonly results?: ResultStore<RequestRecord>;
+  readonly cancellations?: ResultStore<CancellationMarker>;
+}
+
+export interface StackOptions {
+  readonly env?: Record<string, string>;
+  readonly stores?: StackStores;
+  /** Run prefill and decode in the background when the API invokes prefill (so the API sees a result). */
+  readonly chain?: boolean;
+  readonly responseBudgetMs?: number;
+  readonly maxBodyBytes?: number;
+  readonly prefillBackend?: GenerationBackend;
+}
+
+/** The three functions over shared stores, each with its own wiring, as three Lambda functions have. */
+export interface Stack {
+  readonly api: ReturnType<typeof createApiHandler>;
+  readonly prefill: ReturnType<typeof createPrefillHandler>;
+  readonly decode: ReturnType<typeof createDecodeHandler>;
+  readonly apiWiring: Wiring;
+  readonly queue: MemoryQueue;
+  readonly kv: KvStore;
+  readonly results: ResultStore<RequestRecord>;
+  /** Payloads of the asynchronous prefill invokes, in order. */
+  readonly invoked: PrefillJob[];
+  readonly logs: LogRecorder;
+  readonly metrics: MetricsRecorder;
+  /** Streams one API event into a recorder. */
+  stream(event: APIGatewayProxyEvent): Promise<RecordedStream>;
+  /** Delivers what the handoff queue holds to the decode function as one SQS event, as the event source does. */
+  deliverHandoffs(): Promise<{ messages: QueueMessage[]; failures: string[] }>;
+  /** Resolves when the background chain started by `chain: true` has finished. */
+  settled(): Promise<void>;
+}
+
+export interface RecordedStream {
+  status: number | null;
+  headers: Record<string, string>;
+  chunks: string[];
+  ended: boolean;
+}
+
+export async function createStack(options: StackOptions = {}): Promise<Stack> {
+  const env = { ...DEPLOYMENT_ENV_FOR_TESTS, ...options.env };
+  const queue = new MemoryQueue({ visibilityTimeoutMs: 60_000, maxReceives: 3 });
+  const kv = options.stores?.kv ?? new MemoryKvStore();
+  const results = options.stores?.results ?? new MemoryResultStore<RequestRecord>();
+  const cancellations = options.stores?.cancellations ?? new MemoryResultStore<CancellationMarker>();
+  const logs = new LogRecorder();
+  const metrics = new MetricsRecorder();
+  const invoked: PrefillJob[] = [];
+  const background: Promise<unknown>[] = [];
+  const shared = { env, kv, results, cancellations, queue, logger: logs, metrics };
+
+  const prefillWiring = await createWiring({
+    ...shared,
+    ...(options.prefillBackend ? { backend: options.prefillBackend } : {}),
+  });
+  const decodeWiring = await createWiring(shared);
+  const prefill = createPrefillHandler(() => Promise.resolve(prefillWiring));
+  const decode = createDecodeHandler(() => Promise.resolve(decodeWiring));
+
+  const deliverHandoffs: Stack['deliverHandoffs'] = async () => {
+    const messages = await queue.receive(10, 0);
+    if (messages.length === 0) return { messages, failures: [] };
+    const event = sqsEvent(messages.map((m) => ({ body: m.body, receiveCount: m.receiveCount })));
+    const response = await decode(event);
+    const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+    // The event source deletes what succeeded; failures become visible again (here: at once).
+    await Promise.all(
+      event.Records.map((r, i) =>
+        failed.has(r.messageId) ? queue.release(messages[i]!.receipt) : queue.ack(messages[i]!.receipt),
+      ),
+    );
+    return { messages, failures: [...failed] };
+  };
+
+  const apiWiring = await createWiring({
+    ...shared,
+    invokePrefill: async (job) => {
+      // Lambda serializes the payload: the prefill function gets JSON, not the API's objects.
+      const payload = JSON.parse(JSON.stringify(job)) as PrefillJob;
+      invoked.push(payload);
+      if (options.chain) background.push(prefill(payload).then(() => deliverHandoffs()));
+    },
+    pollIntervalMs: 5,
+    ...(options.responseBudgetMs !== undefined ? { responseBudgetMs: options.responseBudgetMs } : {}),
+    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+  });
+  const api = createApiHandler(() => Promise.resolve(apiWiring));
+
+  return {
+    api,
+    prefill,
+    decode,
+    apiWiring,
+    queue,
+    kv,
+    results,
+    invoked,
+    logs,
+    metrics,
+    async stream(event) {
+      const recorded: RecordedStream = { status: null, headers: {}, chunks: [], ended: false };
+      const sink: ResponseSink = {
+        start(status, headers) {
+          recorded.status = status;
+          recorded.headers = headers;
+        },
+        write(chunk) {
+          if (recorded.status === null) throw new Error('wrote before the status and headers');
+          recorded.chunks.push(chunk);
+        },
+        end() {
+          recorded.ended = true;
+        },
+      };
+      await streamApiEvent(event, sink, apiWiring);
+      return recorded;
+    },
+    deliverHandoffs,
+    async settled() {
+      await Promise.all(background);
+    },
+  };
+}
+
+/** The `data:` payloads of an SSE body, in order. */
+export function sseEvents(body: string): string[] {
+  return body
+    .split('\n\n')
+    .filter((block) => block.startsWith('data: '))
+    .map((block) => block.slice('data: '.length));
+}
