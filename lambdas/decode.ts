@@ -9,7 +9,7 @@ import { sqsRecordToMessage } from '../lib/adapters/queue-sqs';
 import { stageDevices } from '../lib/core/engine/config';
 import { DecodeBatcher, intakeHandoff, parseDescriptor, type DecodeJob } from '../lib/core/engine/decode-stage';
 import type { HandoffDescriptor } from '../lib/core/engine/descriptor';
-import { isTerminal, newRecord, type RequestRecord } from '../lib/core/engine/record';
+import { newRecord, type RequestRecord } from '../lib/core/engine/record';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import type { QueueMessage } from '../lib/core/ports';
 import { addRequestMetrics, describeError, requestLogFields } from './observability';
@@ -58,6 +58,11 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
       }
       try {
         const job = await intake(w, descriptor);
+        if (job === 'busy') {
+          // Another worker holds this request: let SQS deliver it again after the visibility timeout.
+          failures.push({ itemIdentifier: sqsRecord.messageId });
+          return null;
+        }
         return job ? { sqsRecord, job } : null;
       } catch (err) {
         fail(sqsRecord, 'decode intake failed', err);
@@ -87,22 +92,27 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
   return { batchItemFailures: failures };
 }
 
-/** The job to decode, or null when the request is already done (ended at intake, or delivered twice). */
-async function intake(w: Wiring, descriptor: HandoffDescriptor): Promise<DecodeJob | null> {
+/**
+ * The job to decode; null when there is nothing to do (ended at intake, or a finished request
+ * delivered again); 'busy' when another worker holds the request.
+ */
+async function intake(w: Wiring, descriptor: HandoffDescriptor): Promise<DecodeJob | null | 'busy'> {
   const record = (await w.results.get(descriptor.requestId)) ?? recordFromDescriptor(w, descriptor);
-  if (isTerminal(record.state)) {
-    // A redelivered descriptor of a finished request: free its blob (if any is left) and do nothing else.
-    if (descriptor.kv.kind === 'ref') await w.kv.delete(descriptor.kv.key);
-    w.logger.warn('descriptor for a finished request; dropped', { requestId: record.id, state: record.state });
-    return null;
-  }
   const tracker = new RequestTracker(record, trackerDeps(w), w.config.resultTtlMs);
   const result = await intakeHandoff(descriptor, tracker, w.config, decodeDeps(w));
-  if (result.kind === 'ended') {
-    w.logger.info('request ended at decode intake', requestLogFields(record));
-    return null;
+  switch (result.kind) {
+    case 'decode':
+      return result.job;
+    case 'busy':
+      w.logger.info('request is held by another decode worker; retrying later', { requestId: record.id });
+      return 'busy';
+    case 'duplicate':
+      w.logger.warn('descriptor for a finished request; dropped', { requestId: record.id, state: record.state });
+      return null;
+    case 'ended':
+      w.logger.info('request ended at decode intake', requestLogFields(record));
+      return null;
   }
-  return result.job;
 }
 
 function queueMessage(r: SQSRecord): QueueMessage {

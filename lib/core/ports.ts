@@ -139,3 +139,15 @@ export interface EventBus<TEvent = unknown> {
   /** Returns the unsubscribe function. */
   subscribe(requestId: string, listener: (event: TEvent) => void): () => void;
 }
+
+/**
+ * Exclusive, expiring ownership of a piece of work (which decode worker runs a request). A claim is
+ * taken atomically; the owner renews it while working; it lapses on its own if the owner dies, so a
+ * redelivered message can be taken over.
+ */
+export interface ClaimStore {
+  /** Takes the claim, or renews it when `owner` already holds it. False when someone else holds it. */
+  claim(key: string, owner: string, leaseMs: number): Promise<boolean>;
+  /** Gives the claim up if `owner` holds it. */
+  release(key: string, owner: string): Promise<void>;
+}

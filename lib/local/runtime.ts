@@ -18,9 +18,12 @@ import { handOff, prefillPrompt, type PrefillDeps, type PrefillJob } from '../co
 import { newRecord, type RequestEvent, type RequestRecord } from '../core/engine/record';
 import { chooseMode, type RoutingRequest } from '../core/engine/routing';
 import { RequestTracker, type TrackerDeps } from '../core/engine/tracker';
+import { randomUUID } from 'node:crypto';
+import { MemoryClaimStore } from '../adapters/claims-memory';
 import { prefillTime } from '../core/emulator';
 import type {
   ChatMessage,
+  ClaimStore,
   Clock,
   EventBus,
   GenerationBackend,
@@ -43,6 +46,10 @@ export interface RuntimeAdapters {
   readonly wallClockMs: () => number;
   /** Called when a stage fails unexpectedly (logging); the request itself ends failed. */
   readonly onError?: (err: unknown, context: string) => void;
+  /** Decode claims shared by every worker that can receive the same descriptor; default: this process only. */
+  readonly claims?: ClaimStore;
+  /** How long a decode claim lasts without renewal (default 10 s): how soon a dead worker's request is taken over. */
+  readonly claimLeaseMs?: number;
 }
 
 export interface SubmitRequest {
@@ -78,6 +85,8 @@ export class EmbeddedRuntime {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly disaggBatcher: DecodeBatcher;
   private readonly colocatedBatcher: DecodeBatcher | null;
+  private readonly claims: { store: ClaimStore; workerId: string; leaseMs: number };
+  private crashed = false;
 
   constructor(
     readonly config: EngineConfig,
@@ -85,6 +94,11 @@ export class EmbeddedRuntime {
     /** Prefill replicas working at once (each one prompt at a time). */
     private readonly prefillConcurrency = 1,
   ) {
+    this.claims = {
+      store: adapters.claims ?? new MemoryClaimStore(),
+      workerId: randomUUID(),
+      leaseMs: adapters.claimLeaseMs ?? 10_000,
+    };
     this.disaggBatcher = new DecodeBatcher(config.decodePool, config, this.decodeDeps());
     this.colocatedBatcher = config.colocatedPool
       ? new DecodeBatcher(config.colocatedPool, config, this.decodeDeps())
@@ -103,6 +117,18 @@ export class EmbeddedRuntime {
     await this.decodeLoop;
     this.decodeLoop = null;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /**
+   * Stops dead, as a killed process would: no more steps, no acks, no record writes, claims left to
+   * lapse. Another runtime sharing the queue and stores takes the requests over (fault-injection tests).
+   */
+  crash(): void {
+    this.crashed = true;
+    this.stopped = true;
+    this.prefillWaiting.length = 0;
+    this.disaggBatcher.abandonAll();
+    this.colocatedBatcher?.abandonAll();
   }
 
   /** Requests waiting for or in prefill, and handed off but not yet decoding. */
@@ -191,6 +217,7 @@ export class EmbeddedRuntime {
       kv: a.kv,
       cancellations: a.cancellations,
       wallClockMs: a.wallClockMs,
+      claims: this.claims,
       ...(a.onError ? { onError: a.onError } : {}),
     };
   }
@@ -306,11 +333,17 @@ export class EmbeddedRuntime {
       const record = (await this.adapters.results.get(descriptor.requestId)) ?? this.recordFromDescriptor(descriptor);
       const tracker = new RequestTracker(record, this.trackerDeps(), this.config.resultTtlMs);
       const intake = await intakeHandoff(descriptor, tracker, this.config, this.decodeDeps());
+      if (intake.kind === 'busy') {
+        // Another worker holds it; if that worker dies, this message comes back after its lease.
+        await this.adapters.queue.release(message.receipt, intake.retryAfterMs);
+        return;
+      }
       if (intake.kind === 'decode') {
         const running = this.disaggBatcher.join(intake.job);
         joinedBatch();
         await running;
       }
+      if (this.crashed) return;
       await this.adapters.queue.ack(message.receipt);
     } catch (err) {
       this.adapters.onError?.(err, 'decoding a request');

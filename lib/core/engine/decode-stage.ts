@@ -5,6 +5,7 @@
  */
 import { decodeStepTime, kvBytesForContext, kvTransferTime, prefillTime, type DevicePool } from '../emulator';
 import type {
+  ClaimStore,
   Clock,
   DecodeSession,
   GeneratedToken,
@@ -17,7 +18,7 @@ import type {
 import type { EngineConfig } from './config';
 import { decodeDescriptor, DescriptorError, inlineKvBytes, verifyKvBytes, type HandoffDescriptor } from './descriptor';
 import { decodeKvBlob, KvBlobError, kvBlobChecksum } from './kv-blob';
-import type { RequestError } from './record';
+import { isTerminal, type RequestError } from './record';
 import type { RequestTracker } from './tracker';
 
 /** A cancellation marker written by the API (DELETE /v1/requests/{id}) and read by the stages. */
@@ -33,6 +34,11 @@ export interface DecodeDeps {
   readonly wallClockMs: () => number;
   /** Told about failures the stage survives (a store write that failed); for logging. */
   readonly onError?: (err: unknown, context: string) => void;
+  /**
+   * Who decodes which request, so a descriptor delivered twice yields its tokens once and a dead
+   * worker's request can be taken over when its lease lapses. Without it, no idempotency.
+   */
+  readonly claims?: { readonly store: ClaimStore; readonly workerId: string; readonly leaseMs: number };
 }
 
 /** Why the KV could not be used; the KV failure policy decides what happens next. */
@@ -101,6 +107,11 @@ export interface DecodeJob {
   readonly promptTokens: number;
   readonly sampling: SamplingParams;
   readonly deadlineMs: number;
+  /**
+   * Text pieces a previous attempt already delivered. They are regenerated silently and must match,
+   * so a client never sees a token twice or a gap; a mismatch ends the request failed.
+   */
+  readonly delivered?: readonly string[];
 }
 
 interface Running {
@@ -111,6 +122,7 @@ interface Running {
   firstStepMs: number;
   pendingFirst: GeneratedToken | null;
   done: (() => void) | null;
+  lastRenewMs: number;
 }
 
 /** Steps between checks of the cancellation store: cheap in memory, a round trip in Redis or DynamoDB. */
@@ -159,6 +171,7 @@ export class DecodeBatcher {
         firstStepMs: 0,
         pendingFirst: job.firstToken,
         done: resolve,
+        lastRenewMs: this.deps.wallClockMs(),
       });
       if (!this.looping) {
         this.looping = true;
@@ -220,6 +233,7 @@ export class DecodeBatcher {
     if (r.emitted === 0) r.firstStepMs = stepMs;
     if (token !== null && 'error' in token) return this.end(r, 'failed', token.error);
     if (checkCancel && (await this.deps.cancellations.get(tracker.record.id)) !== null) return this.end(r, 'cancelled');
+    if (checkCancel && !(await this.renewClaim(r))) return this.abandon(r);
     if (this.deps.wallClockMs() > deadlineMs) {
       return this.end(r, 'failed', {
         code: 'timeout',
@@ -229,9 +243,60 @@ export class DecodeBatcher {
     if (token === null) return this.end(r, 'completed', undefined, 'stop');
     const stopAt = firstStop(r.text + token.text, sampling.stop);
     const piece = stopAt === -1 ? token.text : (r.text + token.text).slice(r.text.length, stopAt);
-    if (piece.length > 0 || stopAt === -1) this.emit(r, piece);
+    const delivered = r.job.delivered;
+    if (delivered && r.emitted < delivered.length) {
+      // Catching up after a takeover: the client already has this piece.
+      if (piece !== delivered[r.emitted]) {
+        return this.end(r, 'failed', {
+          code: 'resume_mismatch',
+          message: `request ${tracker.record.id} was restarted after a worker failure, but token ${r.emitted} came out differently (the backend is not deterministic); ending it rather than sending inconsistent text`,
+        });
+      }
+      r.text += piece;
+      r.emitted += 1;
+      r.context += 1;
+    } else if (piece.length > 0 || stopAt === -1) this.emit(r, piece);
     if (stopAt !== -1) return this.end(r, 'completed', undefined, 'stop');
     if (r.emitted >= sampling.maxTokens) return this.end(r, 'completed', undefined, 'length');
+  }
+
+  /** Renews the decode claim about three times per lease; false when another worker has taken it over. */
+  private async renewClaim(r: Running): Promise<boolean> {
+    const claims = this.deps.claims;
+    if (!claims) return true;
+    const now = this.deps.wallClockMs();
+    if (now - r.lastRenewMs < claims.leaseMs / 3) return true;
+    r.lastRenewMs = now;
+    return claims.store.claim(r.job.tracker.record.id, claims.workerId, claims.leaseMs);
+  }
+
+  private async releaseClaim(requestId: string): Promise<void> {
+    const claims = this.deps.claims;
+    if (!claims) return;
+    await claims.store
+      .release(requestId, claims.workerId)
+      .catch((err: unknown) => this.deps.onError?.(err, `releasing the claim on ${requestId}`));
+  }
+
+  /** Leaves a request to the worker that took it over: no more tokens, no record writes from here. */
+  private abandon(r: Running): void {
+    const index = this.running.indexOf(r);
+    if (index === -1) return;
+    this.running.splice(index, 1);
+    r.job.session.close();
+    r.done?.();
+    this.wakeRoomWaiters();
+  }
+
+  /** Drops every running request without ending it, as a crashed process would (tests of takeover). */
+  abandonAll(): void {
+    for (const r of [...this.running]) this.abandon(r);
+  }
+
+  private wakeRoomWaiters(): void {
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private emit(r: Running, piece: string): void {
@@ -274,10 +339,9 @@ export class DecodeBatcher {
     } catch (err) {
       this.deps.onError?.(err, `saving the end of ${record.id}`);
     }
+    await this.releaseClaim(tracker.record.id);
     r.done?.();
-    const waiters = this.roomWaiters;
-    this.roomWaiters = [];
-    for (const wake of waiters) wake();
+    this.wakeRoomWaiters();
   }
 }
 
@@ -311,7 +375,14 @@ export function startSession(
   });
 }
 
-export type IntakeResult = { readonly kind: 'decode'; readonly job: DecodeJob } | { readonly kind: 'ended' };
+export type IntakeResult =
+  | { readonly kind: 'decode'; readonly job: DecodeJob }
+  /** The request reached a terminal state here (cancelled, timed out, KV failure under policy fail). */
+  | { readonly kind: 'ended' }
+  /** Delivered again after it had finished: nothing to do, acknowledge it. */
+  | { readonly kind: 'duplicate' }
+  /** Another worker holds it: give the message back, to retry after the holder's lease. */
+  | { readonly kind: 'busy'; readonly retryAfterMs: number };
 
 /**
  * Everything between receiving a descriptor and joining the batch: cancellation and deadline
@@ -326,10 +397,26 @@ export async function intakeHandoff(
   const discardKv = async (): Promise<void> => {
     if (descriptor.kv.kind === 'ref') await deps.kv.delete(descriptor.kv.key);
   };
+  if (isTerminal(tracker.record.state)) {
+    await discardKv();
+    return { kind: 'duplicate' };
+  }
+  if (
+    deps.claims &&
+    !(await deps.claims.store.claim(descriptor.requestId, deps.claims.workerId, deps.claims.leaseMs))
+  ) {
+    return { kind: 'busy', retryAfterMs: deps.claims.leaseMs };
+  }
+  // Pieces an earlier attempt delivered (a worker died mid-generation): regenerate, don't resend.
+  const delivered = tracker.record.pieces.length > 0 ? [...tracker.record.pieces] : undefined;
+  const ended = async (): Promise<IntakeResult> => {
+    if (deps.claims) await deps.claims.store.release(descriptor.requestId, deps.claims.workerId);
+    return { kind: 'ended' };
+  };
   if ((await deps.cancellations.get(descriptor.requestId)) !== null) {
     await discardKv();
     await tracker.finish('cancelled');
-    return { kind: 'ended' };
+    return ended();
   }
   if (deps.wallClockMs() > descriptor.deadlineMs) {
     await discardKv();
@@ -337,7 +424,7 @@ export async function intakeHandoff(
       code: 'timeout',
       message: `request ${descriptor.requestId} passed its deadline before decode started`,
     });
-    return { kind: 'ended' };
+    return ended();
   }
   let kv: KvCache | null;
   let firstToken = descriptor.firstToken;
@@ -352,7 +439,7 @@ export async function intakeHandoff(
     if (!(err instanceof KvUnavailableError)) throw err;
     if (config.kvFailurePolicy === 'fail') {
       await tracker.finish('failed', { code: err.code, message: err.message });
-      return { kind: 'ended' };
+      return ended();
     }
     // Recompute: prefill again where decode runs, as attempt + 1.
     tracker.record.attempt += 1;
@@ -382,6 +469,7 @@ export async function intakeHandoff(
       promptTokens: descriptor.promptTokens,
       sampling: descriptor.sampling,
       deadlineMs: descriptor.deadlineMs,
+      ...(delivered ? { delivered } : {}),
     },
   };
 }
