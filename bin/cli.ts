@@ -15,6 +15,8 @@ import { EXIT_USAGE } from './commands/errors';
 import { estimateText, runEstimate, type EstimateFlags } from './commands/estimate';
 import { profilesJson, profilesText } from './commands/profiles';
 import { runServe, type ServeFlags } from './commands/serve';
+import { runSimulate, simulateJson, simulateText, type SimulateFlags } from './commands/simulate';
+import { DEFAULT_SWEEP_TARGET, runSweep, sweepText, type SweepFlags } from './commands/sweep';
 
 const program = new Command()
   .name('disagg')
@@ -104,6 +106,87 @@ program
   .option('--bedrock-model-id <id>', 'Bedrock model for --backend bedrock (env DISAGG_BEDROCK_MODEL_ID)')
   .option('--no-auth', 'serve without an API key (prints a warning)')
   .action(async (flags: ServeFlags) => runServe(flags));
+
+/** Workload and system flags shared by `simulate` and `sweep`. */
+function simulationOptions(command: Command): Command {
+  return command
+    .option('--trace <file>', 'replay a trace: Azure CSV (TIMESTAMP,ContextTokens,GeneratedTokens) or Mooncake JSONL')
+    .option('--skip-bad-lines', 'skip malformed trace lines (listed on stderr) instead of failing')
+    .option(
+      '--synthetic [rate[:prompt[:output]]]',
+      'Poisson arrivals; the shorthand sets --rate, --prompt-mean and --output-mean',
+    )
+    .option('--rate <req/s>', 'synthetic: mean arrival rate, requests per second')
+    .option('--prompt-mean <tokens>', 'synthetic: prompt length (default 1000); agents: first prompt (default 2000)')
+    .option('--output-mean <tokens>', 'synthetic and agents: output length per request or turn (default 200)')
+    .option('--lognormal', 'draw lengths from lognormals with those means (default: fixed lengths)')
+    .option('--prompt-sigma <s>', 'lognormal sigma of prompt lengths (default 0.99, the Azure 2023 conversation trace)')
+    .option('--output-sigma <s>', 'lognormal sigma of output lengths (default 0.86, the Azure 2023 conversation trace)')
+    .option('--requests <n>', 'synthetic: number of requests (default 2000)')
+    .option('--duration-s <s>', 'synthetic: generate arrivals for this long instead of a count')
+    .option('--agents <n>', 'agent sessions running at once, each a closed loop of turns')
+    .option('--turns <n>', 'agents: turns per session (default 10)')
+    .option('--tool-tokens <n>', 'agents: tool-result tokens appended after each turn (default 300)')
+    .option('--think-ms <ms>', 'agents: pause between an answer and the next turn (default 2000)')
+    .option('--rate-scale <x>', 'divide arrival (and think) times by x: x > 1 is a higher rate')
+    .option('--limit <n>', 'only the first n requests')
+    .option('--seed <n>', 'seed for synthetic and agent workloads', '1')
+    .option('--model <id>', 'emulated model', 'llama-3.3-70b')
+    .requiredOption('--system <spec>', 'colocated:DEVxN[*R] or disagg:DEVxN[*R]+DEVxN[*R], e.g. disagg:trn2x16*2+cs3x8')
+    .option('--compare <spec...>', 'more systems to run the same workload through')
+    .option('--link <id>', 'network between prefill and decode pools (default: the slower instance network)')
+    .option('--no-prefix-cache', 'turn off the per-replica LRU prefix cache')
+    .option(
+      '--colocate-below <tokens>',
+      'disaggregated: prompts of at most this many tokens prefill on a decode replica',
+    )
+    .option('--decode-batch <n>', 'largest running decode batch per replica (default 32)')
+    .option('--max-prefill-queue <n>', 'admission: prompts waiting for prefill, per prefill replica (default 64)')
+    .option('--max-decode-queue <n>', 'admission: handoffs waiting for decode, per decode replica (default 256)')
+    .option('--fit-context <tokens>', "context per batch slot the fit check holds (default: the workload's p99)")
+    .option('--cs3-price-per-hour <usd>', 'USD per CS-3 system-hour (no public price; cost is n/a without it)')
+    .option('--slo-ttft-ms <ms>', 'goodput objective for time to first token (default 2000)')
+    .option('--slo-tpot-ms <ms>', 'goodput objective for time per output token (default 100)')
+    .option('--json', 'print JSON');
+}
+
+simulationOptions(
+  program
+    .command('simulate')
+    .description('replay a workload through systems on a virtual clock (same timing model and policies as serve)'),
+)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  disagg simulate --trace ../shared/traces/azure-llm-2023-conv.csv --system disagg:trn2x16*2+cs3x8 --compare colocated:h100x8*4
+  disagg simulate --synthetic 5:1000:200 --lognormal --requests 5000 --system colocated:h100x8*2
+  disagg simulate --agents 16 --turns 10 --tool-tokens 300 --think-ms 2000 --system disagg:trn2x16+cs3x8
+
+--json prints {"systems": [{"spec", "requests", "completed", "rejected", "ttftMs": {"p50", "p90", "p99"}, "tpotMs",
+"e2eMs", "outputTokensPerSecond", "goodputRps", "sloAttainment", "costPerMillionOutputTokens", then more keys}]}.`,
+  )
+  .action(async (flags: SimulateFlags) => {
+    const { workload, results } = await runSimulate(flags);
+    if (flags.json) printJson(simulateJson(results));
+    else print(simulateText(workload, results));
+  });
+
+simulationOptions(
+  program
+    .command('sweep')
+    .description('raise the load step by step; report per system the highest load meeting the SLOs for most requests'),
+)
+  .option('--rates <a,b,c>', 'load steps: synthetic rates in req/s, or rate scales for a trace or agents')
+  .option('--from <x>', 'first load step (with --to)')
+  .option('--to <x>', 'last load step')
+  .option('--steps <n>', 'number of evenly spaced steps from --from to --to (default 5)')
+  .option('--target <fraction>', 'SLO attainment a load must keep', String(DEFAULT_SWEEP_TARGET))
+  .action(async (flags: SweepFlags) => {
+    const result = await runSweep(flags);
+    if (flags.json) printJson(result);
+    else print(sweepText(result));
+  });
 
 export async function main(argv: readonly string[]): Promise<number> {
   try {

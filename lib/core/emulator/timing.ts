@@ -18,7 +18,7 @@ import {
   type Dtype,
   type ModelProfile,
 } from './models';
-import { poolLayout, type DevicePool } from './pool';
+import { poolLayout, type DevicePool, type PoolLayout } from './pool';
 
 const MS = 1000;
 /** Activations crossing a collective or a pipeline boundary are BF16. */
@@ -151,9 +151,6 @@ export function decodeStepTime(
   opts: ComputeOptions = DEFAULT_COMPUTE,
   queryTokens = 1,
 ): DecodeBreakdown {
-  const device = DEVICES[pool.device];
-  const eff = opts.efficiency[device.family];
-  const layout = poolLayout(pool);
   const batchTokens = contexts.length * queryTokens;
   if (batchTokens === 0) return { ms: 0, memoryMs: 0, computeMs: 0, latencyMs: 0, communicationMs: 0 };
   let kvBytes = 0;
@@ -162,21 +159,127 @@ export function decodeStepTime(
     kvBytes += kvBytesForContext(model, context, opts.kvDtype);
     flops += linearFlopsPerToken(model) * queryTokens + attentionFlops(model, queryTokens, context);
   }
-  const bytes = weightBytesRead(model, batchTokens, opts.weightDtype) + kvBytes;
+  const device = DEVICES[pool.device];
+  const eff = opts.efficiency[device.family];
+  const layout = poolLayout(pool);
+  const weightRead = weightBytesRead(model, batchTokens, opts.weightDtype);
   const hopsS = pipelineHopsSeconds(model, device, layout.pipelineStages, batchTokens);
-  if (eff.kind === 'wafer') return waferDecode(model, pool, device, eff, bytes, flops, hopsS);
+  const collS = eff.kind === 'hbm' ? collectivesSeconds(model, device, layout.tensorParallel, batchTokens, eff) : 0;
+  const out = { ms: 0, memoryMs: 0, computeMs: 0, latencyMs: 0, communicationMs: 0 };
+  decodeStepFromWork(model, pool, opts, layout, weightRead + kvBytes, flops, hopsS, collS, out);
+  return out;
+}
+
+type MutableDecodeBreakdown = { -readonly [K in keyof DecodeBreakdown]: DecodeBreakdown[K] };
+
+/**
+ * The step formula once the batch's bytes and FLOPs are known; shared by decodeStepTime and
+ * DecodeStepTimer so the two cannot drift apart. Writes into `out` (no allocation).
+ */
+function decodeStepFromWork(
+  model: ModelProfile,
+  pool: DevicePool,
+  opts: ComputeOptions,
+  layout: PoolLayout,
+  bytes: number,
+  flops: number,
+  hopsS: number,
+  collectivesS: number,
+  out: MutableDecodeBreakdown,
+): void {
+  const device = DEVICES[pool.device];
+  const eff = opts.efficiency[device.family];
+  if (eff.kind === 'wafer') {
+    waferDecode(model, pool, device, eff, bytes, flops, hopsS, out);
+    return;
+  }
   // Pipeline stages run one after another for a token, so only one stage's devices serve a step.
   const memoryS = bytes / (layout.tensorParallel * device.memoryBandwidth * eff.decodeBandwidth);
   const computeS =
     flops / (layout.tensorParallel * layout.pipelineStages * peakFlops(device, opts.weightDtype) * eff.prefillMfu);
-  const commS = collectivesSeconds(model, device, layout.tensorParallel, batchTokens, eff) + hopsS;
-  return {
-    ms: (Math.max(memoryS, computeS) + commS) * MS,
-    memoryMs: memoryS * MS,
-    computeMs: computeS * MS,
+  const commS = collectivesS + hopsS;
+  out.ms = (Math.max(memoryS, computeS) + commS) * MS;
+  out.memoryMs = memoryS * MS;
+  out.computeMs = computeS * MS;
+  out.latencyMs = 0;
+  out.communicationMs = commS * MS;
+}
+
+/**
+ * Decode step time from a batch's totals, for callers that step millions of times (the simulator).
+ * For one query token per request it equals decodeStepTime exactly: the per-request terms it
+ * aggregates (KV bytes, attention keys) are integers, whose floating-point sums are exact in any
+ * order, and the rest is the same formula (decodeStepFromWork). Per-batch-size terms are memoized.
+ */
+export class DecodeStepTimer {
+  /** Keys a windowed layer attends to at most; Infinity when the model has no windowed layers. */
+  readonly window: number;
+  private readonly windowedLayers: number;
+  private readonly globalLayers: number;
+  private readonly kvBytesPerLayerToken: number;
+  private readonly attentionFlopsPerKey: number;
+  private readonly linearFlops: number;
+  private readonly layout: PoolLayout;
+  private readonly weightRead: number[] = [];
+  private readonly hops: number[] = [];
+  private readonly collectives: number[] = [];
+  private readonly scratch: MutableDecodeBreakdown = {
+    ms: 0,
+    memoryMs: 0,
+    computeMs: 0,
     latencyMs: 0,
-    communicationMs: commS * MS,
+    communicationMs: 0,
   };
+
+  constructor(
+    private readonly model: ModelProfile,
+    private readonly pool: DevicePool,
+    private readonly opts: ComputeOptions = DEFAULT_COMPUTE,
+  ) {
+    this.window = model.attentionWindow ? model.attentionWindow.window : Infinity;
+    this.windowedLayers = model.attentionWindow ? model.attentionWindow.layers : 0;
+    this.globalLayers = model.layers - this.windowedLayers;
+    this.kvBytesPerLayerToken = 2 * model.kvHeads * model.headDim * DTYPE_BYTES[opts.kvDtype];
+    this.attentionFlopsPerKey = 4 * model.heads * model.headDim;
+    this.linearFlops = linearFlopsPerToken(model);
+    this.layout = poolLayout(pool);
+  }
+
+  /**
+   * One step for `requests` requests of one query token each. `contextSum` is the sum of their
+   * contexts; `windowedContextSum` the sum of min(context, window) and `windowedKeySum` the sum of
+   * min(context + 1, window) (both ignored for models without windowed attention).
+   */
+  stepMs(requests: number, contextSum: number, windowedContextSum = 0, windowedKeySum = 0): number {
+    if (requests === 0) return 0;
+    const w = this.windowedLayers;
+    const kvBytes = this.kvBytesPerLayerToken * (this.globalLayers * contextSum + (w > 0 ? w * windowedContextSum : 0));
+    const keys = this.globalLayers * (contextSum + requests) + (w > 0 ? w * windowedKeySum : 0);
+    const flops = this.linearFlops * requests + this.attentionFlopsPerKey * keys;
+    if (this.weightRead[requests] === undefined) this.memoize(requests);
+    const bytes = (this.weightRead[requests] as number) + kvBytes;
+    decodeStepFromWork(
+      this.model,
+      this.pool,
+      this.opts,
+      this.layout,
+      bytes,
+      flops,
+      this.hops[requests] as number,
+      this.collectives[requests] as number,
+      this.scratch,
+    );
+    return this.scratch.ms;
+  }
+
+  private memoize(tokens: number): void {
+    const device = DEVICES[this.pool.device];
+    const eff = this.opts.efficiency[device.family];
+    this.weightRead[tokens] = weightBytesRead(this.model, tokens, this.opts.weightDtype);
+    this.hops[tokens] = pipelineHopsSeconds(this.model, device, this.layout.pipelineStages, tokens);
+    this.collectives[tokens] =
+      eff.kind === 'hbm' ? collectivesSeconds(this.model, device, this.layout.tensorParallel, tokens, eff) : 0;
+  }
 }
 
 /**
@@ -192,17 +295,16 @@ function waferDecode(
   bytes: number,
   flops: number,
   hopsS: number,
-): DecodeBreakdown {
+  out: MutableDecodeBreakdown,
+): void {
   const latencyS = model.layers * eff.layerLatencyUs * 1e-6;
   const memoryS = bytes / (device.memoryBandwidth * eff.sramEfficiency);
   const computeS = flops / (pool.count * device.bf16Flops * eff.prefillMfu);
-  return {
-    ms: (latencyS + Math.max(memoryS, computeS) + hopsS) * MS,
-    memoryMs: memoryS * MS,
-    computeMs: computeS * MS,
-    latencyMs: latencyS * MS,
-    communicationMs: hopsS * MS,
-  };
+  out.ms = (latencyS + Math.max(memoryS, computeS) + hopsS) * MS;
+  out.memoryMs = memoryS * MS;
+  out.computeMs = computeS * MS;
+  out.latencyMs = latencyS * MS;
+  out.communicationMs = hopsS * MS;
 }
 
 export interface TransferRequest {

@@ -1,0 +1,184 @@
+/**
+ * `disagg sweep`: raise the load step by step and report, per system, the highest load at which
+ * the SLO attainment stays at or above a target (default 90%).
+ */
+import {
+  formatSystemSpec,
+  meanArrivalRate,
+  simulate,
+  type SimOptions,
+  type SystemSpec,
+  type Workload,
+} from '../../lib/core/sim';
+import { UsageError } from './errors';
+import {
+  baseWorkload,
+  progressBar,
+  systemsFromFlags,
+  transformWorkload,
+  workloadKind,
+  type SimulateFlags,
+} from './simulate';
+import { plainTable } from './table';
+
+export interface SweepFlags extends SimulateFlags {
+  rates?: string;
+  from?: string;
+  to?: string;
+  steps?: string;
+  target: string;
+}
+
+/** Share of requests meeting both SLOs that counts as sustaining a load. */
+export const DEFAULT_SWEEP_TARGET = 0.9;
+
+export interface SweepStep {
+  /** Synthetic: requests per second. Trace or agents: the rate scale applied. */
+  readonly value: number;
+  /** Mean offered arrival rate, requests per second. */
+  readonly offeredRps: number;
+  readonly sloAttainment: number;
+  readonly goodputRps: number;
+  readonly ttftP99Ms: number | null;
+  readonly tpotP99Ms: number | null;
+  readonly rejected: number;
+}
+
+export interface SweepSystem {
+  readonly spec: string;
+  /** Highest step value with SLO attainment >= target, null when none met it. */
+  readonly maxSustained: number | null;
+  readonly maxSustainedRps: number | null;
+  readonly steps: SweepStep[];
+}
+
+export interface SweepResult {
+  readonly variable: 'rate' | 'rateScale';
+  readonly target: number;
+  readonly systems: SweepSystem[];
+}
+
+function parseList(value: string): number[] {
+  const values = value.split(',').map((v) => Number(v.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isFinite(v) || v <= 0)) {
+    throw new UsageError(`--rates must be positive numbers separated by commas, got "${value}"`);
+  }
+  return values;
+}
+
+/** The load steps, from --rates a,b,c or --from A --to B --steps N (evenly spaced). */
+export function sweepSteps(flags: Pick<SweepFlags, 'rates' | 'from' | 'to' | 'steps'>): number[] {
+  if (flags.rates !== undefined) {
+    if (flags.from !== undefined || flags.to !== undefined)
+      throw new UsageError('give --rates or --from/--to/--steps, not both');
+    return parseList(flags.rates).sort((a, b) => a - b);
+  }
+  if (flags.from === undefined || flags.to === undefined) {
+    throw new UsageError('sweep needs the load steps: --rates a,b,c or --from A --to B [--steps N]');
+  }
+  const from = Number(flags.from);
+  const to = Number(flags.to);
+  const steps = Number(flags.steps ?? '5');
+  if (!(from > 0) || !(to >= from) || !Number.isInteger(steps) || steps < 1 || steps > 1000) {
+    throw new UsageError(
+      '--from and --to must be positive with --to >= --from, and --steps a whole number from 1 to 1000',
+    );
+  }
+  if (steps === 1) return [from];
+  return Array.from({ length: steps }, (_, k) => Number((from + ((to - from) * k) / (steps - 1)).toPrecision(12)));
+}
+
+export async function runSweep(flags: SweepFlags): Promise<SweepResult> {
+  const target = Number(flags.target);
+  if (!(target > 0 && target <= 1))
+    throw new UsageError(`--target must be a fraction in (0, 1], got "${flags.target}"`);
+  const { specs, options } = systemsFromFlags(flags);
+  const steps = sweepSteps(flags);
+  const variable = workloadKind(flags) === 'synthetic' ? 'rate' : 'rateScale';
+  const base = variable === 'rateScale' ? await baseWorkload(flags) : null;
+  const workloads: Workload[] = [];
+  for (const value of steps) {
+    workloads.push(
+      base ? transformWorkload(base, flags, value) : transformWorkload(await baseWorkload(flags, value), flags),
+    );
+  }
+  return { variable, target, systems: specs.map((spec) => sweepSystem(spec, options, steps, workloads, target)) };
+}
+
+function sweepSystem(
+  spec: SystemSpec,
+  options: SimOptions,
+  steps: readonly number[],
+  workloads: readonly Workload[],
+  target: number,
+): SweepSystem {
+  const results: SweepStep[] = [];
+  for (let k = 0; k < steps.length; k++) {
+    const workload = workloads[k] as Workload;
+    const progress = progressBar(`sweep step ${k + 1} of ${steps.length}`);
+    let metrics;
+    try {
+      metrics = simulate(workload, spec, options, progress.update).metrics;
+    } finally {
+      progress.stop();
+    }
+    results.push({
+      value: steps[k] as number,
+      offeredRps: Math.round(meanArrivalRate(workload) * 1000) / 1000,
+      sloAttainment: metrics.sloAttainment,
+      goodputRps: metrics.goodputRps,
+      ttftP99Ms: metrics.ttftMs.p99,
+      tpotP99Ms: metrics.tpotMs.p99,
+      rejected: metrics.rejected,
+    });
+  }
+  const passing = results.filter((s) => s.sloAttainment >= target);
+  const best = passing.length > 0 ? passing[passing.length - 1] : undefined;
+  return {
+    spec: formatSystemSpec(spec),
+    maxSustained: best ? best.value : null,
+    maxSustainedRps: best ? best.offeredRps : null,
+    steps: results,
+  };
+}
+
+export function sweepText(result: SweepResult): string {
+  const label = result.variable === 'rate' ? 'rate req/s' : 'rate scale';
+  const summary = plainTable([
+    'system',
+    `highest ${label} with SLO attainment >= ${result.target * 100}%`,
+    'offered req/s',
+  ]);
+  for (const s of result.systems) {
+    summary.push([
+      s.spec,
+      s.maxSustained === null ? 'none' : String(s.maxSustained),
+      s.maxSustainedRps === null ? '-' : String(s.maxSustainedRps),
+    ]);
+  }
+  const detail = plainTable([
+    'system',
+    label,
+    'offered req/s',
+    'SLO attainment',
+    'goodput req/s',
+    'TTFT p99 ms',
+    'TPOT p99 ms',
+    'rejected',
+  ]);
+  for (const s of result.systems) {
+    for (const step of s.steps) {
+      detail.push([
+        s.spec,
+        String(step.value),
+        String(step.offeredRps),
+        `${(step.sloAttainment * 100).toFixed(1)}%`,
+        step.goodputRps.toFixed(3),
+        step.ttftP99Ms === null ? '-' : step.ttftP99Ms.toFixed(0),
+        step.tpotP99Ms === null ? '-' : step.tpotP99Ms.toFixed(2),
+        String(step.rejected),
+      ]);
+    }
+  }
+  return `${summary.toString()}\n${detail.toString()}`;
+}

@@ -1,0 +1,6 @@
+export * from './workload';
+export * from './traces';
+export * from './system-spec';
+export * from './engine';
+export * from './metrics';
+export * from './prefix-cache';

@@ -1,0 +1,237 @@
+/**
+ * What system a simulation runs: `colocated:DEVxN[*R]` (R replicas, each of N devices doing both
+ * phases) or `disagg:DEVxN[*R]+DEVxN[*R]` (a prefill pool, then a decode pool), and its options.
+ */
+import {
+  checkFit,
+  DEFAULT_COMPUTE,
+  FitError,
+  formatPool,
+  parsePool,
+  ProfileError,
+  type ComputeOptions,
+  type DevicePool,
+  type FitReport,
+  type LinkProfile,
+  type ModelProfile,
+} from '../emulator';
+import type { AdmissionLimits } from '../engine/admission';
+import { ENGINE_DEFAULTS } from '../engine/config';
+
+/** A bad system spec or option: the CLI exits 2 with the message. */
+export class SystemSpecError extends ProfileError {
+  override readonly name = 'SystemSpecError';
+}
+
+/** Identical replicas of one device pool. */
+export interface ReplicatedPool {
+  readonly pool: DevicePool;
+  readonly replicas: number;
+}
+
+export type SystemSpec =
+  | { readonly kind: 'colocated'; readonly colocated: ReplicatedPool }
+  | { readonly kind: 'disaggregated'; readonly prefill: ReplicatedPool; readonly decode: ReplicatedPool };
+
+const MAX_REPLICAS = 10_000;
+
+function parseReplicated(text: string, whole: string): ReplicatedPool {
+  const match = /^([^*]+?)(?:\*(\d+))?$/.exec(text.trim());
+  if (!match)
+    throw new SystemSpecError(`bad pool "${text}" in system "${whole}": expected DEVxN or DEVxN*R, e.g. trn2x16*2`);
+  const replicas = match[2] === undefined ? 1 : Number(match[2]);
+  if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) {
+    throw new SystemSpecError(`bad replica count in "${text}" (system "${whole}"): expected 1 to ${MAX_REPLICAS}`);
+  }
+  return { pool: parsePool(match[1] as string), replicas };
+}
+
+/** Parses `colocated:h100x8*4` or `disagg:trn2x16*2+cs3x4*1` (R defaults to 1). */
+export function parseSystemSpec(text: string): SystemSpec {
+  const usage =
+    'expected colocated:DEVxN[*R] or disagg:DEVxN[*R]+DEVxN[*R], e.g. colocated:h100x8*4 or disagg:trn2x16*2+cs3x4';
+  const colon = text.indexOf(':');
+  if (colon === -1) throw new SystemSpecError(`bad system "${text}": ${usage}`);
+  const kind = text.slice(0, colon).trim().toLowerCase();
+  const body = text.slice(colon + 1);
+  if (kind === 'colocated') {
+    if (body.includes('+'))
+      throw new SystemSpecError(`bad system "${text}": a colocated system has one pool; ${usage}`);
+    return { kind: 'colocated', colocated: parseReplicated(body, text) };
+  }
+  if (kind === 'disagg' || kind === 'disaggregated') {
+    const parts = body.split('+');
+    if (parts.length !== 2) {
+      throw new SystemSpecError(
+        `bad system "${text}": a disaggregated system has a prefill and a decode pool; ${usage}`,
+      );
+    }
+    return {
+      kind: 'disaggregated',
+      prefill: parseReplicated(parts[0] as string, text),
+      decode: parseReplicated(parts[1] as string, text),
+    };
+  }
+  throw new SystemSpecError(`bad system "${text}": unknown kind "${kind}"; ${usage}`);
+}
+
+const replicated = (r: ReplicatedPool): string => `${formatPool(r.pool)}*${r.replicas}`;
+
+/** The canonical spelling: `disagg:trn2x16*2+cs3x4*1`. */
+export function formatSystemSpec(spec: SystemSpec): string {
+  return spec.kind === 'colocated'
+    ? `colocated:${replicated(spec.colocated)}`
+    : `disagg:${replicated(spec.prefill)}+${replicated(spec.decode)}`;
+}
+
+/**
+ * Service-level objectives a request must meet to count towards goodput. Defaults are for
+ * interactive chat: the first token within 2 s keeps a user waiting no longer than a page load,
+ * and 100 ms per token (10 tokens/s) is faster than people read (about 4-5 words/s).
+ */
+export interface Slo {
+  readonly ttftMs: number;
+  readonly tpotMs: number;
+}
+
+export const DEFAULT_SLO: Slo = { ttftMs: 2000, tpotMs: 100 };
+
+export interface SimOptions {
+  readonly model: ModelProfile;
+  readonly compute?: ComputeOptions;
+  /** Network between the prefill and decode pools; default: the slower of their instance networks. */
+  readonly link?: LinkProfile;
+  /** LRU prefix cache per prefill (or colocated) replica. Default true. */
+  readonly prefixCache?: boolean;
+  /**
+   * Conditional disaggregation (chooseMode): in a disaggregated system, prompts of at most this many
+   * tokens are prefilled by a decode replica itself, stalling its batch. Default 0: never.
+   */
+  readonly colocateAtOrBelowTokens?: number;
+  /** Largest running decode batch per replica. Default 32, as the live pipeline. */
+  readonly decodeBatchMax?: number;
+  /**
+   * Admission limits per replica (as one live runtime has): the system admits up to limit x replicas
+   * (prefill or colocated replicas for the prefill queue, decode replicas for the decode queue).
+   * Default 64 and 256, as the live pipeline.
+   */
+  readonly admissionPerReplica?: AdmissionLimits;
+  readonly slo?: Slo;
+  /** USD per hour for one CS-3 system; no public price exists, so cost needs it stated. */
+  readonly cs3PricePerHour?: number;
+  /** Context each decode-batch slot must hold in the fit check; default the workload's p99 prompt + output. */
+  readonly fitContextTokens?: number;
+}
+
+/** Options with defaults applied. */
+export interface ResolvedSimOptions {
+  readonly model: ModelProfile;
+  readonly compute: ComputeOptions;
+  readonly link: LinkProfile | undefined;
+  readonly prefixCache: boolean;
+  readonly colocateAtOrBelowTokens: number;
+  readonly decodeBatchMax: number;
+  readonly admissionPerReplica: AdmissionLimits;
+  readonly slo: Slo;
+  readonly cs3PricePerHour: number | null;
+  readonly fitContextTokens: number | undefined;
+}
+
+function whole(name: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new SystemSpecError(`${name} must be a whole number from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new SystemSpecError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+export function resolveSimOptions(opts: SimOptions): ResolvedSimOptions {
+  const admission = opts.admissionPerReplica ?? {
+    maxPrefillQueue: ENGINE_DEFAULTS.maxPrefillQueue,
+    maxDecodeQueue: ENGINE_DEFAULTS.maxDecodeQueue,
+  };
+  return {
+    model: opts.model,
+    compute: opts.compute ?? DEFAULT_COMPUTE,
+    link: opts.link,
+    prefixCache: opts.prefixCache ?? true,
+    colocateAtOrBelowTokens: whole('colocateAtOrBelowTokens', opts.colocateAtOrBelowTokens ?? 0, 0, 10_000_000),
+    decodeBatchMax: whole('decodeBatchMax', opts.decodeBatchMax ?? ENGINE_DEFAULTS.decodeBatchMax, 1, 4096),
+    admissionPerReplica: {
+      maxPrefillQueue: whole('maxPrefillQueue', admission.maxPrefillQueue, 1, 1_000_000),
+      maxDecodeQueue: whole('maxDecodeQueue', admission.maxDecodeQueue, 1, 1_000_000),
+    },
+    slo: {
+      ttftMs: positive('the TTFT SLO', opts.slo?.ttftMs ?? DEFAULT_SLO.ttftMs),
+      tpotMs: positive('the TPOT SLO', opts.slo?.tpotMs ?? DEFAULT_SLO.tpotMs),
+    },
+    cs3PricePerHour: opts.cs3PricePerHour === undefined ? null : positive('cs3PricePerHour', opts.cs3PricePerHour),
+    fitContextTokens:
+      opts.fitContextTokens === undefined
+        ? undefined
+        : whole('fitContextTokens', opts.fitContextTokens, 1, opts.model.maxContext),
+  };
+}
+
+export interface SystemFit {
+  /** Context each batch slot was checked at, and whether it came from the workload (its p99). */
+  readonly contextTokens: number;
+  readonly contextFromWorkload: boolean;
+  readonly pools: readonly { readonly role: PoolRole; readonly report: FitReport }[];
+}
+
+export type PoolRole = 'prefill' | 'decode' | 'colocated';
+
+/** A replica that cannot hold the model, with what was checked and what to change. */
+export class SystemFitError extends FitError {
+  constructor(report: FitReport, role: PoolRole, spec: string, checked: string) {
+    super(report);
+    this.message =
+      `${this.message} [${role} replica of ${spec}, checked for ${checked}; ` +
+      'lower --decode-batch, add devices, or state the context to hold with --fit-context]';
+  }
+}
+
+/**
+ * Each replica must hold the model: a prefill replica one prompt at a time, a decode or colocated
+ * replica a full decode batch, each slot at `contextTokens`. Throws SystemFitError (the CLI exits 2).
+ */
+export function assertSystemFits(
+  spec: SystemSpec,
+  opts: ResolvedSimOptions,
+  contextTokens: number,
+  contextFromWorkload: boolean,
+): SystemFit {
+  const pools: { role: PoolRole; pool: DevicePool; batch: number }[] =
+    spec.kind === 'colocated'
+      ? [{ role: 'colocated', pool: spec.colocated.pool, batch: opts.decodeBatchMax }]
+      : [
+          { role: 'prefill', pool: spec.prefill.pool, batch: 1 },
+          { role: 'decode', pool: spec.decode.pool, batch: opts.decodeBatchMax },
+        ];
+  const what = contextFromWorkload ? "the workload's p99 prompt + output" : 'the stated fit context';
+  const reports = pools.map(({ role, pool, batch }) => {
+    const report = checkFit({
+      model: opts.model,
+      pool,
+      weightDtype: opts.compute.weightDtype,
+      kvDtype: opts.compute.kvDtype,
+      batch,
+      contextTokens,
+    });
+    if (!report.fits) {
+      const checked =
+        batch === 1 && role === 'prefill'
+          ? `one prompt of ${contextTokens} tokens (${what})`
+          : `a decode batch of ${batch} x ${contextTokens} tokens (${what})`;
+      throw new SystemFitError(report, role, formatSystemSpec(spec), checked);
+    }
+    return { role, report };
+  });
+  return { contextTokens, contextFromWorkload, pools: reports };
+}

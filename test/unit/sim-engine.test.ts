@@ -1,0 +1,295 @@
+import { describe, expect, it } from 'vitest';
+import { loadTraceFile } from '../../lib/adapters/trace-files';
+import {
+  decodeStepTime,
+  getModel,
+  kvBytesForContext,
+  kvTransferTime,
+  parsePool,
+  prefillTime,
+} from '../../lib/core/emulator';
+import {
+  agentWorkload,
+  limit,
+  OUTCOME_COMPLETED,
+  OUTCOME_REJECTED,
+  parseSystemSpec,
+  simulate,
+  syntheticWorkload,
+  type SimRequest,
+  type Workload,
+} from '../../lib/core/sim';
+
+const llama70 = getModel('llama-3.3-70b');
+const trn2 = parsePool('trn2x16');
+const cs3 = parsePool('cs3x4');
+const prefill = (tokens: number, cached = 0): number =>
+  prefillTime(llama70, trn2, [{ newTokens: tokens - cached, cachedTokens: cached }]).ms;
+const transfer = (tokens: number): number =>
+  kvTransferTime({ bytes: kvBytesForContext(llama70, tokens), from: trn2, to: cs3, layers: llama70.layers }).ms;
+const step = (...contexts: number[]): number => decodeStepTime(llama70, cs3, contexts).ms;
+const workload = (requests: SimRequest[]): Workload => ({ source: 'test', requests });
+
+const poisson = (rate: number, requests: number, seed = 1): Workload =>
+  syntheticWorkload({
+    ratePerSecond: rate,
+    promptTokens: { kind: 'lognormal', mean: 1000, sigma: 0.99 },
+    outputTokens: { kind: 'lognormal', mean: 200, sigma: 0.86 },
+    requests,
+    seed,
+  });
+
+describe('simulator: a small disaggregated scenario computed by hand', () => {
+  // A arrives at 0 (1000 prompt tokens, 3 output); B at 10 ms (500, 2) waits for A's prefill.
+  const run = simulate(
+    workload([
+      { id: 'A', arrivalMs: 0, promptTokens: 1000, outputTokens: 3 },
+      { id: 'B', arrivalMs: 10, promptTokens: 500, outputTokens: 2 },
+    ]),
+    parseSystemSpec('disagg:trn2x16*1+cs3x4*1'),
+    { model: llama70, prefixCache: false },
+  );
+  const t = run.requests;
+  const ttft = (i: number) => t.firstTokenMs[i]! - t.arrivalMs[i]!;
+
+  it('A: TTFT = prefill + KV transfer + first step; TPOT = mean of the later steps', () => {
+    expect(ttft(0)).toBeCloseTo(prefill(1000) + transfer(1000) + step(1000), 9);
+    expect((t.endMs[0]! - t.firstTokenMs[0]!) / 2).toBeCloseTo((step(1001) + step(1002)) / 2, 9);
+  });
+
+  it('B: waits in the prefill queue until A’s prefill ends, then prefill + transfer + its own steps', () => {
+    // B's KV arrives after A has left the decode batch, so B decodes alone.
+    expect(prefill(500) + transfer(500)).toBeGreaterThan(transfer(1000) + step(1000) + step(1001) + step(1002));
+    expect(t.prefillStartMs[1]! - t.arrivalMs[1]!).toBeCloseTo(prefill(1000) - 10, 9);
+    expect(ttft(1)).toBeCloseTo(prefill(1000) - 10 + prefill(500) + transfer(500) + step(500), 9);
+    expect(t.endMs[1]! - t.firstTokenMs[1]!).toBeCloseTo(step(501), 9);
+    expect(run.metrics.queueWaitMs.prefill.p99).toBeCloseTo(prefill(1000) - 10, 3);
+    expect(run.metrics.kvBytesMoved).toBe(kvBytesForContext(llama70, 1000) + kvBytesForContext(llama70, 500));
+  });
+
+  it('a request whose KV arrives mid-step joins between steps, and the batch then steps together', () => {
+    const r = simulate(
+      workload([
+        { id: 'long', arrivalMs: 0, promptTokens: 1000, outputTokens: 400 },
+        { id: 'late', arrivalMs: 0, promptTokens: 200, outputTokens: 5 },
+      ]),
+      parseSystemSpec('disagg:trn2x16*1+cs3x4*1'),
+      { model: llama70, prefixCache: false },
+    ).requests;
+    const ready = r.decodeReadyMs[1]!;
+    // Replay the long request's steps alone until the one in progress when the KV arrives ends.
+    let now = r.decodeJoinMs[0]!;
+    let context = 1000;
+    while (now < ready) now += step(context++);
+    expect(r.decodeJoinMs[1]).toBeCloseTo(now, 6);
+    expect(r.firstTokenMs[1]).toBeCloseTo(now + step(context, 200), 6);
+  });
+});
+
+describe('simulator: determinism and conservation', () => {
+  const system = parseSystemSpec('disagg:trn2x16*1+cs3x8*1');
+
+  it('the same seed gives an identical result; another seed a different one', () => {
+    const a = simulate(poisson(4, 800, 9), system, { model: llama70 }).metrics;
+    const b = simulate(poisson(4, 800, 9), system, { model: llama70 }).metrics;
+    const c = simulate(poisson(4, 800, 10), system, { model: llama70 }).metrics;
+    expect(JSON.stringify(a)).toBe(JSON.stringify(b));
+    expect(JSON.stringify(a)).not.toBe(JSON.stringify(c));
+  });
+
+  it('every request completes or is rejected with a reason, under overload', () => {
+    const run = simulate(poisson(60, 1500), parseSystemSpec('colocated:h100x8*1'), {
+      model: llama70,
+      admissionPerReplica: { maxPrefillQueue: 8, maxDecodeQueue: 8 },
+    });
+    const m = run.metrics;
+    expect(m.rejected).toBeGreaterThan(0);
+    expect(m.completed + m.rejected).toBe(m.requests);
+    expect(Object.values(m.rejectedReasons).reduce((a, b) => a + b, 0)).toBe(m.rejected);
+    expect(Object.keys(m.rejectedReasons)).toEqual(['prefill queue is full (8 of 8 requests)']);
+    for (const outcome of run.requests.outcome) expect([OUTCOME_COMPLETED, OUTCOME_REJECTED]).toContain(outcome);
+  });
+
+  it('a request longer than the model’s context is rejected, not run', () => {
+    const m = simulate(
+      workload([{ id: 'huge', arrivalMs: 0, promptTokens: 131_000, outputTokens: 500 }]),
+      parseSystemSpec('colocated:h100x8*1'),
+      { model: llama70, decodeBatchMax: 1, fitContextTokens: 1000 },
+    ).metrics;
+    expect(m.rejectedReasons).toEqual({ "prompt + output tokens exceed the model's 131072-token context": 1 });
+  });
+});
+
+describe('simulator: steady Poisson load', () => {
+  const rate = 3;
+  const run = simulate(poisson(rate, 4000, 21), parseSystemSpec('disagg:trn2x16*1+cs3x8*1'), { model: llama70 });
+  const t = run.requests;
+  const n = t.arrivalMs.length;
+
+  it("obeys Little's law: mean number in system = arrival rate x mean time in system (within 10%)", () => {
+    let sojourn = 0;
+    for (let i = 0; i < n; i++) sojourn += t.endMs[i]! - t.arrivalMs[i]!;
+    const meanTime = sojourn / n;
+    // Count requests in the system at 2000 instants spread over the steady middle of the run.
+    const from = t.arrivalMs[Math.floor(n * 0.1)]!;
+    const to = t.arrivalMs[Math.floor(n * 0.9)]!;
+    let inSystem = 0;
+    const samples = 2000;
+    for (let k = 0; k < samples; k++) {
+      const at = from + ((to - from) * (k + 0.5)) / samples;
+      for (let i = 0; i < n; i++) if (t.arrivalMs[i]! <= at && at < t.endMs[i]!) inSystem += 1;
+    }
+    const meanInSystem = inSystem / samples;
+    expect(Math.abs(meanInSystem / ((rate * meanTime) / 1000) - 1)).toBeLessThan(0.1);
+  });
+
+  it('prefill utilisation = arrival rate x mean prefill time per replica (within 10%)', () => {
+    let busy = 0;
+    for (let i = 0; i < n; i++) busy += t.prefillEndMs[i]! - t.prefillStartMs[i]!;
+    const expected = (rate * (busy / n)) / 1000;
+    expect(run.metrics.utilisation.prefill).toBeGreaterThan(0);
+    expect(Math.abs(run.metrics.utilisation.prefill! / expected - 1)).toBeLessThan(0.1);
+    expect(run.metrics.completed).toBe(n);
+    expect(run.metrics.outputTokensPerSecond).toBeGreaterThan(0);
+  });
+});
+
+describe('simulator: prefill interference', () => {
+  // One long answer, while eight 8k-token prompts arrive: colocated prefills stall its batch.
+  const requests: SimRequest[] = [
+    { id: 'answer', arrivalMs: 0, promptTokens: 100, outputTokens: 500 },
+    ...Array.from({ length: 8 }, (_, k) => ({
+      id: `prompt-${k}`,
+      arrivalMs: 100 + k * 150,
+      promptTokens: 8000,
+      outputTokens: 1,
+    })),
+  ];
+  const tpotOfAnswer = (spec: string, requestSet: SimRequest[]): number => {
+    const r = simulate(workload(requestSet), parseSystemSpec(spec), { model: llama70, decodeBatchMax: 4 }).requests;
+    return (r.endMs[0]! - r.firstTokenMs[0]!) / 499;
+  };
+
+  it('slows a colocated decode (TPOT up by over 30%) but barely a disaggregated one (under 10%)', () => {
+    const alone = [requests[0]!];
+    const colocated = tpotOfAnswer('colocated:h100x8*1', requests) / tpotOfAnswer('colocated:h100x8*1', alone);
+    const disaggregated =
+      tpotOfAnswer('disagg:trn2x16*1+cs3x4*1', requests) / tpotOfAnswer('disagg:trn2x16*1+cs3x4*1', alone);
+    expect(colocated).toBeGreaterThan(1.3);
+    expect(disaggregated).toBeLessThan(1.1);
+  });
+
+  it('conditional disaggregation puts short prompts on a decode replica, which stalls its batch', () => {
+    const set: SimRequest[] = [
+      { id: 'answer', arrivalMs: 0, promptTokens: 3000, outputTokens: 300 },
+      ...Array.from({ length: 20 }, (_, k) => ({
+        id: `short-${k}`,
+        arrivalMs: 50 + k * 20,
+        promptTokens: 1000,
+        outputTokens: 1,
+      })),
+    ];
+    const run = (colocateAtOrBelowTokens: number) =>
+      simulate(workload(set), parseSystemSpec('disagg:trn2x16*1+cs3x4*1'), {
+        model: llama70,
+        decodeBatchMax: 4,
+        colocateAtOrBelowTokens,
+      });
+    const split = run(0);
+    const conditional = run(2000);
+    expect(Array.from(conditional.requests.mode.slice(1))).toEqual(new Array(20).fill(1));
+    expect(conditional.metrics.kvBytesMoved).toBe(kvBytesForContext(llama70, 3000));
+    const tpot = (r: typeof split) => (r.requests.endMs[0]! - r.requests.firstTokenMs[0]!) / 299;
+    expect(tpot(conditional)).toBeGreaterThan(tpot(split));
+    const onDecode = prefillTime(llama70, cs3, [{ newTokens: 1000, cachedTokens: 0 }]).ms;
+    expect(conditional.requests.prefillEndMs[1]! - conditional.requests.prefillStartMs[1]!).toBeCloseTo(onDecode, 9);
+  });
+});
+
+describe('simulator: prefix caching', () => {
+  it('raises the hit rate and lowers TTFT on the Mooncake conversation trace', async () => {
+    // Mooncake FAST'25 trace (Apache-2.0; Qin et al., FAST 2025).
+    const trace = await loadTraceFile(
+      new URL('../../../shared/traces/mooncake-fast25-conversation.jsonl', import.meta.url),
+    );
+    const w = limit(trace.workload, 3000);
+    const system = parseSystemSpec('disagg:trn2x16*4+cs3x8*2');
+    const options = { model: llama70, fitContextTokens: 8192 };
+    const cached = simulate(w, system, options).metrics;
+    const uncached = simulate(w, system, { ...options, prefixCache: false }).metrics;
+    expect(uncached.prefixCacheHitRate).toBe(0);
+    expect(cached.prefixCacheHitRate).toBeGreaterThan(0.1);
+    expect(cached.ttftMs.p50!).toBeLessThan(uncached.ttftMs.p50!);
+  });
+
+  it('a repeated prompt hits all but its last token, and the prefill charges only the rest', () => {
+    const hashes = [1, 2, 3, 4];
+    const r = simulate(
+      workload([
+        { id: 'first', arrivalMs: 0, promptTokens: 2048, outputTokens: 1, blockHashes: hashes },
+        { id: 'again', arrivalMs: 5000, promptTokens: 2048, outputTokens: 1, blockHashes: hashes },
+      ]),
+      parseSystemSpec('disagg:trn2x16*1+cs3x8*1'),
+      { model: llama70 },
+    ).requests;
+    expect(Array.from(r.cachedTokens)).toEqual([0, 2047]);
+    expect(r.prefillEndMs[1]! - r.prefillStartMs[1]!).toBeCloseTo(prefill(2048, 2047), 9);
+  });
+});
+
+describe('simulator: agent sessions', () => {
+  it('send each turn a think time after the previous one completes, reusing the session’s prefix', () => {
+    const w = agentWorkload({
+      agents: 4,
+      turns: 5,
+      initialPromptTokens: { kind: 'fixed', tokens: 3000 },
+      outputTokens: { kind: 'fixed', tokens: 100 },
+      toolTokens: 300,
+      thinkMs: 1500,
+      seed: 2,
+    });
+    const run = simulate(w, parseSystemSpec('disagg:trn2x16*1+cs3x8*1'), { model: llama70 });
+    const t = run.requests;
+    for (let i = 1; i < w.requests.length; i++) {
+      if (w.requests[i]!.sessionId !== w.requests[i - 1]!.sessionId) continue;
+      expect(t.arrivalMs[i]).toBeCloseTo(t.endMs[i - 1]! + 1500, 9);
+    }
+    expect(run.metrics.completed).toBe(20);
+    expect(run.metrics.prefixCacheHitRate).toBeGreaterThan(0.5);
+  });
+
+  it('end a session’s later turns as rejected when a turn is rejected', () => {
+    const w = agentWorkload({
+      agents: 40,
+      turns: 3,
+      initialPromptTokens: { kind: 'fixed', tokens: 4000 },
+      outputTokens: { kind: 'fixed', tokens: 50 },
+      toolTokens: 100,
+      thinkMs: 10,
+      startSpreadMs: 1,
+      seed: 4,
+    });
+    const m = simulate(w, parseSystemSpec('disagg:trn2x16*1+cs3x8*1'), {
+      model: llama70,
+      admissionPerReplica: { maxPrefillQueue: 5, maxDecodeQueue: 100 },
+    }).metrics;
+    expect(m.rejectedReasons['an earlier turn of its session was rejected']).toBe(
+      2 * m.rejectedReasons['prefill queue is full (5 of 5 requests)']!,
+    );
+    expect(m.completed + m.rejected).toBe(120);
+  });
+});
+
+describe('simulator: cost', () => {
+  it('is null with the reason when a CS-3 price is missing, and priced per device-hour when given', () => {
+    const w = poisson(2, 200);
+    const system = parseSystemSpec('disagg:trn2x16*1+cs3x8*1');
+    const free = simulate(w, system, { model: llama70 }).metrics;
+    expect(free.costPerMillionOutputTokens).toBeNull();
+    expect(free.costNote).toMatch(/--cs3-price-per-hour/);
+    const priced = simulate(w, system, { model: llama70, cs3PricePerHour: 50 }).metrics;
+    // trn2.48xlarge at $46.98/h plus 8 CS-3 at $50/h, for the run's duration.
+    const usd = ((46.98 + 8 * 50) * priced.durationMs) / 3_600_000;
+    expect(priced.costPerMillionOutputTokens).toBeCloseTo((usd / priced.outputTokens) * 1e6, 2);
+  });
+});
