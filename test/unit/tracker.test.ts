@@ -65,3 +65,29 @@ describe('RequestTracker', () => {
     expect(record.timeline.at(-1)).toEqual({ event: 'prefill_end', measuredMs: 5, emulatedMs: 42 });
   });
 });
+
+describe('RequestTracker.finish when the store is down', () => {
+  it('still tells listeners the request ended, then reports the save error', async () => {
+    const failing: ResultStore<RequestRecord> = {
+      put: async () => {
+        throw new Error('connection refused');
+      },
+      get: async () => null,
+      delete: async () => undefined,
+    };
+    const events = new MemoryEventBus<RequestEvent>();
+    const record = newRecord({
+      id: 'r3',
+      model: 'm',
+      mode: 'disaggregated',
+      devices: {},
+      promptTokens: 1,
+      createdAtMs: 0,
+    });
+    const heard: string[] = [];
+    events.subscribe('r3', (e) => heard.push(e.type === 'done' ? `done:${e.record.state}` : e.type));
+    const tracker = new RequestTracker(record, { results: failing, events, wallClockMs: () => 1 }, 60_000);
+    await expect(tracker.finish('failed', { code: 'x', message: 'y' })).rejects.toThrow('connection refused');
+    expect(heard).toContain('done:failed');
+  });
+});

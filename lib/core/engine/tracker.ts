@@ -68,7 +68,10 @@ export class RequestTracker {
     return next;
   }
 
-  /** Ends the request in a terminal state, saves it and tells listeners. Idempotent. */
+  /**
+   * Ends the request in a terminal state, saves it and tells listeners. Idempotent. Listeners hear the
+   * end even when the save fails (a store outage must not leave a client waiting); the error is rethrown.
+   */
   async finish(
     state: Extract<RequestState, 'completed' | 'failed' | 'cancelled' | 'rejected'>,
     error?: { code: string; message: string },
@@ -76,14 +79,14 @@ export class RequestTracker {
     if (isTerminal(this.record.state)) return;
     this.record.state = state;
     if (error) this.record.error = error;
-    const at = this.stamp(
-      state === 'completed' ? 'completed' : state === 'rejected' ? 'rejected' : state,
-      error ? { code: error.code } : undefined,
-    );
+    const at = this.stamp(state, error ? { code: error.code } : undefined);
     this.record.measured.totalMs = at;
     this.record.emulated.e2eMs = this.emulatedSoFar();
-    await this.save();
-    this.deps.events.publish(this.record.id, { type: 'state', state });
-    this.deps.events.publish(this.record.id, { type: 'done', record: this.record });
+    try {
+      await this.save();
+    } finally {
+      this.deps.events.publish(this.record.id, { type: 'state', state });
+      this.deps.events.publish(this.record.id, { type: 'done', record: this.record });
+    }
   }
 }
