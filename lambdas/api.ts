@@ -8,7 +8,7 @@
 import './bundle-require';
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { chatPromptIds, completionPromptIds } from '../lib/adapters/tokenizer-llama3';
+import { promptIdsFor } from '../lib/adapters/tokenizers';
 import {
   completionId,
   completionResult,
@@ -153,10 +153,11 @@ async function completions(
   const contentTypeError = jsonContentTypeError(header(event, 'content-type'));
   if (contentTypeError) throw contentTypeError;
   const parsed = parseCompletionBody(endpoint, requestBody(event, w.maxBodyBytes), w.limits, [w.config.model.id]);
+  const tokenizer = await w.promptTokenizer();
   const promptIds =
     parsed.kind === 'chat'
-      ? chatPromptIds(w.tokenizer, parsed.messages)
-      : completionPromptIds(w.tokenizer, parsed.prompt ?? '');
+      ? promptIdsFor(tokenizer, w.tokenizerFamily, 'chat', parsed.messages)
+      : promptIdsFor(tokenizer, w.tokenizerFamily, 'completion', parsed.prompt ?? '');
   assertPromptFits(
     promptIds.length,
     w.limits,

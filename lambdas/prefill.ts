@@ -11,6 +11,7 @@ import { isTerminal } from '../lib/core/engine/record';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import { addRequestMetrics, describeError, requestLogFields } from './observability';
 import { decodeDeps, defaultWiring, prefillDeps, trackerDeps, type Wiring } from './wiring';
+import { PREFILL_RETRY, withRetries } from '../lib/core/engine/retry';
 
 /**
  * A failure ends the request failed and returns normally: an asynchronous invoke that throws is
@@ -54,7 +55,16 @@ async function runPrefill(w: Wiring, job: PrefillJob): Promise<void> {
         message: `request ${job.requestId} passed its deadline while queued for prefill`,
       });
     }
-    const output = await prefillPrompt(tracker, job, config, prefillDeps(w));
+    // Retried with backoff (PREFILL_RETRY), then a terminal error; a cancelled request is not retried.
+    const output = await withRetries(
+      () => prefillPrompt(tracker, job, config, prefillDeps(w)),
+      PREFILL_RETRY,
+      (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      async (err, attempt) => {
+        w.logger.warn('prefill try failed', { requestId: job.requestId, attempt, error: describeError(err) });
+        return (await w.cancellations.get(job.requestId)) === null && w.wallClockMs() < job.deadlineMs;
+      },
+    );
     if (job.mode === 'colocated' && config.colocatedPool) {
       // One device does both phases: the KV never leaves it, nothing to transfer.
       const batcher = new DecodeBatcher(config.colocatedPool, config, decodeDeps(w));
@@ -91,7 +101,7 @@ async function runPrefill(w: Wiring, job: PrefillJob): Promise<void> {
     w.logger.error('prefill failed', { requestId: job.requestId, error: describeError(err) });
     await tracker.finish('failed', {
       code: 'prefill_failed',
-      message: `prefill failed: ${describeError(err).message}`,
+      message: `prefill failed after ${PREFILL_RETRY.attempts} tries: ${describeError(err).message}`,
     });
   }
 }

@@ -26,6 +26,7 @@ import { SqsQueue } from '../lib/adapters/queue-sqs';
 import { createRedis } from '../lib/adapters/redis-connection';
 import { DynamoDbResultStore } from '../lib/adapters/result-dynamodb';
 import { loadLlama3Tokenizer } from '../lib/adapters/tokenizer-llama3';
+import { loadTokenizer, tokenizerFamily, type TokenizerFamily } from '../lib/adapters/tokenizers';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from '../lib/core/engine/api-routes';
 import type { EngineConfig } from '../lib/core/engine/config';
 import type { CancellationMarker, DecodeDeps } from '../lib/core/engine/decode-stage';
@@ -48,7 +49,10 @@ export interface Wiring {
   readonly config: EngineConfig;
   readonly limits: ApiLimits;
   readonly maxBodyBytes: number;
-  readonly tokenizer: Tokenizer;
+  /** Family of the configured model's tokenizer, which counts prompt tokens. */
+  readonly tokenizerFamily: TokenizerFamily;
+  /** That family's tokenizer, loaded on first use: only the API function counts prompts. */
+  readonly promptTokenizer: () => Promise<Tokenizer>;
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
   readonly cancellations: ResultStore<CancellationMarker>;
@@ -71,7 +75,7 @@ export interface Wiring {
   readonly responseBudgetMs: number;
 }
 
-export type WiringOverrides = Partial<Omit<Wiring, 'settings' | 'config'>> & {
+export type WiringOverrides = Partial<Omit<Wiring, 'settings' | 'config' | 'tokenizerFamily'>> & {
   /** The environment to read the deployment settings from (default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Powertools service name when POWERTOOLS_SERVICE_NAME is not set. */
@@ -102,7 +106,9 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
   const tracer = overrides.tracer ?? new Tracer({ serviceName });
   const logger = overrides.logger ?? powertoolsLogSink(new Logger({ serviceName }));
   const metrics = overrides.metrics ?? new Metrics({ namespace: METRICS_NAMESPACE, serviceName });
-  const tokenizer = overrides.tokenizer ?? (await loadLlama3Tokenizer());
+  // The reference backend's output words are Llama 3 tokens whatever model is emulated.
+  const referenceTokenizer = await loadLlama3Tokenizer();
+  const family = tokenizerFamily(config.model.id);
   const traced = <T extends { send: unknown }>(client: T): T => tracer.captureAWSv3Client(client);
   const dynamo = (): DynamoDBDocumentClient =>
     (sdkClients.dynamo ??= DynamoDBDocumentClient.from(traced(new DynamoDBClient(awsClientConfig(env))), {
@@ -125,7 +131,8 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
       defaultMaxTokens: DEFAULT_MAX_TOKENS,
     },
     maxBodyBytes: overrides.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-    tokenizer,
+    tokenizerFamily: family,
+    promptTokenizer: overrides.promptTokenizer ?? (() => loadTokenizer(family)),
     get kv() {
       return (kv ??= buildKvStore(settings, env, serviceName, traced));
     },
@@ -152,7 +159,7 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
               client: (sdkClients.bedrock ??= traced(new BedrockRuntimeClient(awsClientConfig(env)))),
               modelId: required(settings.bedrockModelId, 'bedrockModelId'),
             })
-          : new ReferenceBackend({ tokenizer }));
+          : new ReferenceBackend({ tokenizer: referenceTokenizer }));
     },
     clock: overrides.clock ?? new RealClock({ timeScale: config.timeScale }),
     events: overrides.events ?? new MemoryEventBus<RequestEvent>(),

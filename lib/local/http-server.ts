@@ -32,13 +32,15 @@ import {
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import { sseClosing, sseOpening, ssePiece, type SseMeta } from '../core/engine/sse';
 import type { EventBus, Tokenizer } from '../core/ports';
-import { chatPromptIds, completionPromptIds } from '../adapters/tokenizer-llama3';
+import { promptIdsFor, type TokenizerFamily } from '../adapters/tokenizers';
 import type { EmbeddedRuntime } from './runtime';
 
 export interface HttpApiOptions {
   readonly runtime: EmbeddedRuntime;
   readonly events: EventBus<RequestEvent>;
+  /** The served model's family tokenizer: prompts are counted in its vocabulary, under its chat template. */
   readonly tokenizer: Tokenizer;
+  readonly tokenizerFamily: TokenizerFamily;
   readonly limits: ApiLimits;
   /** Largest request body accepted, bytes. */
   readonly maxBodyBytes: number;
@@ -146,8 +148,8 @@ async function completions(
       : parseCompletionRequest(body, o.limits, served);
   const promptIds =
     parsed.kind === 'chat'
-      ? chatPromptIds(o.tokenizer, parsed.messages)
-      : completionPromptIds(o.tokenizer, parsed.prompt ?? '');
+      ? promptIdsFor(o.tokenizer, o.tokenizerFamily, 'chat', parsed.messages)
+      : promptIdsFor(o.tokenizer, o.tokenizerFamily, 'completion', parsed.prompt ?? '');
   assertPromptFits(
     promptIds.length,
     o.limits,

@@ -17,6 +17,7 @@ import { createRedis } from '../adapters/redis-connection';
 import { MemoryResultStore } from '../adapters/result-memory';
 import { RedisResultStore } from '../adapters/result-redis';
 import { llama3Tokenizer } from '../adapters/tokenizer-llama3';
+import { loadTokenizer, tokenizerFamily } from '../adapters/tokenizers';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine/config';
 import type { CancellationMarker } from '../core/engine/decode-stage';
 import type { ApiLimits } from '../core/engine/openai';
@@ -72,6 +73,9 @@ export function generateApiKey(): string {
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
   const config = engineConfig(options.engine);
   const log = options.log ?? (() => undefined);
+  // Prompts are counted in the served model's vocabulary; the reference backend's words are Llama 3 tokens whatever it is.
+  const promptFamily = tokenizerFamily(config.model.id);
+  const promptTokenizer = await loadTokenizer(promptFamily);
   const tokenizer = llama3Tokenizer();
   const redis = options.redisUrl ? createRedis({ url: options.redisUrl, connectionName: 'disagg-serve' }) : null;
   const prefix = options.redisPrefix ?? 'disagg:';
@@ -113,7 +117,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const server = createHttpApi({
     runtime,
     events,
-    tokenizer,
+    tokenizer: promptTokenizer,
+    tokenizerFamily: promptFamily,
     limits: { ...API_DEFAULTS.limits, ...options.limits },
     maxBodyBytes: options.maxBodyBytes ?? API_DEFAULTS.maxBodyBytes,
     apiKey,

