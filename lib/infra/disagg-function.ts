@@ -1,0 +1,137 @@
+/**
+ * The base every handler is deployed with: runtime, architecture, tracing, log retention and bundling are
+ * decided once here, so each stage states only its entry, size and environment.
+ */
+import { fileURLToPath } from 'node:url';
+import { Duration, Validations, type RemovalPolicy } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import type { FunctionSize } from './config';
+import { METRIC_NAMESPACE, METRIC_SERVICE } from './metric-names';
+import { TOKENIZER_FAMILY_DEFINE } from './tokenizer-family';
+
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The handler entry files, one per function kind. */
+export const LAMBDA_ENTRIES = {
+  api: fileURLToPath(new URL('../../lambdas/api.ts', import.meta.url)),
+  prefill: fileURLToPath(new URL('../../lambdas/prefill.ts', import.meta.url)),
+  decode: fileURLToPath(new URL('../../lambdas/decode.ts', import.meta.url)),
+} as const;
+
+/** The runtime and the esbuild target move together. */
+export const FUNCTION_RUNTIME = lambda.Runtime.NODEJS_22_X;
+const ESBUILD_TARGET = 'node22';
+
+/**
+ * ESM, not CJS: the runtime code uses `import.meta.url` (the tokenizer adapter), which CJS output would
+ * break. Bundled CommonJS dependencies still call `require`, which ESM lacks, so the banner defines one.
+ */
+const REQUIRE_SHIM =
+  "import { createRequire as __disaggCreateRequire } from 'node:module'; const require = __disaggCreateRequire(import.meta.url);";
+
+/** Where a function sits when it must reach the KV cache inside the VPC. */
+export interface FunctionNetwork {
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  readonly securityGroup: ec2.ISecurityGroup;
+}
+
+export interface DisaggFunctionProps {
+  /** One of LAMBDA_ENTRIES. */
+  readonly entry: string;
+  /** The exported handler name. */
+  readonly handler?: string;
+  readonly description: string;
+  readonly size: FunctionSize;
+  readonly environment: Readonly<Record<string, string>>;
+  readonly logRetentionDays: number;
+  readonly removalPolicy: RemovalPolicy;
+  /** Omitted leaves the function on the account's unreserved pool. */
+  readonly reservedConcurrency?: number;
+  /** Omitted keeps the function outside any VPC. */
+  readonly network?: FunctionNetwork;
+  /** The one tokenizer family to bundle; omitted bundles them all. */
+  readonly tokenizerFamily?: string;
+}
+
+export class DisaggFunction extends Construct {
+  readonly function: NodejsFunction;
+  readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: DisaggFunctionProps) {
+    super(scope, id);
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetentionDays as logs.RetentionDays,
+      removalPolicy: props.removalPolicy,
+    });
+    this.function = new NodejsFunction(this, 'Function', {
+      entry: props.entry,
+      handler: props.handler ?? 'handler',
+      description: props.description,
+      runtime: FUNCTION_RUNTIME,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.size.memoryMb,
+      timeout: Duration.seconds(props.size.timeoutSeconds),
+      tracing: lambda.Tracing.ACTIVE,
+      logGroup: this.logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      reservedConcurrentExecutions: props.reservedConcurrency,
+      vpc: props.network?.vpc,
+      vpcSubnets: props.network?.subnets,
+      securityGroups: props.network ? [props.network.securityGroup] : undefined,
+      projectRoot,
+      depsLockFilePath: fileURLToPath(new URL('../../package-lock.json', import.meta.url)),
+      // Only meaningful for the v2 SDK, which nothing here uses.
+      awsSdkConnectionReuse: false,
+      bundling: {
+        format: OutputFormat.ESM,
+        target: ESBUILD_TARGET,
+        minify: true,
+        sourceMap: true,
+        // Stack traces need line mappings, not a second copy of every dependency's source in the zip.
+        sourcesContent: false,
+        // Prefer the ESM builds of dependencies (the AWS SDK ships both).
+        mainFields: ['module', 'main'],
+        banner: REQUIRE_SHIM,
+        define: props.tokenizerFamily
+          ? { [TOKENIZER_FAMILY_DEFINE]: JSON.stringify(props.tokenizerFamily) }
+          : undefined,
+        // The AWS SDK v3 and Powertools are bundled, not layered: LocalStack's free tier does not apply layers.
+        externalModules: [],
+        bundleAwsSDK: true,
+        forceDockerBundling: false,
+      },
+      environment: {
+        POWERTOOLS_SERVICE_NAME: METRIC_SERVICE,
+        POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.environment,
+      },
+    });
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason: `Pinned to ${FUNCTION_RUNTIME.name} with a matching esbuild target, the runtime the project's Node >= 20 engine, LocalStack's Lambda emulator and AWS all run; moving to a newer runtime is a deliberate change, not drift.`,
+    });
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      reason:
+        'The AWS-managed basic execution policy only allows creating log streams and writing log events; AWS maintains it.',
+    });
+    if (props.network) {
+      Validations.of(this.function).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+        reason:
+          'The AWS-managed VPC access policy is what Lambda needs to attach its network interfaces to the isolated subnets; network-interface actions cannot be scoped to resources.',
+      });
+    }
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray tracing (PutTraceSegments, PutTelemetryRecords) only accepts Resource "*"; CDK adds exactly those two actions for active tracing.',
+    });
+  }
+}
