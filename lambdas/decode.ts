@@ -75,7 +75,7 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
   const running: Promise<void>[] = [];
   for (const entry of intakes) {
     if (entry === null) continue;
-    // An event larger than the batch limit waits for room, as the embedded decode worker does.
+    // An event larger than the batch (by count or KV memory) waits for room, as the embedded decode worker does.
     await batcher.waitForRoom();
     running.push(
       batcher.join(entry.job).then(

@@ -135,7 +135,8 @@ export class EmbeddedRuntime {
   occupancy(): { prefillQueue: number; decodeQueue: number; decodeBatch: number } {
     return {
       prefillQueue: this.prefillWaiting.length + this.prefillRunning,
-      decodeQueue: this.handedOff.size,
+      // Jobs the decode batchers hold back for room or KV memory still wait for decode.
+      decodeQueue: this.handedOff.size + this.disaggBatcher.waiting + (this.colocatedBatcher?.waiting ?? 0),
       decodeBatch: this.disaggBatcher.size + (this.colocatedBatcher?.size ?? 0),
     };
   }
@@ -292,7 +293,8 @@ export class EmbeddedRuntime {
   private async runDecodeWorker(): Promise<void> {
     while (!this.stopped) {
       await this.disaggBatcher.waitForRoom();
-      const room = this.config.decodeBatchMax - this.disaggBatcher.size - this.receiving;
+      // The batcher's room (size limit, none while a job waits for KV memory) less descriptors in intake.
+      const room = this.disaggBatcher.room() - this.receiving;
       if (room <= 0) {
         await new Promise((resolve) => setTimeout(resolve, 1));
         continue;

@@ -111,6 +111,29 @@ describe('continuous batching', () => {
       await h.close();
     }
   });
+
+  it('ends a request whose KV could never fit the decode pool failed, and keeps serving the others', async () => {
+    // cs3x4 holds about 52,800 tokens of Llama 3.3 70B KV beside the weights; this one may need 60,000+.
+    const h = createHarness();
+    try {
+      const huge = await h.run(
+        [{ role: 'user', content: 'write a very long story' }],
+        { maxTokens: 60_000 },
+        'disaggregated',
+      );
+      expect(huge.state).toBe('failed');
+      expect(huge.error?.code).toBe('too_large_for_decode_memory');
+      expect(huge.error?.message).toMatch(
+        /max tokens = \d+ tokens\), but the decode pool cs3x4 holds only 17\.3 GB of KV/,
+      );
+      expect(huge.timeline.some((t) => t.event === 'decode_start')).toBe(false);
+      const next = await h.run([{ role: 'user', content: 'and a short one' }], { maxTokens: 4 }, 'disaggregated');
+      expect(next.state).toBe('completed');
+      expect(h.runtime.occupancy()).toEqual({ prefillQueue: 0, decodeQueue: 0, decodeBatch: 0 });
+    } finally {
+      await h.close();
+    }
+  });
 });
 
 describe('emulated time charged to a request', () => {

@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { loadTraceFile } from '../../lib/adapters/trace-files';
 import {
   decodeStepTime,
+  DEFAULT_COMPUTE,
   getModel,
   kvBytesForContext,
   kvTransferTime,
   parsePool,
   prefillTime,
 } from '../../lib/core/emulator';
+import { kvBudgetBytes, TOO_LARGE_FOR_DECODE_MEMORY } from '../../lib/core/engine/batching';
 import {
   agentWorkload,
   limit,
@@ -16,6 +18,7 @@ import {
   parseSystemSpec,
   simulate,
   syntheticWorkload,
+  type RequestTimes,
   type SimRequest,
   type Workload,
 } from '../../lib/core/sim';
@@ -291,5 +294,119 @@ describe('simulator: cost', () => {
     // trn2.48xlarge at $46.98/h plus 8 CS-3 at $50/h, for the run's duration.
     const usd = ((46.98 + 8 * 50) * priced.durationMs) / 3_600_000;
     expect(priced.costPerMillionOutputTokens).toBeCloseTo((usd / priced.outputTokens) * 1e6, 2);
+  });
+});
+
+describe('simulator: memory-aware decode batching', () => {
+  /** Largest sum of KV need (at final context) over requests decoding at one instant: leaving frees before joining. */
+  const peakKv = (t: RequestTimes): { bytes: number; requests: number } => {
+    const events: [number, number, number][] = [];
+    for (let i = 0; i < t.arrivalMs.length; i++) {
+      if (t.outcome[i] !== OUTCOME_COMPLETED) continue;
+      const kv = kvBytesForContext(llama70, t.promptTokens[i]! + t.outputTokens[i]!);
+      events.push([t.decodeJoinMs[i]!, 1, kv], [t.endMs[i]!, -1, kv]);
+    }
+    events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let bytes = 0;
+    let requests = 0;
+    const peak = { bytes: 0, requests: 0 };
+    for (const [, sign, kv] of events) {
+      bytes += sign * kv;
+      requests += sign;
+      peak.bytes = Math.max(peak.bytes, bytes);
+      peak.requests = Math.max(peak.requests, requests);
+    }
+    return peak;
+  };
+  const budget = (pool: string) => kvBudgetBytes(llama70, parsePool(pool), DEFAULT_COMPUTE);
+
+  it('limits a batch by KV memory before the size limit: cs3x4 runs two 25k-token requests at once, cs3x8 all six', () => {
+    // 20k prompt + 5k output = 25k tokens of KV each; cs3x4 holds about 52.8k beside the weights.
+    const six = workload(
+      Array.from({ length: 6 }, (_, k) => ({
+        id: `long-${k}`,
+        arrivalMs: 0,
+        promptTokens: 20_000,
+        outputTokens: 5000,
+      })),
+    );
+    const small = simulate(six, parseSystemSpec('disagg:trn2x16*6+cs3x4*1'), { model: llama70 });
+    const large = simulate(six, parseSystemSpec('disagg:trn2x16*6+cs3x8*1'), { model: llama70 });
+    expect(small.metrics.completed).toBe(6);
+    expect(small.metrics.decodeBatch.max).toBe(2);
+    expect(peakKv(small.requests)).toEqual({ bytes: 2 * kvBytesForContext(llama70, 25_000), requests: 2 });
+    expect(peakKv(small.requests).bytes).toBeLessThanOrEqual(budget('cs3x4'));
+    expect(large.metrics.decodeBatch.max).toBe(6);
+    // The third joins the moment the first to finish leaves, not before.
+    const t = small.requests;
+    const joins = Array.from(t.decodeJoinMs).sort((a, b) => a - b);
+    const firstEnd = Math.min(...Array.from(t.endMs));
+    expect(joins[2]).toBe(firstEnd);
+    expect(small.metrics.queueWaitMs.decode!.p99!).toBeGreaterThan(large.metrics.queueWaitMs.decode!.p99!);
+  });
+
+  it('limits a colocated replica’s batch the same way: no prefill starts whose KV would not fit', () => {
+    // h100x2 holds about 8,800 tokens of KV beside Llama 3.3 70B: two 4,300-token requests, not three.
+    const four = workload(
+      Array.from({ length: 4 }, (_, k) => ({ id: `r-${k}`, arrivalMs: 0, promptTokens: 4000, outputTokens: 300 })),
+    );
+    const run = simulate(four, parseSystemSpec('colocated:h100x2*1'), { model: llama70 });
+    expect(run.metrics.completed).toBe(4);
+    expect(run.metrics.decodeBatch.max).toBe(2);
+    expect(peakKv(run.requests).bytes).toBeLessThanOrEqual(budget('h100x2'));
+    const t = run.requests;
+    const thirdPrefill = Array.from(t.prefillStartMs).sort((a, b) => a - b)[2]!;
+    expect(thirdPrefill).toBe(Math.min(...Array.from(t.endMs)));
+  });
+
+  it.each([
+    ['disagg:trn2x16*1+cs3x4*1', 60_000],
+    ['colocated:h100x2*1', 9000],
+  ])(
+    '%s rejects a request whose own KV exceeds the replica’s budget, before prefill, and runs the rest',
+    (spec, prompt) => {
+      const run = simulate(
+        workload([
+          { id: 'small', arrivalMs: 0, promptTokens: 1000, outputTokens: 100 },
+          { id: 'huge', arrivalMs: 5, promptTokens: prompt, outputTokens: 100 },
+          { id: 'after', arrivalMs: 10, promptTokens: 1000, outputTokens: 100 },
+        ]),
+        parseSystemSpec(spec),
+        { model: llama70 },
+      );
+      expect(run.metrics.rejectedReasons).toEqual({ [TOO_LARGE_FOR_DECODE_MEMORY]: 1 });
+      expect(Array.from(run.requests.outcome)).toEqual([OUTCOME_COMPLETED, OUTCOME_REJECTED, OUTCOME_COMPLETED]);
+      expect(run.requests.prefillStartMs[1]).toBeNaN();
+      expect(run.requests.endMs[1]).toBe(5);
+    },
+  );
+
+  describe('Mooncake conversation trace (first 3000 requests), decode on cs3x4 versus cs3x8', async () => {
+    // Mooncake FAST'25 trace (Apache-2.0; Qin et al., FAST 2025): long contexts, p99 about 86k tokens.
+    const trace = await loadTraceFile(
+      new URL('../../../shared/traces/mooncake-fast25-conversation.jsonl', import.meta.url),
+    );
+    const w = limit(trace.workload, 3000);
+    const cs3x4 = simulate(w, parseSystemSpec('disagg:trn2x16*2+cs3x4*1'), { model: llama70 });
+    const cs3x8 = simulate(w, parseSystemSpec('disagg:trn2x16*2+cs3x8*1'), { model: llama70 });
+
+    it('runs on cs3x4 (no longer refused), rejecting exactly the requests that cannot fit alone, and conserves requests', () => {
+      const tooLarge = w.requests.filter(
+        (r) => kvBytesForContext(llama70, r.promptTokens + r.outputTokens) > budget('cs3x4'),
+      ).length;
+      expect(tooLarge).toBeGreaterThan(0);
+      const m = cs3x4.metrics;
+      expect(m.rejectedReasons).toEqual({ [TOO_LARGE_FOR_DECODE_MEMORY]: tooLarge });
+      expect(m.completed + m.rejected).toBe(3000);
+      expect(peakKv(cs3x4.requests).bytes).toBeLessThanOrEqual(budget('cs3x4'));
+      // On cs3x8 the same trace holds more KV at once than cs3x4 could.
+      expect(peakKv(cs3x8.requests).bytes).toBeGreaterThan(budget('cs3x4'));
+    });
+
+    it('runs smaller decode batches and waits longer to join one on cs3x4', () => {
+      expect(cs3x4.metrics.decodeBatch.max).toBeLessThan(cs3x8.metrics.decodeBatch.max);
+      expect(cs3x4.metrics.decodeBatch.mean).toBeLessThan(cs3x8.metrics.decodeBatch.mean);
+      expect(cs3x4.metrics.queueWaitMs.decode!.p99!).toBeGreaterThan(10 * cs3x8.metrics.queueWaitMs.decode!.p99!);
+    });
   });
 });

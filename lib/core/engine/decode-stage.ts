@@ -3,7 +3,17 @@
  * charge the emulated transfer, and run the request in a continuously batched decode loop whose
  * step time the timing model gives for the live batch.
  */
-import { decodeStepTime, kvBytesForContext, kvTransferTime, prefillTime, type DevicePool } from '../emulator';
+import {
+  decodeStepTime,
+  DEVICES,
+  formatPool,
+  kvBytesForContext,
+  kvTransferTime,
+  prefillTime,
+  USABLE_MEMORY_FRACTION,
+  weightBytes,
+  type DevicePool,
+} from '../emulator';
 import type {
   ClaimStore,
   Clock,
@@ -15,6 +25,14 @@ import type {
   ResultStore,
   SamplingParams,
 } from '../ports';
+import {
+  fillBatch,
+  fitsAlone,
+  kvBudgetBytes,
+  kvNeedBytes,
+  TOO_LARGE_FOR_DECODE_MEMORY,
+  type BatchLimits,
+} from './batching';
 import type { EngineConfig } from './config';
 import { decodeDescriptor, DescriptorError, inlineKvBytes, verifyKvBytes, type HandoffDescriptor } from './descriptor';
 import { decodeKvBlob, KvBlobError, kvBlobChecksum } from './kv-blob';
@@ -116,6 +134,8 @@ export interface DecodeJob {
 
 interface Running {
   readonly job: DecodeJob;
+  /** Its KV need at its final context, reserved in the batch's budget while it runs. */
+  readonly kvBytes: number;
   context: number;
   emitted: number;
   text: string;
@@ -128,12 +148,26 @@ interface Running {
 /** Steps between checks of the cancellation store: cheap in memory, a round trip in Redis or DynamoDB. */
 const CANCEL_CHECK_EVERY_STEPS = 8;
 
+/** A job held back by the batching policy until the batch has room and KV memory for it. */
+interface Held {
+  readonly job: DecodeJob;
+  readonly kvBytes: number;
+  readonly done: () => void;
+  lastRenewMs: number;
+}
+
 /**
- * Continuous batching: requests join and leave the running batch between steps, up to
- * `maxBatch`. Each step charges the timing model's step time for the batch as it is.
+ * Continuous batching: requests join and leave the running batch between steps, by the shared
+ * batching policy (batching.ts): first in first out, up to `maxBatch` and while the batch's KV at
+ * final context fits the pool's memory beside the weights. Each step charges the timing model's
+ * step time for the batch as it is.
  */
 export class DecodeBatcher {
   private readonly running: Running[] = [];
+  /** Joined but held back for room or memory, oldest first. */
+  private readonly held: Held[] = [];
+  private runningKvBytes = 0;
+  private readonly limits: BatchLimits;
   private looping = false;
   private steps = 0;
   private roomWaiters: (() => void)[] = [];
@@ -142,14 +176,41 @@ export class DecodeBatcher {
     private readonly pool: DevicePool,
     private readonly config: EngineConfig,
     private readonly deps: DecodeDeps,
-  ) {}
+  ) {
+    this.limits = { maxBatch: config.decodeBatchMax, kvBudgetBytes: kvBudgetBytes(config.model, pool, config.compute) };
+  }
 
   get size(): number {
     return this.running.length;
   }
 
+  /** Jobs that joined but wait for room or KV memory (they count as waiting for decode). */
+  get waiting(): number {
+    return this.held.length;
+  }
+
+  /** KV bytes the pool holds beside the weights: the budget the running batch's KV need must fit. */
+  get kvBudgetBytes(): number {
+    return this.limits.kvBudgetBytes;
+  }
+
+  /** A job's KV need: its KV at its final context, prompt + maxTokens (batching.ts). */
+  kvNeedOf(job: Pick<DecodeJob, 'promptTokens' | 'sampling'>): number {
+    return kvNeedBytes(this.config.model, job.promptTokens, job.sampling.maxTokens, this.config.compute);
+  }
+
+  /** Whether a new job may be taken now: none is held back, and the batch is under its size limit with KV left. */
   hasRoom(): boolean {
-    return this.running.length < this.config.decodeBatchMax;
+    return (
+      this.held.length === 0 &&
+      this.running.length < this.limits.maxBatch &&
+      this.runningKvBytes < this.limits.kvBudgetBytes
+    );
+  }
+
+  /** How many more jobs to take now: the size limit's room, or 0 while one is held back or memory is full. */
+  room(): number {
+    return this.hasRoom() ? this.limits.maxBatch - this.running.length : 0;
   }
 
   /** Resolves when a request leaves the batch (or at once if there is room). */
@@ -158,27 +219,73 @@ export class DecodeBatcher {
     return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
-  /** Runs the request to a terminal state; resolves when it has one. */
+  /**
+   * Runs the request to a terminal state; resolves when it has one. It joins the running batch at
+   * once when the policy allows, else waits its turn; one whose KV could never fit ends failed
+   * with code too_large_for_decode_memory.
+   */
   join(job: DecodeJob): Promise<void> {
+    const kvBytes = this.kvNeedOf(job);
+    if (!fitsAlone(kvBytes, this.limits)) return this.refuse(job, kvBytes);
+    return new Promise<void>((resolve) => {
+      this.held.push({ job, kvBytes, done: resolve, lastRenewMs: this.deps.wallClockMs() });
+      this.admitHeld();
+    });
+  }
+
+  /** Moves held jobs into the running batch, as many as fillBatch allows (a prefix: head of line). */
+  private admitHeld(): void {
+    const joining = fillBatch(
+      this.running.length,
+      this.runningKvBytes,
+      this.held.length,
+      (k) => (this.held[k] as Held).kvBytes,
+      this.limits,
+    );
+    for (const h of this.held.splice(0, joining)) this.start(h);
+  }
+
+  private start({ job, kvBytes, done, lastRenewMs }: Held): void {
     job.tracker.setState('decoding');
     job.tracker.stamp('decode_start', { batch: this.running.length + 1 });
-    return new Promise<void>((resolve) => {
-      this.running.push({
-        job,
-        context: job.promptTokens,
-        emitted: 0,
-        text: '',
-        firstStepMs: 0,
-        pendingFirst: job.firstToken,
-        done: resolve,
-        lastRenewMs: this.deps.wallClockMs(),
-      });
-      if (!this.looping) {
-        this.looping = true;
-        // Start on the next microtask, so requests that join together share the first step.
-        queueMicrotask(() => void this.loop());
-      }
+    this.runningKvBytes += kvBytes;
+    this.running.push({
+      job,
+      kvBytes,
+      context: job.promptTokens,
+      emitted: 0,
+      text: '',
+      firstStepMs: 0,
+      pendingFirst: job.firstToken,
+      done,
+      lastRenewMs,
     });
+    if (!this.looping) {
+      this.looping = true;
+      // Start on the next microtask, so requests that join together share the first step.
+      queueMicrotask(() => void this.loop());
+    }
+  }
+
+  /** Ends a job that can never fit this pool, with the numbers, instead of holding it for ever. */
+  private async refuse(job: DecodeJob, kvBytes: number): Promise<void> {
+    const { model, compute } = this.config;
+    const device = DEVICES[this.pool.device];
+    const gb = (bytes: number): string => `${(bytes / 1e9).toFixed(1)} GB`;
+    const tokens = job.promptTokens + job.sampling.maxTokens;
+    const message =
+      `request ${job.tracker.record.id} needs ${gb(kvBytes)} of KV at its final context ` +
+      `(${job.promptTokens} prompt + ${job.sampling.maxTokens} max tokens = ${tokens} tokens), but the decode pool ` +
+      `${formatPool(this.pool)} holds only ${gb(this.limits.kvBudgetBytes)} of KV: ` +
+      `${this.pool.count} x ${gb(device.memoryBytes)} x ${Math.round(USABLE_MEMORY_FRACTION * 100)}% usable ` +
+      `minus ${gb(weightBytes(model, compute.weightDtype))} of ${model.id} weights; lower max_tokens or the prompt`;
+    job.session.close();
+    try {
+      await job.tracker.finish('failed', { code: TOO_LARGE_FOR_DECODE_MEMORY, message });
+    } catch (err) {
+      this.deps.onError?.(err, `saving the end of ${job.tracker.record.id}`);
+    }
+    await this.releaseClaim(job.tracker.record.id);
   }
 
   private async loop(): Promise<void> {
@@ -210,6 +317,7 @@ export class DecodeBatcher {
     const [tokens] = await Promise.all([
       Promise.all(batch.map((r) => this.nextToken(r))),
       this.deps.clock.charge(stepMs),
+      checkCancel ? this.renewHeldClaims() : undefined,
     ]);
     await Promise.all(batch.map((r, i) => this.advance(r, tokens[i] as TokenOrError, stepMs, checkCancel)));
   }
@@ -260,8 +368,27 @@ export class DecodeBatcher {
     if (r.emitted >= sampling.maxTokens) return this.end(r, 'completed', undefined, 'length');
   }
 
+  /** Held jobs keep their claims while they wait; one taken over by another worker leaves the line. */
+  private async renewHeldClaims(): Promise<void> {
+    if (!this.deps.claims || this.held.length === 0) return;
+    const lost = (await Promise.all(this.held.map(async (h) => ((await this.renewClaim(h)) ? null : h)))).filter(
+      (h): h is Held => h !== null,
+    );
+    for (const h of lost) {
+      const index = this.held.indexOf(h);
+      if (index === -1) continue;
+      this.held.splice(index, 1);
+      h.job.session.close();
+      h.done();
+    }
+    if (lost.length === 0) return;
+    // The head may have left: those behind it may fit now.
+    this.admitHeld();
+    this.wakeRoomWaiters();
+  }
+
   /** Renews the decode claim about three times per lease; false when another worker has taken it over. */
-  private async renewClaim(r: Running): Promise<boolean> {
+  private async renewClaim(r: { readonly job: DecodeJob; lastRenewMs: number }): Promise<boolean> {
     const claims = this.deps.claims;
     if (!claims) return true;
     const now = this.deps.wallClockMs();
@@ -280,17 +407,29 @@ export class DecodeBatcher {
 
   /** Leaves a request to the worker that took it over: no more tokens, no record writes from here. */
   private abandon(r: Running): void {
-    const index = this.running.indexOf(r);
-    if (index === -1) return;
-    this.running.splice(index, 1);
+    if (!this.leave(r)) return;
     r.job.session.close();
     r.done?.();
     this.wakeRoomWaiters();
   }
 
-  /** Drops every running request without ending it, as a crashed process would (tests of takeover). */
+  /** Drops every running and held request without ending it, as a crashed process would (tests of takeover). */
   abandonAll(): void {
+    for (const h of this.held.splice(0)) {
+      h.job.session.close();
+      h.done();
+    }
     for (const r of [...this.running]) this.abandon(r);
+  }
+
+  /** Takes a request out of the running batch, freeing its KV reservation for the held jobs. */
+  private leave(r: Running): boolean {
+    const index = this.running.indexOf(r);
+    if (index === -1) return false;
+    this.running.splice(index, 1);
+    this.runningKvBytes -= r.kvBytes;
+    this.admitHeld();
+    return true;
   }
 
   private wakeRoomWaiters(): void {
@@ -324,9 +463,7 @@ export class DecodeBatcher {
     error?: RequestError,
     finish?: 'stop' | 'length',
   ): Promise<void> {
-    const index = this.running.indexOf(r);
-    if (index === -1) return;
-    this.running.splice(index, 1);
+    if (!this.leave(r)) return;
     r.job.session.close();
     const { tracker } = r.job;
     const record = tracker.record;

@@ -1,6 +1,9 @@
 /**
  * The capacity simulator's mechanism: a discrete-event simulation on a virtual clock. Policies are
  * the live pipeline's own (chooseMode, admit, fillBatch); device time is the emulator's.
+ * Decode batches are memory-aware (batching.ts): a request joins only while the batch's KV at its
+ * final context fits the replica's memory beside the weights; one that cannot fit even alone is
+ * rejected as too_large_for_decode_memory.
  *
  * Disaggregated: prefill replicas take prompts first in first out, one at a time each (as the live
  * runtime); the prompt's KV then crosses the link to the least-loaded decode replica, where it waits
@@ -8,18 +11,23 @@
  * (colocatedNextWork), so prefills stall the running batch.
  */
 import {
-  DEVICES,
   DecodeStepTimer,
   kvBytesForContext,
   kvTransferTime,
   prefillTime,
-  USABLE_MEMORY_FRACTION,
-  weightBytes,
   type DevicePool,
   type PrefillItem,
 } from '../emulator';
 import { admit } from '../engine/admission';
-import { colocatedNextWork, fillBatch } from '../engine/batching';
+import {
+  colocatedNextWork,
+  fillBatch,
+  fitsAlone,
+  kvBudgetBytes,
+  kvNeedBytes,
+  TOO_LARGE_FOR_DECODE_MEMORY,
+  type BatchLimits,
+} from '../engine/batching';
 import { chooseMode, type RoutingPolicy } from '../engine/routing';
 import { EventQueue } from './event-queue';
 import { IntFifo } from './int-fifo';
@@ -36,8 +44,12 @@ import {
 } from './system-spec';
 import { BLOCK_TOKENS, contextQuantile, type SimRequest, type Workload } from './workload';
 
-/** Quantile of prompt + output tokens the fit check holds a full batch at, unless told otherwise. */
-export const FIT_CONTEXT_QUANTILE = 0.99;
+/**
+ * Quantile of prompt + output tokens the fit check holds one request of (beside the weights), unless
+ * told otherwise: the median, so a system that cannot run most of the workload is refused up front,
+ * while one that cannot hold only the longest tail runs and rejects those (too_large_for_decode_memory).
+ */
+export const FIT_CONTEXT_QUANTILE = 0.5;
 
 export const OUTCOME_PENDING = 0;
 export const OUTCOME_COMPLETED = 1;
@@ -78,6 +90,9 @@ export interface RunCounters {
   readonly promptTokensPrefilled: number;
   readonly cachedPromptTokens: number;
   readonly decodeSteps: number;
+  /** Running requests summed over decode steps (mean batch = this / decodeSteps), and the largest batch. */
+  readonly decodeBatchSum: number;
+  readonly decodeBatchMax: number;
 }
 
 export interface SimResult {
@@ -116,12 +131,18 @@ class BatchReplica {
   opMs = 0;
   busyMs = 0;
   contextSum = 0;
+  /** KV need (at final context) of the running requests: what fillBatch checks against the budget. */
+  kvBytes = 0;
+  /** KV need of the k-th oldest request in joinWaiting, for fillBatch. */
+  readonly joinWaitingKv: (k: number) => number;
 
   constructor(
     maxBatch: number,
     readonly cache: PrefixCache | null,
+    kvNeed: Float64Array,
   ) {
     this.running = new Int32Array(maxBatch);
+    this.joinWaitingKv = (k) => kvNeed[this.joinWaiting.at(k)] as number;
   }
 
   get load(): number {
@@ -131,10 +152,8 @@ class BatchReplica {
 
 function cacheCapacityBlocks(opts: ResolvedSimOptions, pool: DevicePool): number {
   // KV memory left beside the weights; the running batch shares it, so this is an upper bound.
-  const device = DEVICES[pool.device];
-  const usable = pool.count * device.memoryBytes * USABLE_MEMORY_FRACTION;
-  const free = usable - weightBytes(opts.model, opts.compute.weightDtype);
-  return Math.max(0, Math.floor(free / kvBytesForContext(opts.model, BLOCK_TOKENS, opts.compute.kvDtype)));
+  const free = kvBudgetBytes(opts.model, pool, opts.compute);
+  return Math.floor(free / kvBytesForContext(opts.model, BLOCK_TOKENS, opts.compute.kvDtype));
 }
 
 function checkFit(spec: SystemSpec, opts: ResolvedSimOptions, workload: Workload): SystemFit {
@@ -202,6 +221,9 @@ class Simulation {
 
   private readonly batchPool: DevicePool;
   private readonly replicas: BatchReplica[];
+  /** Each request's KV need at its final context (prompt + output), as the batching policy counts it. */
+  private readonly kvNeed: Float64Array;
+  private readonly batchLimits: BatchLimits;
   private readonly timer: DecodeStepTimer;
   private readonly maxPrefillQueue: number;
   private readonly maxDecodeQueue: number;
@@ -212,6 +234,8 @@ class Simulation {
   private promptTokensPrefilled = 0;
   private cachedPromptTokens = 0;
   private decodeSteps = 0;
+  private decodeBatchSum = 0;
+  private decodeBatchMax = 0;
 
   constructor(
     workload: Workload,
@@ -268,6 +292,15 @@ class Simulation {
 
     const maxBatch = opts.decodeBatchMax;
     const admission = opts.admissionPerReplica;
+    const kvNeed = (this.kvNeed = new Float64Array(n));
+    for (let i = 0; i < n; i++) {
+      kvNeed[i] = kvNeedBytes(
+        opts.model,
+        this.times.promptTokens[i] as number,
+        this.times.outputTokens[i] as number,
+        opts.compute,
+      );
+    }
     if (system.kind === 'disaggregated') {
       const r = system.prefill.replicas;
       this.prefillPool = system.prefill.pool;
@@ -277,7 +310,7 @@ class Simulation {
       this.prefillCaches = Array.from({ length: r }, () => (opts.prefixCache ? new PrefixCache(capacity) : null));
       this.batchPool = system.decode.pool;
       // Decode replicas keep no prefix cache: their memory holds the running batch's KV.
-      this.replicas = Array.from({ length: system.decode.replicas }, () => new BatchReplica(maxBatch, null));
+      this.replicas = Array.from({ length: system.decode.replicas }, () => new BatchReplica(maxBatch, null, kvNeed));
       this.maxPrefillQueue = admission.maxPrefillQueue * r;
       this.maxDecodeQueue = admission.maxDecodeQueue * system.decode.replicas;
       this.routing = { colocateAtOrBelowTokens: opts.colocateAtOrBelowTokens, colocatedAvailable: true };
@@ -290,13 +323,14 @@ class Simulation {
       const capacity = cacheCapacityBlocks(opts, system.colocated.pool);
       this.replicas = Array.from(
         { length: system.colocated.replicas },
-        () => new BatchReplica(maxBatch, opts.prefixCache ? new PrefixCache(capacity) : null),
+        () => new BatchReplica(maxBatch, opts.prefixCache ? new PrefixCache(capacity) : null, kvNeed),
       );
       this.maxPrefillQueue = admission.maxPrefillQueue * system.colocated.replicas;
       this.maxDecodeQueue = admission.maxDecodeQueue * system.colocated.replicas;
       this.routing = { colocateAtOrBelowTokens: 0, colocatedAvailable: true };
     }
     this.timer = new DecodeStepTimer(opts.model, this.batchPool, opts.compute);
+    this.batchLimits = { maxBatch, kvBudgetBytes: kvBudgetBytes(opts.model, this.batchPool, opts.compute) };
   }
 
   counters(): RunCounters {
@@ -315,6 +349,8 @@ class Simulation {
       promptTokensPrefilled: this.promptTokensPrefilled,
       cachedPromptTokens: this.cachedPromptTokens,
       decodeSteps: this.decodeSteps,
+      decodeBatchSum: this.decodeBatchSum,
+      decodeBatchMax: this.decodeBatchMax,
     };
   }
 
@@ -361,6 +397,9 @@ class Simulation {
     if (prompt + (t.outputTokens[i] as number) > this.opts.model.maxContext) {
       return this.reject(i, `prompt + output tokens exceed the model's ${this.opts.model.maxContext}-token context`);
     }
+    // Every request decodes on a batch replica (decode or colocated): one that cannot fit there even
+    // alone would block its replica's line for ever, so it is turned away before any prefill.
+    if (!fitsAlone(this.kvNeed[i] as number, this.batchLimits)) return this.reject(i, TOO_LARGE_FOR_DECODE_MEMORY);
     const decision = admit(
       { prefillQueue: this.prefillOccupancy, decodeQueue: this.decodeOccupancy },
       { maxPrefillQueue: this.maxPrefillQueue, maxDecodeQueue: this.maxDecodeQueue },
@@ -492,15 +531,22 @@ class Simulation {
     const prompt = this.times.promptTokens[i] as number;
     this.context[i] = prompt;
     replica.contextSum += prompt;
+    replica.kvBytes += this.kvNeed[i] as number;
   }
 
   /** Between steps: joiners first (fillBatch), then a waiting prefill if there is room, else a step. */
   private startWork(d: number): void {
     const replica = this.replicas[d] as BatchReplica;
-    const joining = fillBatch(replica.runningCount, replica.joinWaiting.length, this.opts.decodeBatchMax);
-    for (let k = 0; k < joining; k++) this.join(replica, replica.joinWaiting.shift());
+    const limits = this.batchLimits;
+    const waiting = replica.joinWaiting;
+    const joining = fillBatch(replica.runningCount, replica.kvBytes, waiting.length, replica.joinWaitingKv, limits);
+    for (let k = 0; k < joining; k++) this.join(replica, waiting.shift());
     this.decodeOccupancy -= joining;
-    const work = colocatedNextWork(replica.prefillWaiting.length, replica.runningCount, this.opts.decodeBatchMax);
+    const prefills = replica.prefillWaiting;
+    // A handoff held back for memory keeps its place: no prompt prefilled here takes that memory first.
+    const prefillable = waiting.length > 0 ? 0 : prefills.length;
+    const nextPrefillKv = prefillable > 0 ? (this.kvNeed[prefills.peek()] as number) : 0;
+    const work = colocatedNextWork(prefillable, nextPrefillKv, replica.runningCount, replica.kvBytes, limits);
     if (work === 'idle') {
       replica.op = OP_IDLE;
       return;
@@ -549,6 +595,8 @@ class Simulation {
       this.join(replica, i);
     } else {
       this.decodeSteps += 1;
+      this.decodeBatchSum += replica.runningCount;
+      if (replica.runningCount > this.decodeBatchMax) this.decodeBatchMax = replica.runningCount;
       const running = replica.running;
       replica.contextSum += replica.runningCount;
       for (let k = 0; k < replica.runningCount; k++) {
@@ -559,6 +607,7 @@ class Simulation {
         if (generated < (t.outputTokens[i] as number)) continue;
         // Done: leave the batch (order within a batch does not matter to the step time).
         replica.contextSum -= this.context[i] as number;
+        replica.kvBytes -= this.kvNeed[i] as number;
         running[k] = running[--replica.runningCount] as number;
         k -= 1;
         this.complete(i);

@@ -29,4 +29,9 @@ export class IntFifo {
   peek(): number {
     return this.items[this.head] as number;
   }
+
+  /** The k-th oldest value (0 = the next shift); the caller checks k < length. */
+  at(k: number): number {
+    return this.items[this.head + k] as number;
+  }
 }

@@ -45,6 +45,11 @@ export interface SystemMetrics {
   readonly kvBytesMoved: number;
   /** Cached prompt tokens / prompt tokens prefilled. */
   readonly prefixCacheHitRate: number;
+  /**
+   * Running requests per decode step (decode and colocated replicas): the mean over steps and the
+   * largest. Below the --decode-batch limit when the KV budget, not the limit, held it back.
+   */
+  readonly decodeBatch: { readonly mean: number; readonly max: number };
 }
 
 /** Nearest-rank quantile of an ascending array; null when empty. */
@@ -188,6 +193,10 @@ export function summarise(
     kvBytesMoved: counters.kvBytesMoved,
     prefixCacheHitRate:
       counters.promptTokensPrefilled > 0 ? round6(counters.cachedPromptTokens / counters.promptTokensPrefilled) : 0,
+    decodeBatch: {
+      mean: counters.decodeSteps > 0 ? round3(counters.decodeBatchSum / counters.decodeSteps)! : 0,
+      max: counters.decodeBatchMax,
+    },
   };
 }
 

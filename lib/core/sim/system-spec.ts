@@ -16,6 +16,7 @@ import {
   type ModelProfile,
 } from '../emulator';
 import type { AdmissionLimits } from '../engine/admission';
+import { kvBudgetBytes } from '../engine/batching';
 import { ENGINE_DEFAULTS } from '../engine/config';
 
 /** A bad system spec or option: the CLI exits 2 with the message. */
@@ -108,7 +109,7 @@ export interface SimOptions {
    * tokens are prefilled by a decode replica itself, stalling its batch. Default 0: never.
    */
   readonly colocateAtOrBelowTokens?: number;
-  /** Largest running decode batch per replica. Default 32, as the live pipeline. */
+  /** Largest running decode batch per replica (memory may hold it lower). Default 32, as the live pipeline. */
   readonly decodeBatchMax?: number;
   /**
    * Admission limits per replica (as one live runtime has): the system admits up to limit x replicas
@@ -119,7 +120,10 @@ export interface SimOptions {
   readonly slo?: Slo;
   /** USD per hour for one CS-3 system; no public price exists, so cost needs it stated. */
   readonly cs3PricePerHour?: number;
-  /** Context each decode-batch slot must hold in the fit check; default the workload's p99 prompt + output. */
+  /**
+   * Prompt + output tokens of the one request every replica must hold beside the weights (the fit
+   * check); default the workload's median. Longer requests run if they fit, else are rejected.
+   */
   readonly fitContextTokens?: number;
 }
 
@@ -179,10 +183,12 @@ export function resolveSimOptions(opts: SimOptions): ResolvedSimOptions {
 }
 
 export interface SystemFit {
-  /** Context each batch slot was checked at, and whether it came from the workload (its p99). */
+  /** Context of the one request each replica was checked to hold, and whether it came from the workload (its median). */
   readonly contextTokens: number;
   readonly contextFromWorkload: boolean;
   readonly pools: readonly { readonly role: PoolRole; readonly report: FitReport }[];
+  /** KV bytes a decode (or colocated) replica holds beside the weights: the batching policy's budget. */
+  readonly decodeKvBudgetBytes: number;
 }
 
 export type PoolRole = 'prefill' | 'decode' | 'colocated';
@@ -193,13 +199,14 @@ export class SystemFitError extends FitError {
     super(report);
     this.message =
       `${this.message} [${role} replica of ${spec}, checked for ${checked}; ` +
-      'lower --decode-batch, add devices, or state the context to hold with --fit-context]';
+      'add devices, or state the request size to hold with --fit-context]';
   }
 }
 
 /**
- * Each replica must hold the model: a prefill replica one prompt at a time, a decode or colocated
- * replica a full decode batch, each slot at `contextTokens`. Throws SystemFitError (the CLI exits 2).
+ * Each replica must hold the weights plus ONE request of `contextTokens`: a prefill replica runs one
+ * prompt at a time, and a decode or colocated replica sizes its batch by the memory left
+ * (batching.ts), so no full batch at a long context is reserved. Throws SystemFitError (the CLI exits 2).
  */
 export function assertSystemFits(
   spec: SystemSpec,
@@ -207,31 +214,34 @@ export function assertSystemFits(
   contextTokens: number,
   contextFromWorkload: boolean,
 ): SystemFit {
-  const pools: { role: PoolRole; pool: DevicePool; batch: number }[] =
+  const pools: { role: PoolRole; pool: DevicePool }[] =
     spec.kind === 'colocated'
-      ? [{ role: 'colocated', pool: spec.colocated.pool, batch: opts.decodeBatchMax }]
+      ? [{ role: 'colocated', pool: spec.colocated.pool }]
       : [
-          { role: 'prefill', pool: spec.prefill.pool, batch: 1 },
-          { role: 'decode', pool: spec.decode.pool, batch: opts.decodeBatchMax },
+          { role: 'prefill', pool: spec.prefill.pool },
+          { role: 'decode', pool: spec.decode.pool },
         ];
-  const what = contextFromWorkload ? "the workload's p99 prompt + output" : 'the stated fit context';
-  const reports = pools.map(({ role, pool, batch }) => {
+  const what = contextFromWorkload ? "the workload's median prompt + output" : 'the stated fit context';
+  const reports = pools.map(({ role, pool }) => {
     const report = checkFit({
       model: opts.model,
       pool,
       weightDtype: opts.compute.weightDtype,
       kvDtype: opts.compute.kvDtype,
-      batch,
+      batch: 1,
       contextTokens,
     });
     if (!report.fits) {
-      const checked =
-        batch === 1 && role === 'prefill'
-          ? `one prompt of ${contextTokens} tokens (${what})`
-          : `a decode batch of ${batch} x ${contextTokens} tokens (${what})`;
+      const checked = `one request of ${contextTokens} tokens (${what})`;
       throw new SystemFitError(report, role, formatSystemSpec(spec), checked);
     }
     return { role, report };
   });
-  return { contextTokens, contextFromWorkload, pools: reports };
+  const batchPool = spec.kind === 'colocated' ? spec.colocated.pool : spec.decode.pool;
+  return {
+    contextTokens,
+    contextFromWorkload,
+    pools: reports,
+    decodeKvBudgetBytes: kvBudgetBytes(opts.model, batchPool, opts.compute),
+  };
 }
