@@ -14,9 +14,11 @@ import {
 import { EXIT_USAGE } from './commands/errors';
 import { estimateText, runEstimate, type EstimateFlags } from './commands/estimate';
 import { profilesJson, profilesText } from './commands/profiles';
+import { simulateReportData, sweepReportData, writeReport } from './commands/report';
 import { runServe, type ServeFlags } from './commands/serve';
-import { runSimulate, simulateJson, simulateText, type SimulateFlags } from './commands/simulate';
+import { runSimulate, simulateJson, simulateText, systemsFromFlags, type SimulateFlags } from './commands/simulate';
 import { DEFAULT_SWEEP_TARGET, runSweep, sweepText, type SweepFlags } from './commands/sweep';
+import type { SimResult, Workload } from '../lib/core/sim';
 
 const program = new Command()
   .name('disagg')
@@ -93,7 +95,10 @@ program
   .option('--decode <DEV[xCOUNT]>', 'decode pool (default cs3x4)')
   .option('--colocated <DEV[xCOUNT]|none>', 'colocated baseline pool (default h100x8)')
   .option('--time-scale <x>', '1 sleeps emulated time in real time, 0 never sleeps (default 1; env DISAGG_TIME_SCALE)')
-  .option('--decode-batch <n>', 'largest running decode batch (default 32)')
+  .option(
+    '--decode-batch <n>',
+    'largest running decode batch (default 32); fewer run while their KV does not fit the decode pool',
+  )
   .option(
     '--colocate-below <tokens>',
     'run prompts of at most this many tokens colocated in mode auto (default 0: never)',
@@ -140,14 +145,27 @@ function simulationOptions(command: Command): Command {
       '--colocate-below <tokens>',
       'disaggregated: prompts of at most this many tokens prefill on a decode replica',
     )
-    .option('--decode-batch <n>', 'largest running decode batch per replica (default 32)')
+    .option(
+      '--decode-batch <n>',
+      'largest running decode batch per replica (default 32); fewer run while their KV does not fit the memory left',
+    )
     .option('--max-prefill-queue <n>', 'admission: prompts waiting for prefill, per prefill replica (default 64)')
     .option('--max-decode-queue <n>', 'admission: handoffs waiting for decode, per decode replica (default 256)')
-    .option('--fit-context <tokens>', "context per batch slot the fit check holds (default: the workload's p99)")
+    .option(
+      '--fit-context <tokens>',
+      "prompt + output tokens of one request each replica must hold beside the weights, else the system is refused (default: the workload's median); a longer request that cannot fit is rejected as too_large_for_decode_memory",
+    )
     .option('--cs3-price-per-hour <usd>', 'USD per CS-3 system-hour (no public price; cost is n/a without it)')
     .option('--slo-ttft-ms <ms>', 'goodput objective for time to first token (default 2000)')
     .option('--slo-tpot-ms <ms>', 'goodput objective for time per output token (default 100)')
-    .option('--json', 'print JSON');
+    .option('--json', 'print JSON')
+    .option('--report <file.html>', 'also write a self-contained HTML report (charts; no network needed to view it)');
+}
+
+/** Tells stderr where the report went, so stdout stays the table or the JSON. */
+async function report(file: string, data: Parameters<typeof writeReport>[1]): Promise<void> {
+  const bytes = await writeReport(file, data);
+  process.stderr.write(`disagg: wrote ${file} (${Math.round(bytes / 1024)} KiB)\n`);
 }
 
 simulationOptions(
@@ -170,6 +188,10 @@ Examples:
     const { workload, results } = await runSimulate(flags);
     if (flags.json) printJson(simulateJson(results));
     else print(simulateText(workload, results));
+    if (flags.report !== undefined) {
+      const { specs, options } = systemsFromFlags(flags);
+      await report(flags.report, simulateReportData(workload, specs, options, results));
+    }
   });
 
 simulationOptions(
@@ -183,9 +205,16 @@ simulationOptions(
   .option('--steps <n>', 'number of evenly spaced steps from --from to --to (default 5)')
   .option('--target <fraction>', 'SLO attainment a load must keep', String(DEFAULT_SWEEP_TARGET))
   .action(async (flags: SweepFlags) => {
-    const result = await runSweep(flags);
+    const runs: { workload: Workload; result: SimResult }[][] = [];
+    const result = await runSweep(
+      flags,
+      flags.report === undefined
+        ? undefined
+        : (s, k, workload, run) => ((runs[s] ??= [])[k] = { workload, result: run }),
+    );
     if (flags.json) printJson(result);
     else print(sweepText(result));
+    if (flags.report !== undefined) await report(flags.report, sweepReportData(result, runs));
   });
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -68,6 +68,8 @@ export interface SystemFlags {
 
 export interface SimulateFlags extends WorkloadFlags, SystemFlags {
   json?: boolean;
+  /** Also write an HTML report to this file. */
+  report?: string;
 }
 
 /** Synthetic defaults: the Azure 2023 conversation trace's averages (about 1k-token prompts, 200-token answers). */
@@ -269,12 +271,11 @@ export function simulateJson(results: readonly SimResult[]): { systems: SystemMe
 const fmtMs = (v: number | null): string => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(2));
 const pct = (v: number): string => `${(v * 100).toFixed(1)}%`;
 
-export function simulateText(workload: Workload, results: readonly SimResult[]): string {
-  const first = results[0];
-  if (!first) return 'no systems';
+/** The comparison table's header and rows, as stdout prints them (the HTML report shows the same). */
+export function simulateTable(results: readonly SimResult[]): { header: string[]; rows: string[][] } {
   const m = results.map((r) => r.metrics);
-  const table = plainTable(['', ...m.map((s) => s.spec)]);
-  const row = (label: string, cell: (s: SystemMetrics) => string): void => void table.push([label, ...m.map(cell)]);
+  const rows: string[][] = [];
+  const row = (label: string, cell: (s: SystemMetrics) => string): void => void rows.push([label, ...m.map(cell)]);
   const ptile = (p: { p50: number | null; p90: number | null; p99: number | null }): string =>
     `${fmtMs(p.p50)} / ${fmtMs(p.p90)} / ${fmtMs(p.p99)}`;
   row('requests', (s) => String(s.requests));
@@ -295,16 +296,29 @@ export function simulateText(workload: Workload, results: readonly SimResult[]):
   row('decode queue ms p50 / p99', (s) =>
     s.queueWaitMs.decode ? `${fmtMs(s.queueWaitMs.decode.p50)} / ${fmtMs(s.queueWaitMs.decode.p99)}` : '-',
   );
+  row('decode batch mean / max', (s) => `${s.decodeBatch.mean.toFixed(1)} / ${s.decodeBatch.max}`);
   row('KV moved GB', (s) => (s.kvBytesMoved / 1e9).toFixed(1));
   row('prefix-cache hit rate', (s) => pct(s.prefixCacheHitRate));
   row('USD per 1M output tokens', (s) =>
     s.costPerMillionOutputTokens === null ? 'n/a (see note)' : s.costPerMillionOutputTokens.toFixed(2),
   );
+  return { header: ['', ...m.map((s) => s.spec)], rows };
+}
+
+/** The title lines above the table: model, workload, SLOs and fit context. */
+export function simulateTitle(workload: Workload, first: SimResult): string {
   const { slo, fit } = { slo: first.metrics.slo, fit: first.fit };
-  const title =
+  return (
     `${first.options.model.id}, ${workload.requests.length} requests (${workload.source}); virtual time, emulated devices\n` +
-    `SLO: TTFT <= ${slo.ttftMs} ms and TPOT <= ${slo.tpotMs} ms; fit checked at ${fit.contextTokens} tokens per batch slot`;
-  const notes = m
+    `SLO: TTFT <= ${slo.ttftMs} ms and TPOT <= ${slo.tpotMs} ms; fit checked for one request of ${fit.contextTokens} tokens ` +
+    `(${fit.contextFromWorkload ? "the workload's median" : '--fit-context'}); decode batches admit while their KV fits`
+  );
+}
+
+/** Cost notes and rejection reasons printed under the table. */
+export function simulateNotes(results: readonly SimResult[]): string[] {
+  const m = results.map((r) => r.metrics);
+  return m
     .filter((s) => s.costNote !== null)
     .map((s) => `cost of ${s.spec}: ${s.costNote}`)
     .concat(
@@ -312,5 +326,13 @@ export function simulateText(workload: Workload, results: readonly SimResult[]):
         Object.entries(s.rejectedReasons).map(([reason, n]) => `rejected by ${s.spec}: ${n} x ${reason}`),
       ),
     );
-  return [title, table.toString(), ...notes].join('\n');
+}
+
+export function simulateText(workload: Workload, results: readonly SimResult[]): string {
+  const first = results[0];
+  if (!first) return 'no systems';
+  const { header, rows } = simulateTable(results);
+  const table = plainTable(header);
+  for (const r of rows) table.push(r);
+  return [simulateTitle(workload, first), table.toString(), ...simulateNotes(results)].join('\n');
 }

@@ -7,6 +7,7 @@ import {
   meanArrivalRate,
   simulate,
   type SimOptions,
+  type SimResult,
   type SystemSpec,
   type Workload,
 } from '../../lib/core/sim';
@@ -88,7 +89,10 @@ export function sweepSteps(flags: Pick<SweepFlags, 'rates' | 'from' | 'to' | 'st
   return Array.from({ length: steps }, (_, k) => Number((from + ((to - from) * k) / (steps - 1)).toPrecision(12)));
 }
 
-export async function runSweep(flags: SweepFlags): Promise<SweepResult> {
+/** Called with every run of a sweep: system index, step index, the step's workload and its result. */
+export type SweepRunListener = (system: number, step: number, workload: Workload, result: SimResult) => void;
+
+export async function runSweep(flags: SweepFlags, onRun?: SweepRunListener): Promise<SweepResult> {
   const target = Number(flags.target);
   if (!(target > 0 && target <= 1))
     throw new UsageError(`--target must be a fraction in (0, 1], got "${flags.target}"`);
@@ -102,7 +106,13 @@ export async function runSweep(flags: SweepFlags): Promise<SweepResult> {
       base ? transformWorkload(base, flags, value) : transformWorkload(await baseWorkload(flags, value), flags),
     );
   }
-  return { variable, target, systems: specs.map((spec) => sweepSystem(spec, options, steps, workloads, target)) };
+  return {
+    variable,
+    target,
+    systems: specs.map((spec, s) =>
+      sweepSystem(spec, options, steps, workloads, target, onRun && ((k, w, r) => onRun(s, k, w, r))),
+    ),
+  };
 }
 
 function sweepSystem(
@@ -111,17 +121,20 @@ function sweepSystem(
   steps: readonly number[],
   workloads: readonly Workload[],
   target: number,
+  onRun?: (step: number, workload: Workload, result: SimResult) => void,
 ): SweepSystem {
   const results: SweepStep[] = [];
   for (let k = 0; k < steps.length; k++) {
     const workload = workloads[k] as Workload;
     const progress = progressBar(`sweep step ${k + 1} of ${steps.length}`);
-    let metrics;
+    let result: SimResult;
     try {
-      metrics = simulate(workload, spec, options, progress.update).metrics;
+      result = simulate(workload, spec, options, progress.update);
     } finally {
       progress.stop();
     }
+    onRun?.(k, workload, result);
+    const metrics = result.metrics;
     results.push({
       value: steps[k] as number,
       offeredRps: Math.round(meanArrivalRate(workload) * 1000) / 1000,
@@ -142,33 +155,33 @@ function sweepSystem(
   };
 }
 
-export function sweepText(result: SweepResult): string {
+/** The summary and detail tables' headers and rows, as stdout prints them (the HTML report shows the same). */
+export function sweepTables(result: SweepResult): {
+  summary: { header: string[]; rows: string[][] };
+  detail: { header: string[]; rows: string[][] };
+} {
   const label = result.variable === 'rate' ? 'rate req/s' : 'rate scale';
-  const summary = plainTable([
-    'system',
-    `highest ${label} with SLO attainment >= ${result.target * 100}%`,
-    'offered req/s',
-  ]);
-  for (const s of result.systems) {
-    summary.push([
+  const summary = {
+    header: ['system', `highest ${label} with SLO attainment >= ${result.target * 100}%`, 'offered req/s'],
+    rows: result.systems.map((s) => [
       s.spec,
       s.maxSustained === null ? 'none' : String(s.maxSustained),
       s.maxSustainedRps === null ? '-' : String(s.maxSustainedRps),
-    ]);
-  }
-  const detail = plainTable([
-    'system',
-    label,
-    'offered req/s',
-    'SLO attainment',
-    'goodput req/s',
-    'TTFT p99 ms',
-    'TPOT p99 ms',
-    'rejected',
-  ]);
-  for (const s of result.systems) {
-    for (const step of s.steps) {
-      detail.push([
+    ]),
+  };
+  const detail = {
+    header: [
+      'system',
+      label,
+      'offered req/s',
+      'SLO attainment',
+      'goodput req/s',
+      'TTFT p99 ms',
+      'TPOT p99 ms',
+      'rejected',
+    ],
+    rows: result.systems.flatMap((s) =>
+      s.steps.map((step) => [
         s.spec,
         String(step.value),
         String(step.offeredRps),
@@ -177,8 +190,18 @@ export function sweepText(result: SweepResult): string {
         step.ttftP99Ms === null ? '-' : step.ttftP99Ms.toFixed(0),
         step.tpotP99Ms === null ? '-' : step.tpotP99Ms.toFixed(2),
         String(step.rejected),
-      ]);
-    }
-  }
-  return `${summary.toString()}\n${detail.toString()}`;
+      ]),
+    ),
+  };
+  return { summary, detail };
+}
+
+export function sweepText(result: SweepResult): string {
+  const { summary, detail } = sweepTables(result);
+  const render = (t: { header: string[]; rows: string[][] }): string => {
+    const table = plainTable(t.header);
+    for (const r of t.rows) table.push(r);
+    return table.toString();
+  };
+  return `${render(summary)}\n${render(detail)}`;
 }
