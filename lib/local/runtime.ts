@@ -14,6 +14,7 @@ import {
   type DecodeDeps,
 } from '../core/engine/decode-stage';
 import { DescriptorError } from '../core/engine/descriptor';
+import { PREFILL_RETRY, withRetries } from '../core/engine/retry';
 import { handOff, prefillPrompt, type PrefillDeps, type PrefillJob } from '../core/engine/prefill-stage';
 import { newRecord, type RequestEvent, type RequestRecord } from '../core/engine/record';
 import { chooseMode, type RoutingRequest } from '../core/engine/routing';
@@ -258,7 +259,19 @@ export class EmbeddedRuntime {
           message: `request ${job.requestId} passed its deadline while queued for prefill`,
         });
       }
-      const output = await prefillPrompt(tracker, job, this.config, this.prefillDeps());
+      // Retried with backoff (PREFILL_RETRY), then a terminal error; a cancelled or late request is not retried.
+      const output = await withRetries(
+        () => prefillPrompt(tracker, job, this.config, this.prefillDeps()),
+        PREFILL_RETRY,
+        (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        async (err) => {
+          this.adapters.onError?.(err, `prefill try for ${job.requestId}`);
+          return (
+            (await this.adapters.cancellations.get(job.requestId)) === null &&
+            this.adapters.wallClockMs() < job.deadlineMs
+          );
+        },
+      );
       if (job.mode === 'colocated' && this.colocatedBatcher) {
         // One device does both phases: the KV never leaves it, nothing to transfer.
         const session = this.adapters.backend.startDecode({
@@ -285,7 +298,10 @@ export class EmbeddedRuntime {
       this.handedOff.delete(job.requestId);
       this.adapters.onError?.(err, `prefill of ${job.requestId}`);
       await tracker
-        .finish('failed', { code: 'prefill_failed', message: `prefill failed: ${(err as Error).message}` })
+        .finish('failed', {
+          code: 'prefill_failed',
+          message: `prefill failed after ${PREFILL_RETRY.attempts} tries: ${(err as Error).message}`,
+        })
         .catch((saveErr: unknown) => this.adapters.onError?.(saveErr, `saving the failure of ${job.requestId}`));
     }
   }

@@ -130,6 +130,11 @@ export interface DecodeJob {
    * so a client never sees a token twice or a gap; a mismatch ends the request failed.
    */
   readonly delivered?: readonly string[];
+  /**
+   * The claim owner of this delivery: unique per intake, so a second delivery of the same descriptor
+   * to the same worker is refused like one to another worker.
+   */
+  readonly claimOwner?: string;
 }
 
 interface Running {
@@ -285,7 +290,7 @@ export class DecodeBatcher {
     } catch (err) {
       this.deps.onError?.(err, `saving the end of ${job.tracker.record.id}`);
     }
-    await this.releaseClaim(job.tracker.record.id);
+    await this.releaseClaim(job);
   }
 
   private async loop(): Promise<void> {
@@ -394,14 +399,15 @@ export class DecodeBatcher {
     const now = this.deps.wallClockMs();
     if (now - r.lastRenewMs < claims.leaseMs / 3) return true;
     r.lastRenewMs = now;
-    return claims.store.claim(r.job.tracker.record.id, claims.workerId, claims.leaseMs);
+    return claims.store.claim(r.job.tracker.record.id, r.job.claimOwner ?? claims.workerId, claims.leaseMs);
   }
 
-  private async releaseClaim(requestId: string): Promise<void> {
+  private async releaseClaim(job: DecodeJob): Promise<void> {
     const claims = this.deps.claims;
     if (!claims) return;
+    const requestId = job.tracker.record.id;
     await claims.store
-      .release(requestId, claims.workerId)
+      .release(requestId, job.claimOwner ?? claims.workerId)
       .catch((err: unknown) => this.deps.onError?.(err, `releasing the claim on ${requestId}`));
   }
 
@@ -476,7 +482,7 @@ export class DecodeBatcher {
     } catch (err) {
       this.deps.onError?.(err, `saving the end of ${record.id}`);
     }
-    await this.releaseClaim(tracker.record.id);
+    await this.releaseClaim(r.job);
     r.done?.();
     this.wakeRoomWaiters();
   }
@@ -512,6 +518,9 @@ export function startSession(
   });
 }
 
+/** Numbers each intake in this process, to make claim owners unique per delivery. */
+let deliverySeq = 0;
+
 export type IntakeResult =
   | { readonly kind: 'decode'; readonly job: DecodeJob }
   /** The request reached a terminal state here (cancelled, timed out, KV failure under policy fail). */
@@ -538,16 +547,18 @@ export async function intakeHandoff(
     await discardKv();
     return { kind: 'duplicate' };
   }
+  const claimOwner = deps.claims ? `${deps.claims.workerId}/${(deliverySeq += 1)}` : undefined;
   if (
     deps.claims &&
-    !(await deps.claims.store.claim(descriptor.requestId, deps.claims.workerId, deps.claims.leaseMs))
+    claimOwner &&
+    !(await deps.claims.store.claim(descriptor.requestId, claimOwner, deps.claims.leaseMs))
   ) {
     return { kind: 'busy', retryAfterMs: deps.claims.leaseMs };
   }
   // Pieces an earlier attempt delivered (a worker died mid-generation): regenerate, don't resend.
   const delivered = tracker.record.pieces.length > 0 ? [...tracker.record.pieces] : undefined;
   const ended = async (): Promise<IntakeResult> => {
-    if (deps.claims) await deps.claims.store.release(descriptor.requestId, deps.claims.workerId);
+    if (deps.claims && claimOwner) await deps.claims.store.release(descriptor.requestId, claimOwner);
     return { kind: 'ended' };
   };
   if ((await deps.cancellations.get(descriptor.requestId)) !== null) {
@@ -607,6 +618,7 @@ export async function intakeHandoff(
       sampling: descriptor.sampling,
       deadlineMs: descriptor.deadlineMs,
       ...(delivered ? { delivered } : {}),
+      ...(claimOwner ? { claimOwner } : {}),
     },
   };
 }

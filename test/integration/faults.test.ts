@@ -1,0 +1,328 @@
+/**
+ * Fault injection: the two failure domains and the handoff between them. Each test breaks one thing
+ * (a worker, a delivery, the store) and checks the request still ends exactly once, cleanly.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ReferenceBackend } from '../../lib/adapters/backend-reference';
+import { MemoryClaimStore } from '../../lib/adapters/claims-memory';
+import { RedisClaimStore } from '../../lib/adapters/claims-redis';
+import { RealClock } from '../../lib/adapters/clock-real';
+import { MemoryEventBus } from '../../lib/adapters/events-memory';
+import { MemoryKvStore } from '../../lib/adapters/kv-memory';
+import { RedisKvStore } from '../../lib/adapters/kv-redis';
+import { MemoryQueue } from '../../lib/adapters/queue-memory';
+import { createRedis } from '../../lib/adapters/redis-connection';
+import { MemoryResultStore } from '../../lib/adapters/result-memory';
+import { RedisResultStore } from '../../lib/adapters/result-redis';
+import { chatPromptIds, llama3Tokenizer } from '../../lib/adapters/tokenizer-llama3';
+import { engineConfig, type EngineConfigInput } from '../../lib/core/engine/config';
+import type { CancellationMarker } from '../../lib/core/engine/decode-stage';
+import type { RequestEvent, RequestRecord } from '../../lib/core/engine/record';
+import type { ChatMessage, ClaimStore, KvStore, Queue, ResultStore } from '../../lib/core/ports';
+import { EmbeddedRuntime } from '../../lib/local/runtime';
+import { prompts } from './pipeline-harness';
+
+const tokenizer = llama3Tokenizer();
+
+interface Shared {
+  queue: Queue & { close(): Promise<void> };
+  kv: KvStore;
+  results: ResultStore<RequestRecord>;
+  cancellations: ResultStore<CancellationMarker>;
+  claims: ClaimStore;
+  events: MemoryEventBus<RequestEvent>;
+}
+
+function memoryShared(visibilityTimeoutMs = 60_000): Shared {
+  return {
+    queue: new MemoryQueue({ visibilityTimeoutMs, maxReceives: 5 }),
+    kv: new MemoryKvStore(),
+    results: new MemoryResultStore<RequestRecord>(),
+    cancellations: new MemoryResultStore<CancellationMarker>(),
+    claims: new MemoryClaimStore(),
+    events: new MemoryEventBus<RequestEvent>(),
+  };
+}
+
+/** A worker process: its own runtime over the shared queue and stores. */
+function worker(shared: Shared, engine: EngineConfigInput = {}, claimLeaseMs = 10_000): EmbeddedRuntime {
+  const config = engineConfig({ timeScale: 0, ...engine });
+  const runtime = new EmbeddedRuntime(config, {
+    clock: new RealClock({ timeScale: config.timeScale }),
+    queue: shared.queue,
+    kv: shared.kv,
+    results: shared.results,
+    cancellations: shared.cancellations,
+    claims: shared.claims,
+    claimLeaseMs,
+    backend: new ReferenceBackend({ tokenizer }),
+    events: shared.events,
+    randomKey: () => randomBytes(18).toString('base64url'),
+    wallClockMs: () => performance.timeOrigin + performance.now(),
+  });
+  runtime.start();
+  return runtime;
+}
+
+/** What a client receives: token events deduplicated by index, as the streaming layers deliver them. */
+class Client {
+  readonly received: string[] = [];
+  readonly resent: { index: number; same: boolean }[] = [];
+  readonly done: Promise<RequestRecord>;
+
+  constructor(events: MemoryEventBus<RequestEvent>, id: string) {
+    let resolve!: (r: RequestRecord) => void;
+    this.done = new Promise((r) => (resolve = r));
+    events.subscribe(id, (e) => {
+      if (e.type === 'token') {
+        if (e.index < this.received.length)
+          this.resent.push({ index: e.index, same: this.received[e.index] === e.text });
+        else if (e.index === this.received.length) this.received.push(e.text);
+        else throw new Error(`gap: token ${e.index} arrived after ${this.received.length}`);
+      } else if (e.type === 'done') resolve(e.record);
+    });
+  }
+}
+
+async function submit(
+  runtime: EmbeddedRuntime,
+  shared: Shared,
+  messages: ChatMessage[],
+  maxTokens: number,
+): Promise<{ id: string; client: Client }> {
+  const id = `req-${randomUUID()}`;
+  const client = new Client(shared.events, id);
+  const result = await runtime.submit({
+    id,
+    model: runtime.config.model.id,
+    promptIds: chatPromptIds(tokenizer, messages),
+    messages,
+    sampling: { temperature: 0.7, topP: 0.95, seed: 11, maxTokens },
+    mode: 'disaggregated',
+  });
+  expect(result.accepted).toBe(true);
+  return { id, client };
+}
+
+const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([
+    promise,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)),
+  ]);
+
+/** Waits (bounded) until every message was acknowledged: nothing left waiting or in flight. */
+async function drained(queue: Queue): Promise<void> {
+  for (let i = 0; i < 200 && (await queue.depth()) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  expect(await queue.depth()).toBe(0);
+}
+
+describe('a decode worker dies mid-generation', () => {
+  it('another worker takes the request over when the lease lapses; the client sees every token once, in order', async () => {
+    const messages = prompts()[4]!;
+    // The reference answer, from a run nothing interferes with.
+    const cleanShared = memoryShared();
+    const clean = worker(cleanShared);
+    const reference = await (await submit(clean, cleanShared, messages, 120)).client.done;
+    await clean.stop();
+
+    const shared = memoryShared(400);
+    const a = worker(shared, { timeScale: 1 }, 300);
+    const { client } = await submit(a, shared, messages, 120);
+    await new Promise((resolve) => setTimeout(resolve, 120)); // mid-generation: some tokens out, most not
+    expect(client.received.length).toBeGreaterThan(0);
+    expect(client.received.length).toBeLessThan(120);
+    a.crash();
+    const b = worker(shared, { timeScale: 1 }, 300);
+    try {
+      const record = await within(client.done, 20_000, 'takeover');
+      expect(record.state).toBe('completed');
+      expect(record.attempt).toBe(2); // the KV was consumed by the dead worker: recomputed
+      expect(client.received).toEqual(reference.pieces);
+      expect(record.pieces).toEqual(reference.pieces);
+      expect(client.resent.every((r) => r.same)).toBe(true);
+      expect(await shared.kv.count()).toBe(0);
+      await drained(shared.queue);
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
+describe('the same descriptor delivered twice', () => {
+  it.each([
+    ['to one worker', 1],
+    ['to two workers', 2],
+  ])('produces its tokens once (%s)', async (_label, workers) => {
+    const shared = memoryShared();
+    const send = shared.queue.send.bind(shared.queue);
+    shared.queue.send = async (body: string) => {
+      await send(body);
+      await send(body); // at-least-once delivery, at its worst
+    };
+    // A short lease, so the refused copy comes back soon and is seen to be a duplicate of a finished request.
+    const runtimes = Array.from({ length: workers }, () => worker(shared, { timeScale: 1 }, 300));
+    try {
+      const { client } = await submit(runtimes[0]!, shared, prompts()[3]!, 40);
+      const record = await within(client.done, 20_000, 'request');
+      await drained(shared.queue);
+      expect(record.state).toBe('completed');
+      expect(record.pieces).toHaveLength(40);
+      expect(client.received).toHaveLength(40);
+      expect(client.resent).toEqual([]);
+      expect(await shared.kv.count()).toBe(0);
+    } finally {
+      for (const r of runtimes) await r.stop();
+    }
+  });
+});
+
+describe('prefill fails', () => {
+  it('is retried with backoff and the request completes when a later try succeeds', async () => {
+    const shared = memoryShared();
+    const config = engineConfig({ timeScale: 0 });
+    const real = new ReferenceBackend({ tokenizer });
+    let calls = 0;
+    const runtime = new EmbeddedRuntime(config, {
+      clock: new RealClock({ timeScale: 0 }),
+      ...shared,
+      backend: {
+        name: 'flaky',
+        prefill: (ids, s) => (++calls <= 2 ? Promise.reject(new Error(`device blip ${calls}`)) : real.prefill(ids, s)),
+        startDecode: (input) => real.startDecode(input),
+      },
+      randomKey: () => randomUUID(),
+      wallClockMs: () => performance.timeOrigin + performance.now(),
+    });
+    runtime.start();
+    try {
+      const { client } = await submit(runtime, shared, prompts()[0]!, 8);
+      const record = await within(client.done, 10_000, 'request');
+      expect(record.state).toBe('completed');
+      expect(record.timeline.filter((t) => t.event === 'prefill_start')).toHaveLength(3);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('ends failed after the stated number of tries', async () => {
+    const shared = memoryShared();
+    const config = engineConfig({ timeScale: 0 });
+    const runtime = new EmbeddedRuntime(config, {
+      clock: new RealClock({ timeScale: 0 }),
+      ...shared,
+      backend: {
+        name: 'broken',
+        prefill: () => Promise.reject(new Error('device fault')),
+        startDecode: () => {
+          throw new Error('unreachable');
+        },
+      },
+      randomKey: () => randomUUID(),
+      wallClockMs: () => performance.timeOrigin + performance.now(),
+    });
+    runtime.start();
+    try {
+      const { client } = await submit(runtime, shared, prompts()[0]!, 8);
+      const record = await within(client.done, 10_000, 'request');
+      expect(record.state).toBe('failed');
+      expect(record.error?.code).toBe('prefill_failed');
+      expect(record.error?.message).toMatch(/after 3 tries: device fault/);
+      expect(await shared.kv.count()).toBe(0);
+    } finally {
+      await runtime.stop();
+    }
+  });
+});
+
+/** A free TCP port on loopback. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const probe = createRedis({
+        url: `redis://127.0.0.1:${port}`,
+        lazyConnect: true,
+        connectTimeoutMs: 200,
+        onError: () => undefined,
+      });
+      probe
+        .ping()
+        .then(
+          () => resolve(true),
+          () => resolve(false),
+        )
+        .finally(() => probe.disconnect());
+    });
+    if (ok) return child;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`redis-server did not start on port ${port}`);
+}
+
+describe('Redis restarted in the middle of a run', () => {
+  const children: ChildProcess[] = [];
+  afterAll(() => {
+    for (const child of children) child.kill('SIGKILL');
+  });
+
+  it('in-flight requests finish or fail cleanly, new requests succeed once it is back, the runtime stays up', async () => {
+    const port = await freePort();
+    children.push(await startRedis(port));
+    const redis = createRedis({
+      url: `redis://127.0.0.1:${port}`,
+      connectionName: 'disagg-fault-test',
+      onError: () => undefined,
+    });
+    const shared: Shared = {
+      ...memoryShared(),
+      kv: new RedisKvStore({ redis, prefix: 'f:kv:' }),
+      results: new RedisResultStore<RequestRecord>({ redis, prefix: 'f:result:' }),
+      cancellations: new RedisResultStore<CancellationMarker>({ redis, prefix: 'f:cancel:' }),
+      claims: new RedisClaimStore({ redis, prefix: 'f:claim:' }),
+    };
+    const runtime = worker(shared, { timeScale: 1, requestTimeoutMs: 15_000 });
+    try {
+      const inFlight = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => submit(runtime, shared, prompts()[i % 6]!, 200)),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      children.shift()!.kill('SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      children.push(await startRedis(port));
+      const ended = await within(Promise.all(inFlight.map((r) => r.client.done)), 30_000, 'in-flight requests');
+      for (const record of ended) {
+        expect(['completed', 'failed']).toContain(record.state);
+        if (record.state === 'failed') expect(record.error?.code).toBeTruthy();
+      }
+      // Back up: a new request succeeds.
+      const fresh = await submit(runtime, shared, prompts()[1]!, 10);
+      const record = await within(fresh.client.done, 15_000, 'request after restart');
+      expect(record.state).toBe('completed');
+      expect(await shared.kv.count()).toBe(0);
+    } finally {
+      await runtime.stop();
+      await redis.quit().catch(() => redis.disconnect());
+    }
+  });
+});
