@@ -179,6 +179,42 @@ describe('the same descriptor delivered twice', () => {
   });
 });
 
+describe('a KV blob whose lease expired before decode', () => {
+  it('is reported missing by the real Redis TTL, and policy fail ends the request naming the cause', async () => {
+    const redis = createRedis({
+      url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      connectionName: 'disagg-expiry-test',
+    });
+    const prefix = `disagg-test:${randomUUID()}:`;
+    const shared: Shared = { ...memoryShared(), kv: new RedisKvStore({ redis, prefix: `${prefix}kv:` }) };
+    const config = engineConfig({ timeScale: 0, kvTtlMs: 1000, kvFailurePolicy: 'fail' });
+    const runtime = new EmbeddedRuntime(config, {
+      clock: new RealClock({ timeScale: 0 }),
+      ...shared,
+      backend: new ReferenceBackend({ tokenizer }),
+      randomKey: () => randomBytes(18).toString('base64url'),
+      wallClockMs: () => performance.timeOrigin + performance.now(),
+    });
+    try {
+      // Prefill runs on submit; the decode worker is not started yet, so the blob waits in Redis.
+      const { client } = await submit(runtime, shared, prompts()[5]!, 8);
+      for (let i = 0; i < 100 && (await shared.kv.count()) === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(await shared.kv.count()).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 1300)); // past the 1 s lease
+      expect(await shared.kv.count()).toBe(0);
+      runtime.start();
+      const record = await within(client.done, 10_000, 'request');
+      expect(record.state).toBe('failed');
+      expect(record.error?.code).toBe('kv_missing');
+      expect(record.error?.message).toMatch(/missing or expired/);
+    } finally {
+      await runtime.stop();
+      await redis.quit();
+    }
+  });
+});
+
 describe('prefill fails', () => {
   it('is retried with backoff and the request completes when a later try succeeds', async () => {
     const shared = memoryShared();
