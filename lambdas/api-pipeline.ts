@@ -3,33 +3,18 @@
  * and admit the request record, start prefill with an asynchronous invoke, read the record back
  * while the other functions work on it, and mark requests cancelled.
  */
-import { admit, type AdmissionDecision } from '../lib/core/engine/admission';
+import type { SubmitRequest, SubmitResult } from '../lib/core/engine/submission';
+import { admit } from '../lib/core/engine/admission';
 import { stageDevices } from '../lib/core/engine/config';
 import type { PrefillJob } from '../lib/core/engine/prefill-stage';
 import { isTerminal, newRecord, type RequestRecord } from '../lib/core/engine/record';
-import { chooseMode, type RoutingRequest } from '../lib/core/engine/routing';
+import { chooseMode } from '../lib/core/engine/routing';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import { prefillTime } from '../lib/core/emulator';
-import type { ChatMessage, SamplingParams } from '../lib/core/ports';
 import { describeError } from './observability';
 import { trackerDeps, type Wiring } from './wiring';
 
-export interface SubmitRequest {
-  readonly id: string;
-  readonly model: string;
-  readonly promptIds: readonly number[];
-  readonly messages: readonly ChatMessage[];
-  readonly sampling: SamplingParams;
-  readonly mode: RoutingRequest;
-}
-
-export type SubmitResult =
-  | { readonly accepted: true; readonly record: RequestRecord }
-  | {
-      readonly accepted: false;
-      readonly record: RequestRecord;
-      readonly decision: Extract<AdmissionDecision, { admitted: false }>;
-    };
+export type { SubmitRequest, SubmitResult };
 
 /** Thrown when the prefill function could not be started; the record has already ended failed. */
 export class PrefillInvokeError extends Error {

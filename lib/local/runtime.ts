@@ -3,7 +3,8 @@
  * Prefill workers take admitted requests in order; the decode worker pulls descriptors from the
  * handoff queue whenever the running batch has room (continuous batching).
  */
-import { admit, type AdmissionDecision } from '../core/engine/admission';
+import type { SubmitRequest, SubmitResult } from '../core/engine/submission';
+import { admit } from '../core/engine/admission';
 import type { EngineConfig } from '../core/engine/config';
 import { stageDevices } from '../core/engine/config';
 import {
@@ -17,13 +18,12 @@ import { DescriptorError } from '../core/engine/descriptor';
 import { PREFILL_RETRY, withRetries } from '../core/engine/retry';
 import { handOff, prefillPrompt, type PrefillDeps, type PrefillJob } from '../core/engine/prefill-stage';
 import { newRecord, type RequestEvent, type RequestRecord } from '../core/engine/record';
-import { chooseMode, type RoutingRequest } from '../core/engine/routing';
+import { chooseMode } from '../core/engine/routing';
 import { RequestTracker, type TrackerDeps } from '../core/engine/tracker';
 import { randomUUID } from 'node:crypto';
 import { MemoryClaimStore } from '../adapters/claims-memory';
 import { prefillTime } from '../core/emulator';
 import type {
-  ChatMessage,
   ClaimStore,
   Clock,
   EventBus,
@@ -32,7 +32,6 @@ import type {
   Queue,
   QueueMessage,
   ResultStore,
-  SamplingParams,
 } from '../core/ports';
 
 export interface RuntimeAdapters {
@@ -53,22 +52,7 @@ export interface RuntimeAdapters {
   readonly claimLeaseMs?: number;
 }
 
-export interface SubmitRequest {
-  readonly id: string;
-  readonly model: string;
-  readonly promptIds: readonly number[];
-  readonly messages: readonly ChatMessage[];
-  readonly sampling: SamplingParams;
-  readonly mode: RoutingRequest;
-}
-
-export type SubmitResult =
-  | { readonly accepted: true; readonly record: RequestRecord }
-  | {
-      readonly accepted: false;
-      readonly record: RequestRecord;
-      readonly decision: Extract<AdmissionDecision, { admitted: false }>;
-    };
+export type { SubmitRequest, SubmitResult };
 
 interface QueuedPrefill {
   readonly job: PrefillJob;

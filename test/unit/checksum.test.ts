@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '../../lib/core/engine/checksum';
+import { mulberry32, randomBytesFrom } from '../../lib/core/random';
 
 /** Bit-at-a-time CRC-32C straight from the definition, to check the table-driven version against. */
 function referenceCrc32c(bytes: Uint8Array): number {
@@ -9,23 +10,6 @@ function referenceCrc32c(bytes: Uint8Array): number {
     for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
   }
   return ~crc >>> 0;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomBytes(rng: () => number, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(rng() * 256);
-  return b;
 }
 
 describe('crc32c', () => {
@@ -48,7 +32,7 @@ describe('crc32c', () => {
 
   it('agrees with a bit-at-a-time reference for every length 0..100 and unaligned views', () => {
     const rng = mulberry32(7);
-    const backing = randomBytes(rng, 200);
+    const backing = randomBytesFrom(rng, 200);
     for (let len = 0; len <= 100; len++) {
       for (const start of [0, 1, 3, 5]) {
         const view = backing.subarray(start, start + len);
@@ -60,7 +44,7 @@ describe('crc32c', () => {
   it('continues over split input when given the previous result as seed', () => {
     const rng = mulberry32(11);
     for (let trial = 0; trial < 50; trial++) {
-      const whole = randomBytes(rng, Math.floor(rng() * 300));
+      const whole = randomBytesFrom(rng, Math.floor(rng() * 300));
       const cut = Math.floor(rng() * (whole.length + 1));
       const first = crc32c(whole.subarray(0, cut));
       expect(crc32c(whole.subarray(cut), first)).toBe(crc32c(whole));
@@ -70,13 +54,13 @@ describe('crc32c', () => {
   it('always returns an unsigned 32-bit integer', () => {
     const rng = mulberry32(3);
     for (let trial = 0; trial < 100; trial++) {
-      const c = crc32c(randomBytes(rng, 1 + Math.floor(rng() * 40)));
+      const c = crc32c(randomBytesFrom(rng, 1 + Math.floor(rng() * 40)));
       expect(Number.isInteger(c) && c >= 0 && c <= 0xffffffff).toBe(true);
     }
   });
 
   it('detects every single-bit flip in a 1 KiB block', () => {
-    const data = randomBytes(mulberry32(5), 1024);
+    const data = randomBytesFrom(mulberry32(5), 1024);
     const good = crc32c(data);
     for (let bit = 0; bit < data.length * 8; bit++) {
       data[bit >> 3]! ^= 1 << (bit & 7);

@@ -13,6 +13,7 @@ import {
   kvBlobChecksum,
 } from '../../lib/core/engine/kv-blob';
 import type { KvBlobErrorCode } from '../../lib/core/engine/kv-blob';
+import { mulberry32 } from '../../lib/core/random';
 
 const CODES: readonly KvBlobErrorCode[] = [
   'truncated',
@@ -22,17 +23,6 @@ const CODES: readonly KvBlobErrorCode[] = [
   'bad_header',
   'too_large',
 ];
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randInt(rng: () => number, lo: number, hi: number): number {
   return lo + Math.floor(rng() * (hi - lo + 1));

@@ -3,12 +3,14 @@ import { describe, expect, it } from 'vitest';
 import {
   ApiError,
   MAX_CONTENT_CHARS,
+  MAX_PROMPT_CHARS_PER_TOKEN,
   assertPromptFits,
   badRequest,
   chatCompletionChunk,
   chatCompletionResponse,
   completionChunk,
   completionResponse,
+  maxPromptChars,
   notFound,
   parseChatCompletionRequest,
   parseCompletionRequest,
@@ -19,6 +21,7 @@ import {
   unsupportedMediaType,
 } from '../../lib/core/engine/openai';
 import type { ApiLimits, CompletionResult, ParsedCompletionRequest } from '../../lib/core/engine/openai';
+import { mulberry32 } from '../../lib/core/random';
 
 const LIMITS: ApiLimits = { maxOutputTokens: 4096, maxPromptTokens: 8192, defaultMaxTokens: 256 };
 const SERVED = ['llama-3.1-8b', 'llama-3.1-70b'] as const;
@@ -172,7 +175,9 @@ describe('parseChatCompletionRequest: valid requests', () => {
     const many = Array.from({ length: 2048 }, () => ({ role: 'user', content: 'x' }));
     expect(parseChat(chat({ messages: many })).messages).toHaveLength(2048);
     const long = 'y'.repeat(MAX_CONTENT_CHARS);
-    expect(parseChat(chat({ messages: [{ role: 'user', content: long }] })).messages[0]!.content).toHaveLength(
+    // A prompt-token limit high enough that the prompt character limit is not what is tested here.
+    const roomy = { ...LIMITS, maxPromptTokens: MAX_CONTENT_CHARS };
+    expect(parseChat(chat({ messages: [{ role: 'user', content: long }] }), roomy).messages[0]!.content).toHaveLength(
       MAX_CONTENT_CHARS,
     );
   });
@@ -518,6 +523,39 @@ describe('parseJsonBody', () => {
   );
 });
 
+describe('prompt character limit (maxPromptTokens × MAX_PROMPT_CHARS_PER_TOKEN, before tokenizing)', () => {
+  const small: ApiLimits = { ...LIMITS, maxPromptTokens: 10 };
+
+  it('is 8 characters per token of the prompt-token limit', () => {
+    expect(MAX_PROMPT_CHARS_PER_TOKEN).toBe(8);
+    expect(maxPromptChars(small)).toBe(80);
+  });
+
+  it('accepts prompt text of exactly the limit, summed over chat messages', () => {
+    const messages = [
+      { role: 'system', content: 'a'.repeat(40) },
+      { role: 'user', content: 'b'.repeat(40) },
+    ];
+    expect(parseChat(chat({ messages }), small).messages).toHaveLength(2);
+    expect(parseCompletion(completion({ prompt: 'c'.repeat(80) }), small).prompt).toHaveLength(80);
+  });
+
+  it('rejects one character over with a 400 context_length_exceeded naming both limits', () => {
+    const messages = [
+      { role: 'system', content: 'a'.repeat(40) },
+      { role: 'user', content: [{ type: 'text', text: 'b'.repeat(41) }] },
+    ];
+    const e = apiErrorFrom(() => parseChat(chat({ messages }), small));
+    expect([e.status, e.code, e.param]).toEqual([400, 'context_length_exceeded', 'messages']);
+    expect(e.message).toBe(
+      'prompt text is 81 characters; this server accepts at most 10 prompt tokens, ' +
+        'so at most 80 characters of prompt text (8 per token, checked before tokenizing)',
+    );
+    const c = apiErrorFrom(() => parseCompletion(completion({ prompt: ['c'.repeat(81)] }), small));
+    expect([c.status, c.code, c.param]).toEqual([400, 'context_length_exceeded', 'prompt']);
+  });
+});
+
 describe('assertPromptFits', () => {
   it('accepts a prompt exactly at the limit', () => {
     expect(() => assertPromptFits(8192, LIMITS, 131_072, 256)).not.toThrow();
@@ -792,17 +830,6 @@ describe('the official openai client reads these shapes', () => {
     expect(e.message).toContain('max_tokens must be an integer from 1 to 4096');
   });
 });
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KNOWN_KEYS = [
   'model',

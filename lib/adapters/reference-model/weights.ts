@@ -1,4 +1,5 @@
 import type { ReferenceModelConfig } from './config';
+import { mulberry32 } from '../../core/random';
 
 /** All parameters, row-major: a [out][in] matrix maps an `in`-vector to an `out`-vector. */
 export interface LayerWeights {
@@ -15,18 +16,6 @@ export interface ModelWeights {
   readonly embed: Float32Array; // [embedRows][dim]
   readonly layers: readonly LayerWeights[];
   readonly head: Float32Array; // [vocab - 1][dim]: words only, the end class is derived from them
-}
-
-/** mulberry32: tiny, fast, and the same sequence on every JS engine. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** 32-bit avalanche mix (murmur3 finalizer), used to derive independent seeds. */

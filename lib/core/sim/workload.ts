@@ -2,6 +2,7 @@
  * Workloads for the simulator: a list of requests with arrival times and lengths, from a trace,
  * a synthetic Poisson process, or agent sessions that re-send a growing context.
  */
+import { mulberry32 } from '../random';
 
 /** Tokens per prefix-cache block: Mooncake's hash ids name 512-token blocks, and the simulator follows. */
 export const BLOCK_TOKENS = 512;
@@ -33,17 +34,8 @@ export class WorkloadError extends Error {
   override readonly name = 'WorkloadError';
 }
 
-/** mulberry32: a small, fast, seedable PRNG (32-bit state), uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The shared seedable PRNG; re-exported for the simulator's callers.
+export { mulberry32 };
 
 /** A token-length distribution: a fixed value, or lognormal with a given mean. */
 export type LengthDistribution =
