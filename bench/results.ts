@@ -14,7 +14,15 @@ export interface BenchRow {
 
 export interface BenchResults {
   readonly startedAt: string;
-  readonly machine: { readonly cpus: number; readonly model: string; readonly node: string; readonly platform: string };
+  readonly machine: {
+    readonly cpus: number;
+    readonly model: string;
+    readonly node: string;
+    readonly platform: string;
+    /** os.loadavg() (1, 5, 15 min): the machine may be shared, and load inflates every wall time here. */
+    readonly loadAverageAtStart?: number[];
+    loadAverageAtEnd?: number[];
+  };
   readonly rows: BenchRow[];
 }
 
@@ -23,7 +31,8 @@ const fmt = (v: number): string =>
 
 export function markdownTable(results: BenchResults): string {
   const lines = [
-    `Measured ${results.startedAt} on ${results.machine.cpus} x ${results.machine.model}, Node ${results.machine.node}. Wall-clock (measured) time; ratios are from this one run.`,
+    `Measured ${results.startedAt} on ${results.machine.cpus} x ${results.machine.model}, Node ${results.machine.node}. Wall-clock (measured) time; ratios are from this one run.` +
+      loadNote(results.machine),
     '',
     '| section | metric | value | target | result | note |',
     '| --- | --- | ---: | --- | --- | --- |',
@@ -33,6 +42,13 @@ export function markdownTable(results: BenchResults): string {
     lines.push(`| ${r.section} | ${r.metric} | ${fmt(r.value)} ${r.unit} | ${r.target} | ${result} | ${r.note ?? ''} |`);
   }
   return lines.join('\n');
+}
+
+function loadNote(machine: BenchResults['machine']): string {
+  const fmtLoad = (l: number[] | undefined): string => (l ? l.join(' / ') : '?');
+  return machine.loadAverageAtStart
+    ? ` Load average (1 / 5 / 15 min) ${fmtLoad(machine.loadAverageAtStart)} at the start, ${fmtLoad(machine.loadAverageAtEnd)} at the end, on ${machine.cpus} CPUs.`
+    : '';
 }
 
 /** p-th percentile (0..100) of samples, nearest rank. */

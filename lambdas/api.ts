@@ -8,7 +8,7 @@
 import './bundle-require';
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { promptIdsFor } from '../lib/adapters/tokenizers';
+import { loadTokenizer, promptIdsFor } from '../lib/adapters/tokenizers';
 import {
   completionId,
   completionResult,
@@ -33,6 +33,7 @@ import {
   sseData,
 } from '../lib/core/engine/openai';
 import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
+import type { Tokenizer } from '../lib/core/ports';
 import { SSE_HEADERS, sseBody, sseClosing, sseOpening, ssePiece, type SseMeta } from '../lib/core/engine/sse';
 import { errorResult, header, jsonResult, requestBody } from './api-gateway';
 import { cancel, pollRecord, PrefillInvokeError, submit } from './api-pipeline';
@@ -78,9 +79,15 @@ export async function streamApiEvent(
   sink.end();
 }
 
-const apiWiring = defaultWiring('disagg-api');
+/** The served family's tokenizer (or the wiring's), loaded on the first request: only this function counts prompts. */
+export function loadPromptTokenizer(w: Wiring): Promise<Tokenizer> {
+  return w.promptTokenizer ? w.promptTokenizer() : loadTokenizer(w.tokenizerFamily);
+}
 
-export const handler = createApiHandler(apiWiring);
+/** The process's wiring, built on first use; exported so a cold start can be measured without an invocation. */
+export const initWiring = defaultWiring('disagg-api');
+
+export const handler = createApiHandler(initWiring);
 
 /**
  * Set by the Lambda Node.js runtime. Tested by its method, not its presence: bundled SDK packages
@@ -102,7 +109,7 @@ export const streamHandler =
             write: (chunk) => void stream.write(chunk),
             end: () => stream.end(),
           };
-          await streamApiEvent(event, sink, await apiWiring(), context);
+          await streamApiEvent(event, sink, await initWiring(), context);
         },
       )
     : undefined;
@@ -153,7 +160,7 @@ async function completions(
   const contentTypeError = jsonContentTypeError(header(event, 'content-type'));
   if (contentTypeError) throw contentTypeError;
   const parsed = parseCompletionBody(endpoint, requestBody(event, w.maxBodyBytes), w.limits, [w.config.model.id]);
-  const tokenizer = await w.promptTokenizer();
+  const tokenizer = await loadPromptTokenizer(w);
   const promptIds =
     parsed.kind === 'chat'
       ? promptIdsFor(tokenizer, w.tokenizerFamily, 'chat', parsed.messages)

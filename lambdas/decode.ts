@@ -33,7 +33,10 @@ export function createDecodeHandler(
   };
 }
 
-export const handler = createDecodeHandler(defaultWiring('disagg-decode'));
+/** The process's wiring, built on first use; exported so a cold start can be measured without an invocation. */
+export const initWiring = defaultWiring('disagg-decode');
+
+export const handler = createDecodeHandler(initWiring);
 
 async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQSBatchResponse> {
   const failures: SQSBatchItemFailure[] = [];

@@ -31,7 +31,10 @@ export function createPrefillHandler(
   };
 }
 
-export const handler = createPrefillHandler(defaultWiring('disagg-prefill'));
+/** The process's wiring, built on first use; exported so a cold start can be measured without an invocation. */
+export const initWiring = defaultWiring('disagg-prefill');
+
+export const handler = createPrefillHandler(initWiring);
 
 async function runPrefill(w: Wiring, job: PrefillJob): Promise<void> {
   const { config } = w;

@@ -25,9 +25,8 @@ import { S3KvStore } from '../lib/adapters/kv-s3';
 import { SqsQueue } from '../lib/adapters/queue-sqs';
 import { createRedis } from '../lib/adapters/redis-connection';
 import { DynamoDbResultStore } from '../lib/adapters/result-dynamodb';
-import { loadLlama3Tokenizer } from '../lib/adapters/tokenizer-llama3';
-import { loadTokenizer, tokenizerFamily, type TokenizerFamily } from '../lib/adapters/tokenizers';
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from '../lib/core/engine/api-routes';
+import { tokenizerFamily, type TokenizerFamily } from '../lib/adapters/tokenizers';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from '../lib/core/engine/api-defaults';
 import type { EngineConfig } from '../lib/core/engine/config';
 import type { CancellationMarker, DecodeDeps } from '../lib/core/engine/decode-stage';
 import {
@@ -51,8 +50,11 @@ export interface Wiring {
   readonly maxBodyBytes: number;
   /** Family of the configured model's tokenizer, which counts prompt tokens. */
   readonly tokenizerFamily: TokenizerFamily;
-  /** That family's tokenizer, loaded on first use: only the API function counts prompts. */
-  readonly promptTokenizer: () => Promise<Tokenizer>;
+  /**
+   * A tokenizer to count prompts with instead of the family's (tests); omitted, the API function loads the
+   * family's on first use. Only the API counts prompts, so the wiring never imports a vocabulary itself.
+   */
+  readonly promptTokenizer?: () => Promise<Tokenizer>;
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
   readonly cancellations: ResultStore<CancellationMarker>;
@@ -106,8 +108,6 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
   const tracer = overrides.tracer ?? new Tracer({ serviceName });
   const logger = overrides.logger ?? powertoolsLogSink(new Logger({ serviceName }));
   const metrics = overrides.metrics ?? new Metrics({ namespace: METRICS_NAMESPACE, serviceName });
-  // The reference backend's output words are Llama 3 tokens whatever model is emulated.
-  const referenceTokenizer = await loadLlama3Tokenizer();
   const family = tokenizerFamily(config.model.id);
   const traced = <T extends { send: unknown }>(client: T): T => tracer.captureAWSv3Client(client);
   const dynamo = (): DynamoDBDocumentClient =>
@@ -132,7 +132,7 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
     },
     maxBodyBytes: overrides.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     tokenizerFamily: family,
-    promptTokenizer: overrides.promptTokenizer ?? (() => loadTokenizer(family)),
+    ...(overrides.promptTokenizer ? { promptTokenizer: overrides.promptTokenizer } : {}),
     get kv() {
       return (kv ??= buildKvStore(settings, env, serviceName, traced));
     },
@@ -159,7 +159,8 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
               client: (sdkClients.bedrock ??= traced(new BedrockRuntimeClient(awsClientConfig(env)))),
               modelId: required(settings.bedrockModelId, 'bedrockModelId'),
             })
-          : new ReferenceBackend({ tokenizer: referenceTokenizer }));
+          : // Its output words are Llama 3 tokens whatever model is emulated, from a table: no vocabulary to load.
+            new ReferenceBackend({}));
     },
     clock: overrides.clock ?? new RealClock({ timeScale: config.timeScale }),
     events: overrides.events ?? new MemoryEventBus<RequestEvent>(),

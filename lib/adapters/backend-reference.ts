@@ -22,10 +22,14 @@ import {
   WORDS,
 } from './reference-model';
 import type { ReferenceModel } from './reference-model';
+import { LLAMA3_WORD_IDS } from './reference-word-ids';
 
 export interface ReferenceBackendOptions {
-  /** Maps each output word to its token id; the words must be one token each with a leading space. */
-  readonly tokenizer: Tokenizer;
+  /**
+   * Maps each output word to its token id; the words must be one token each with a leading space. Omitted, the
+   * ids are Llama 3's from a generated table, so a process that never tokenizes need not load that vocabulary.
+   */
+  readonly tokenizer?: Tokenizer;
   /** Seed of the model weights (not of sampling, which SamplingParams.seed drives). */
   readonly seed?: number;
 }
@@ -38,27 +42,39 @@ interface WordTokens {
 
 const wordTokenCache = new WeakMap<Tokenizer, WordTokens>();
 
-function wordTokens(tokenizer: Tokenizer): WordTokens {
+let llama3Table: WordTokens | null = null;
+
+function wordTokens(tokenizer: Tokenizer | undefined): WordTokens {
+  if (tokenizer === undefined) {
+    if (LLAMA3_WORD_IDS.length !== WORDS.length) {
+      throw new Error('reference backend: the Llama 3 word-id table is stale; run scripts/reference-word-ids.ts');
+    }
+    return (llama3Table ??= buildWordTokens('llama3 (generated table)', (_text, index) => [LLAMA3_WORD_IDS[index]!]));
+  }
   const cached = wordTokenCache.get(tokenizer);
   if (cached) return cached;
+  const result = buildWordTokens(tokenizer.name, (text) => tokenizer.encode(text));
+  wordTokenCache.set(tokenizer, result);
+  return result;
+}
+
+function buildWordTokens(name: string, encode: (text: string, index: number) => readonly number[]): WordTokens {
   const tokens: GeneratedToken[] = [];
   const wordByTokenId = new Map<number, number>();
   WORDS.forEach((word, index) => {
     const text = ` ${word}`;
-    const ids = tokenizer.encode(text);
+    const ids = encode(text, index);
     const id = ids[0];
     if (ids.length !== 1 || id === undefined) {
       throw new Error(
-        `reference backend: "${text}" is ${ids.length} tokens in tokenizer ${tokenizer.name}; every output word must be exactly one`,
+        `reference backend: "${text}" is ${ids.length} tokens in tokenizer ${name}; every output word must be exactly one`,
       );
     }
     if (wordByTokenId.has(id)) throw new Error(`reference backend: two output words share token id ${id}`);
     wordByTokenId.set(id, index);
     tokens.push({ id, text });
   });
-  const result = { tokens, wordByTokenId };
-  wordTokenCache.set(tokenizer, result);
-  return result;
+  return { tokens, wordByTokenId };
 }
 
 export class ReferenceBackend implements GenerationBackend {

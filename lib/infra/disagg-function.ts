@@ -2,6 +2,7 @@
  * The base every handler is deployed with: runtime, architecture, tracing, log retention and bundling are
  * decided once here, so each stage states only its entry, size and environment.
  */
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, Validations, type RemovalPolicy } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -10,28 +11,20 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { FunctionSize } from './config';
+import { bundleDefine, ESBUILD_TARGET, LAMBDA_ENTRY_PATHS, MAIN_FIELDS, REQUIRE_SHIM } from './bundling-options';
 import { METRIC_NAMESPACE, METRIC_SERVICE } from './metric-names';
-import { TOKENIZER_FAMILY_DEFINE } from './tokenizer-family';
 
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The handler entry files, one per function kind. */
 export const LAMBDA_ENTRIES = {
-  api: fileURLToPath(new URL('../../lambdas/api.ts', import.meta.url)),
-  prefill: fileURLToPath(new URL('../../lambdas/prefill.ts', import.meta.url)),
-  decode: fileURLToPath(new URL('../../lambdas/decode.ts', import.meta.url)),
+  api: join(projectRoot, LAMBDA_ENTRY_PATHS.api),
+  prefill: join(projectRoot, LAMBDA_ENTRY_PATHS.prefill),
+  decode: join(projectRoot, LAMBDA_ENTRY_PATHS.decode),
 } as const;
 
-/** The runtime and the esbuild target move together. */
+/** The runtime and the esbuild target (ESBUILD_TARGET, bundling-options.ts) move together. */
 export const FUNCTION_RUNTIME = lambda.Runtime.NODEJS_22_X;
-const ESBUILD_TARGET = 'node22';
-
-/**
- * ESM, not CJS: the runtime code uses `import.meta.url` (the tokenizer adapter), which CJS output would
- * break. Bundled CommonJS dependencies still call `require`, which ESM lacks, so the banner defines one.
- */
-const REQUIRE_SHIM =
-  "import { createRequire as __disaggCreateRequire } from 'node:module'; const require = __disaggCreateRequire(import.meta.url);";
 
 /** Where a function sits when it must reach the KV cache inside the VPC. */
 export interface FunctionNetwork {
@@ -94,12 +87,9 @@ export class DisaggFunction extends Construct {
         sourceMap: true,
         // Stack traces need line mappings, not a second copy of every dependency's source in the zip.
         sourcesContent: false,
-        // Prefer the ESM builds of dependencies (the AWS SDK ships both).
-        mainFields: ['module', 'main'],
+        mainFields: [...MAIN_FIELDS],
         banner: REQUIRE_SHIM,
-        define: props.tokenizerFamily
-          ? { [TOKENIZER_FAMILY_DEFINE]: JSON.stringify(props.tokenizerFamily) }
-          : undefined,
+        define: bundleDefine(props.tokenizerFamily),
         // The AWS SDK v3 and Powertools are bundled, not layered: LocalStack's free tier does not apply layers.
         externalModules: [],
         bundleAwsSDK: true,

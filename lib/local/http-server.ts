@@ -5,7 +5,8 @@
  * Errors are `{"error": {"message", "type", "param", "code"}}` with a 4xx; input never crashes it.
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import {
   completionId,
   completionResult,
@@ -60,7 +61,46 @@ export function createHttpApi(options: HttpApiOptions): Server {
   // Slow or stuck clients must not hold sockets forever.
   server.requestTimeout = 60_000;
   server.headersTimeout = 30_000;
+  // Node's own answer to a request its parser rejects is a bare 400 with no body; answer in the API's format.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => sendClientError(err, socket));
   return server;
+}
+
+/**
+ * A request Node's HTTP parser rejected (broken framing, an invalid method or header, headers over
+ * the limit, a timeout) never reaches the handler. Answered like Node's default, then closed, since
+ * the position in the byte stream is lost; but with a JSON error body.
+ */
+function sendClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // As Node's default: nothing to say to a reset socket, and never write into a response already started.
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const error =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ApiError(
+          431,
+          'request headers are larger than this server accepts',
+          'invalid_request_error',
+          null,
+          'headers_too_large',
+        )
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ApiError(408, 'the request was not received in time', 'invalid_request_error', null, 'request_timeout')
+        : new ApiError(
+            400,
+            `malformed HTTP request (${err.code ?? 'parse error'})`,
+            'invalid_request_error',
+            null,
+            'malformed_request',
+          );
+  const body = JSON.stringify(error.toBody());
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, o: HttpApiOptions): Promise<void> {

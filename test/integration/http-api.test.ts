@@ -477,14 +477,16 @@ describe('bad input gets a 4xx in the error format, naming the field and the lim
   });
 
   it('a prompt beyond the prompt-token limit is a 400 context_length_exceeded with the limit', async () => {
+    // ~360 characters, under the 512-character limit (64 tokens × 8), so the token count is what rejects it.
     const error = await expectApiError(
-      await post(fast, '/v1/chat/completions', { model: MODEL, messages: [longMessage(100)] }),
+      await post(fast, '/v1/chat/completions', { model: MODEL, messages: [longMessage(60)] }),
       400,
     );
     expect(error).toMatchObject({ param: 'messages', code: 'context_length_exceeded' });
     expect(error.message).toContain(`at most ${LIMITS.maxPromptTokens} prompt tokens`);
+    expect(error.message).toMatch(/^prompt is \d+ tokens/);
     const completion = await expectApiError(
-      await post(fast, '/v1/completions', { model: MODEL, prompt: longMessage(100).content }),
+      await post(fast, '/v1/completions', { model: MODEL, prompt: longMessage(60).content }),
       400,
     );
     expect(completion.param).toBe('prompt');

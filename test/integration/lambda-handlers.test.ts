@@ -5,7 +5,7 @@ import { ReferenceBackend } from '../../lib/adapters/backend-reference';
 import { RealClock } from '../../lib/adapters/clock-real';
 import { MemoryEventBus } from '../../lib/adapters/events-memory';
 import { MemoryKvStore } from '../../lib/adapters/kv-memory';
-import { escapeGlob, RedisKvStore } from '../../lib/adapters/kv-redis';
+import { RedisKvStore } from '../../lib/adapters/kv-redis';
 import { MemoryQueue } from '../../lib/adapters/queue-memory';
 import { createRedis } from '../../lib/adapters/redis-connection';
 import { MemoryResultStore } from '../../lib/adapters/result-memory';
@@ -18,6 +18,7 @@ import type { RoutingMode } from '../../lib/core/engine/routing';
 import type { ChatMessage, GenerationBackend } from '../../lib/core/ports';
 import { EmbeddedRuntime } from '../../lib/local/runtime';
 import { METRIC } from '../../lambdas/metric-names';
+import { expectNoLeaksThenClean, testRedisPrefix } from '../redis-test-keys';
 import { apiEvent, createStack, sqsEvent, sseEvents, type StackStores } from './lambda-fixtures';
 import { PREFILL_RETRY } from '../../lib/core/engine/retry';
 
@@ -84,7 +85,7 @@ async function embeddedOutput(prompt: string, mode: RoutingMode): Promise<Reques
 
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Every Redis key this run writes starts with this, so parallel runs never collide and cleanup is exact. */
-const run = `disagg-test:lambda:${randomUUID()}:`;
+const run = testRedisPrefix('lambda');
 let redis: Redis;
 let reference: { long: RequestRecord; short: RequestRecord; colocated: RequestRecord };
 
@@ -98,12 +99,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${escapeGlob(run)}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  // Checked, not deleted blindly: a leaked blob or unfinished record fails here and stays for the global teardown.
+  await expectNoLeaksThenClean(redis, run);
   await redis.quit();
 });
 

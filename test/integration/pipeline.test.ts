@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryKvStore } from '../../lib/adapters/kv-memory';
 import { RedisKvStore } from '../../lib/adapters/kv-redis';
@@ -9,6 +8,7 @@ import { engineConfig } from '../../lib/core/engine/config';
 import { transferMs, type CancellationMarker } from '../../lib/core/engine/decode-stage';
 import type { RequestRecord } from '../../lib/core/engine/record';
 import type { KvStore } from '../../lib/core/ports';
+import { expectNoLeaksThenClean, testRedisPrefix } from '../redis-test-keys';
 import { createHarness, prompts, tokens } from './pipeline-harness';
 
 const samplings = [
@@ -48,16 +48,12 @@ describe('disaggregated output equals colocated output, token for token', () => 
       url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       connectionName: 'disagg-pipeline-test',
     });
-    const prefix = `disagg-test:${randomUUID()}:`;
+    const prefix = testRedisPrefix('pipeline');
     const kv = new RedisKvStore({ redis, prefix: `${prefix}kv:` });
 
     afterAll(async () => {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-        if (keys.length > 0) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      // Checked, not deleted blindly: a leaked blob or unfinished record fails here and stays for the global teardown.
+      await expectNoLeaksThenClean(redis, prefix);
       await redis.quit();
     });
 

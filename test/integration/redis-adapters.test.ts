@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisKvStore, escapeGlob } from '../../lib/adapters/kv-redis';
@@ -6,10 +6,11 @@ import { createRedis, redisUrl } from '../../lib/adapters/redis-connection';
 import { RedisQueue } from '../../lib/adapters/queue-redis';
 import { RedisResultStore } from '../../lib/adapters/result-redis';
 import { describeQueueContract } from '../contracts/queue-contract';
+import { testRedisPrefix } from '../redis-test-keys';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Every key this run writes starts with this, so parallel runs don't collide and cleanup is exact. */
-const run = `disagg-test:${randomUUID()}:`;
+const run = testRedisPrefix('adapters');
 const connections: Redis[] = [];
 const connect = (): Redis => {
   const redis = createRedis({ url });
@@ -37,6 +38,7 @@ async function keysUnder(prefix: string): Promise<string[]> {
 }
 
 afterAll(async () => {
+  // These tests store blobs and messages on purpose (they test the stores, not the pipeline), so they delete them all.
   const keys = await keysUnder(run);
   for (let i = 0; i < keys.length; i += 1000) await redis.unlink(...keys.slice(i, i + 1000));
   await Promise.all(connections.map((c) => c.quit()));

@@ -14,6 +14,7 @@ import {
 import { expDet, rootDet, sinCosDet } from '../../lib/adapters/reference-model/math';
 import { chatPromptIds, completionPromptIds, loadLlama3Tokenizer } from '../../lib/adapters/tokenizer-llama3';
 import type { Llama3Tokenizer } from '../../lib/adapters/tokenizer-llama3';
+import { LLAMA3_WORD_IDS } from '../../lib/adapters/reference-word-ids';
 
 let tokenizer: Llama3Tokenizer;
 
@@ -312,6 +313,15 @@ describe('ReferenceBackend', () => {
       expect(tokenizer.encode(t.text)).toEqual([t.id]);
       expect(tokenizer.decode([t.id!])).toBe(t.text);
     }
+  });
+
+  it("holds in its generated table every output word's real Llama 3 id, and generates the same tokens from it", async () => {
+    expect(LLAMA3_WORD_IDS).toEqual(WORDS.map((word) => tokenizer.encode(` ${word}`)[0]));
+    expect(WORDS.every((word) => tokenizer.encode(` ${word}`).length === 1)).toBe(true);
+    const prompt = chatPromptIds(tokenizer, [{ role: 'user', content: 'Tell me a story.' }]);
+    const sampling = { temperature: 0.8, topP: 0.9, seed: 8, maxTokens: 60 };
+    const fromTable = await generate(new ReferenceBackend({}), prompt, sampling);
+    expect(fromTable).toEqual(await generate(new ReferenceBackend({ tokenizer }), prompt, sampling));
   });
 
   it('does not loop on one word under greedy decoding', async () => {

@@ -17,11 +17,7 @@ import {
 import { isTerminal, type RequestRecord } from './record';
 import { disaggSummary } from './summary';
 
-/** Largest request body the API accepts, bytes. */
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-
-/** max_tokens when the client sends none; the reference model runs on a CPU, so replies stay short. */
-export const DEFAULT_MAX_TOKENS = 128;
+export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from './api-defaults';
 
 export type CompletionEndpoint = 'chat' | 'completion';
 

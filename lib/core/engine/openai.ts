@@ -117,6 +117,19 @@ export interface ParsedCompletionRequest {
   user: string | null;
 }
 
+/**
+ * Prompt text allowed per token of the prompt-token limit, checked before tokenizing so an oversized
+ * prompt costs no tokenizer work. English averages about 4 characters per BPE token and code fewer, so
+ * a prompt above 8 per token cannot fit the token limit unless it is degenerate (long runs of one
+ * character), and those are not worth tokenizing megabytes for.
+ */
+export const MAX_PROMPT_CHARS_PER_TOKEN = 8;
+
+/** The character limit on a request's total prompt text (all message contents, or the prompt). */
+export function maxPromptChars(limits: ApiLimits): number {
+  return limits.maxPromptTokens * MAX_PROMPT_CHARS_PER_TOKEN;
+}
+
 /** Longest string accepted in message content or prompt: 4 Mi characters, well past any model context. */
 export const MAX_CONTENT_CHARS = 4 * 1024 * 1024;
 export const MAX_MESSAGES = 2048;
@@ -312,6 +325,7 @@ function finish(
   maxTokens: number | null | undefined,
   limits: ApiLimits,
 ): ParsedCompletionRequest {
+  assertPromptChars(kind, messages, limits);
   const stream = r.stream ?? false;
   const sampling: { -readonly [K in keyof SamplingParams]: SamplingParams[K] } = {
     temperature: r.temperature ?? 1,
@@ -335,6 +349,20 @@ function finish(
     mode: r.disagg?.mode ?? 'auto',
     user: r.user ?? null,
   };
+}
+
+/** Rejects prompt text beyond maxPromptChars(limits), before any tokenizer sees it. */
+function assertPromptChars(kind: 'chat' | 'completion', messages: readonly ChatMessage[], limits: ApiLimits): void {
+  let chars = 0;
+  for (const m of messages) chars += m.content.length;
+  const limit = maxPromptChars(limits);
+  if (chars <= limit) return;
+  throw badRequest(
+    `prompt text is ${groupDigits(chars)} characters; this server accepts at most ${groupDigits(limits.maxPromptTokens)} prompt tokens, ` +
+      `so at most ${groupDigits(limit)} characters of prompt text (${MAX_PROMPT_CHARS_PER_TOKEN} per token, checked before tokenizing)`,
+    kind === 'chat' ? 'messages' : 'prompt',
+    'context_length_exceeded',
+  );
 }
 
 /** Parses a request body; any JSON value is accepted here, the endpoint parsers check the shape. */

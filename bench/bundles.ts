@@ -1,0 +1,177 @@
+/**
+ * Lambda bundles: each handler bundled with the options the CDK uses (lib/infra/bundling-options.ts), its
+ * minified size and what fills it (esbuild metafile), and its cold-start initialisation in a fresh Node
+ * process: import the bundle, build the wiring and the clients the function uses, with the environment the
+ * stack sets and placeholder values that make no network call.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build, type Metafile } from 'esbuild';
+import { handlerBuildOptions, LAMBDA_ENTRY_PATHS } from '../lib/infra/bundling-options';
+import { bundledTokenizerFamily } from '../lib/infra/tokenizer-family';
+import { median, type BenchRow } from './results';
+
+const MODEL = 'llama-3.3-70b';
+const SIZE_TARGET_MB = 1.5;
+const INIT_TARGET_MS = 250;
+const REPETITIONS = 5;
+const MB = 1e6;
+
+type Kind = keyof typeof LAMBDA_ENTRY_PATHS;
+
+/** The wiring getters each function touches on its first invocation (each one builds a client). */
+const CLIENTS: Record<Kind, readonly string[]> = {
+  api: ['results', 'cancellations', 'queue'],
+  prefill: ['results', 'cancellations', 'kv', 'queue', 'backend'],
+  decode: ['results', 'cancellations', 'kv', 'backend'],
+};
+
+/** The environment lib/infra/stack.ts gives each function (ElastiCache KV profile), with placeholder resources. */
+function functionEnv(kind: Kind): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    NODE_OPTIONS: '--enable-source-maps',
+    POWERTOOLS_SERVICE_NAME: 'disagg',
+    POWERTOOLS_METRICS_NAMESPACE: 'Disagg',
+    // Powertools enables the tracer (and X-Ray client capture) inside Lambda only, as deployed.
+    AWS_LAMBDA_FUNCTION_NAME: `disagg-bench-${kind}`,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'placeholder',
+    AWS_SECRET_ACCESS_KEY: 'placeholder',
+    DISAGG_MODEL: MODEL,
+    DISAGG_PREFILL_POOL: 'trn2x16',
+    DISAGG_DECODE_POOL: 'cs3x4',
+    DISAGG_COLOCATED_POOL: 'h100x8',
+    DISAGG_TIME_SCALE: '1',
+    DISAGG_DECODE_BATCH: '8',
+    DISAGG_BACKEND: 'reference',
+    DISAGG_RESULTS_TABLE: 'placeholder-results',
+    DISAGG_HANDOFF_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/placeholder-handoff',
+    DISAGG_MAX_PROMPT_TOKENS: '8192',
+    DISAGG_MAX_OUTPUT_TOKENS: '4096',
+    DISAGG_KV_STORE: 'elasticache',
+    // The Redis client connects on its first command, which the cold start never sends.
+    DISAGG_REDIS_URL: 'rediss://placeholder.invalid:6379',
+    ...(kind === 'decode'
+      ? { DISAGG_DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/000000000000/placeholder-dlq' }
+      : {}),
+    ...(kind === 'api' ? { DISAGG_PREFILL_FUNCTION: 'placeholder-prefill', DISAGG_SSE_MODE: 'buffered' } : {}),
+  };
+}
+
+/** Runs in the fresh process: times the import, then the wiring and its clients, then (API) the tokenizer load. */
+const CHILD = `
+import { readFileSync } from 'node:fs';
+const t0 = performance.now();
+const mod = await import(process.env.BENCH_BUNDLE);
+const t1 = performance.now();
+const w = await mod.initWiring();
+for (const key of JSON.parse(process.env.BENCH_CLIENTS)) if (w[key] === undefined) throw new Error('no ' + key);
+const t2 = performance.now();
+let t3 = t2;
+if (process.env.BENCH_TOKENIZER === '1') { (await mod.loadPromptTokenizer(w)).encode('hello'); t3 = performance.now(); }
+process.stdout.write(JSON.stringify({ importMs: t1 - t0, clientsMs: t2 - t1, tokenizerMs: t3 - t2, rssKb: peakRssKb() }));
+process.exit(0);
+// This process's own peak (VmHWM); getrusage's maxRSS can carry the parent's across fork and exec.
+function peakRssKb() {
+  try { return Number(/^VmHWM:\\s+(\\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]); }
+  catch { return process.resourceUsage().maxRSS; }
+}
+`;
+
+interface ColdStart {
+  readonly importMs: number;
+  readonly clientsMs: number;
+  readonly tokenizerMs: number;
+  readonly rssKb: number;
+}
+
+function coldStart(kind: Kind, bundle: string): ColdStart {
+  const res = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD], {
+    env: {
+      ...functionEnv(kind),
+      BENCH_BUNDLE: pathToFileURL(bundle).href,
+      BENCH_CLIENTS: JSON.stringify(CLIENTS[kind]),
+      BENCH_TOKENIZER: kind === 'api' ? '1' : '0',
+    },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (res.status !== 0) throw new Error(`cold start of the ${kind} bundle failed: ${res.stderr || res.error?.message}`);
+  return JSON.parse(res.stdout) as ColdStart;
+}
+
+/** The largest contributors to the output, by package (or source directory for the project's own code). */
+function topInputs(meta: Metafile, outfile: string, n: number): string {
+  const output = Object.entries(meta.outputs).find(([path]) => path.endsWith(outfile))?.[1];
+  if (!output) return '';
+  const byPackage = new Map<string, number>();
+  for (const [path, { bytesInOutput }] of Object.entries(output.inputs)) {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+    const name = m ? m[1]! : path.split('/').slice(0, 2).join('/');
+    byPackage.set(name, (byPackage.get(name) ?? 0) + bytesInOutput);
+  }
+  return [...byPackage.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([name, bytes]) => `${name} ${(bytes / MB).toFixed(2)}`)
+    .join(', ');
+}
+
+export async function bundlesBench(progress: (line: string) => void): Promise<BenchRow[]> {
+  const root = fileURLToPath(new URL('../', import.meta.url));
+  const out = mkdtempSync(join(tmpdir(), 'disagg-bundles-'));
+  const rows: BenchRow[] = [];
+  try {
+    for (const kind of Object.keys(LAMBDA_ENTRY_PATHS) as Kind[]) {
+      progress(`bundles: ${kind}`);
+      const outfile = join(out, kind, 'index.mjs');
+      const result = await build({
+        ...handlerBuildOptions(join(root, LAMBDA_ENTRY_PATHS[kind]), bundledTokenizerFamily(MODEL)),
+        outfile,
+        metafile: true,
+        logLevel: 'error',
+      });
+      const bytes = statSync(outfile).size;
+      const mapBytes = statSync(`${outfile}.map`).size;
+      const runs = Array.from({ length: REPETITIONS }, () => coldStart(kind, outfile));
+      const initMs = median(runs.map((r) => r.importMs + r.clientsMs));
+      const section = `Lambda bundle (${kind})`;
+      rows.push({
+        section,
+        metric: 'minified bundle (index.mjs)',
+        value: bytes / MB,
+        unit: 'MB',
+        target: `< ${SIZE_TARGET_MB} MB`,
+        pass: bytes / MB < SIZE_TARGET_MB,
+        note: `largest (MB): ${topInputs(result.metafile, `${kind}/index.mjs`, 5)}; source map ${(mapBytes / MB).toFixed(2)} MB beside it`,
+      });
+      rows.push({
+        section,
+        metric: 'cold-start init (import + wiring + clients)',
+        value: initMs,
+        unit: 'ms',
+        target: `< ${INIT_TARGET_MS} ms`,
+        pass: initMs < INIT_TARGET_MS,
+        note: `median of ${REPETITIONS} fresh processes; import ${median(runs.map((r) => r.importMs)).toFixed(0)} ms, clients ${median(runs.map((r) => r.clientsMs)).toFixed(0)} ms; peak RSS ${(median(runs.map((r) => r.rssKb)) / 1024).toFixed(0)} MiB`,
+      });
+      if (kind === 'api') {
+        rows.push({
+          section,
+          metric: 'first prompt tokenizer load',
+          value: median(runs.map((r) => r.tokenizerMs)),
+          unit: 'ms',
+          target: '',
+          pass: null,
+          note: 'paid by the first request after a cold start (the vocabulary loads on first use)',
+        });
+      }
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  return rows;
+}

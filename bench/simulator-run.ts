@@ -1,0 +1,40 @@
+/**
+ * One simulator timing, run by bench/simulator.ts in a fresh process so peak RSS is this run's: loads a trace
+ * file, simulates it on one system, prints JSON. Usage: simulator-run.ts <trace file> <system spec>.
+ */
+import { readFileSync } from 'node:fs';
+import { loadTraceFile } from '../lib/adapters/trace-files';
+import { getModel } from '../lib/core/emulator';
+import { parseSystemSpec, simulate } from '../lib/core/sim';
+
+const [file, spec] = process.argv.slice(2);
+if (!file || !spec) throw new Error('usage: simulator-run.ts <trace file> <system spec>');
+const t0 = performance.now();
+const { workload } = await loadTraceFile(file);
+const t1 = performance.now();
+// The findings' assumption for the CS-3's unpublished price; it only scales the cost metrics.
+const result = simulate(workload, parseSystemSpec(spec), { model: getModel('llama-3.3-70b'), cs3PricePerHour: 100 });
+const t2 = performance.now();
+process.stdout.write(
+  JSON.stringify({
+    requests: workload.requests.length,
+    completed: result.metrics.completed,
+    loadMs: t1 - t0,
+    simulateMs: t2 - t1,
+    maxRssKb: peakRssKb(),
+  }),
+);
+
+/**
+ * This process's own peak RSS: Linux's VmHWM, since getrusage's maxRSS can carry the spawning parent's peak
+ * across fork and exec; elsewhere maxRSS.
+ */
+function peakRssKb(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]);
+  } catch {
+    // Not Linux.
+  }
+  return process.resourceUsage().maxRSS;
+}
