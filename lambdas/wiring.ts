@@ -4,7 +4,7 @@
  * generation backend, the clock and the Powertools logger, metrics and tracer. Tests build one with
  * `createWiring(overrides)` over memory or Redis adapters instead.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
@@ -24,6 +24,7 @@ import { RedisKvStore } from '../lib/adapters/kv-redis';
 import { S3KvStore } from '../lib/adapters/kv-s3';
 import { SqsQueue } from '../lib/adapters/queue-sqs';
 import { createRedis } from '../lib/adapters/redis-connection';
+import { DynamoDbClaimStore } from '../lib/adapters/claims-dynamodb';
 import { DynamoDbResultStore } from '../lib/adapters/result-dynamodb';
 import { tokenizerFamily, type TokenizerFamily } from '../lib/adapters/tokenizers';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from '../lib/core/engine/api-defaults';
@@ -39,7 +40,16 @@ import type { ApiLimits } from '../lib/core/engine/openai';
 import type { PrefillDeps, PrefillJob } from '../lib/core/engine/prefill-stage';
 import type { RequestEvent, RequestRecord } from '../lib/core/engine/record';
 import type { TrackerDeps } from '../lib/core/engine/tracker';
-import type { Clock, EventBus, GenerationBackend, KvStore, Queue, ResultStore, Tokenizer } from '../lib/core/ports';
+import type {
+  ClaimStore,
+  Clock,
+  EventBus,
+  GenerationBackend,
+  KvStore,
+  Queue,
+  ResultStore,
+  Tokenizer,
+} from '../lib/core/ports';
 import { METRICS_NAMESPACE } from './metric-names';
 import type { LogSink, MetricsSink } from './observability';
 
@@ -58,6 +68,8 @@ export interface Wiring {
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
   readonly cancellations: ResultStore<CancellationMarker>;
+  /** Which decode invocation holds which request (conditional writes on the results table, under `claim#`). */
+  readonly claims: ClaimStore;
   readonly queue: Queue;
   readonly backend: GenerationBackend;
   readonly clock: Clock;
@@ -120,6 +132,7 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
   let kv = overrides.kv;
   let results = overrides.results;
   let cancellations = overrides.cancellations;
+  let claims = overrides.claims;
   let queue = overrides.queue;
   let backend = overrides.backend;
   return {
@@ -144,6 +157,9 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
         new DynamoDbResultStore<CancellationMarker>({ client: dynamo(), tableName: resultsTable() }),
         CANCEL_KEY_PREFIX,
       ));
+    },
+    get claims() {
+      return (claims ??= new DynamoDbClaimStore({ client: dynamo(), tableName: resultsTable() }));
     },
     get queue() {
       return (queue ??= new SqsQueue({
@@ -188,6 +204,15 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
 
 let coldStart: Promise<Wiring> | null = null;
 
+/** This execution environment, as a claim owner; each delivery's claim adds its own sequence number. */
+const WORKER_ID = randomUUID();
+
+/**
+ * A decode claim lapses 30 s after its last renewal (renewed every 10 s while decoding), so a crashed
+ * invocation's request is taken over well within the handoff queue's visibility timeout (6 x 120 s).
+ */
+const DECODE_CLAIM_LEASE_MS = 30_000;
+
 /** The process's wiring from `process.env`, built on the first invocation and kept for the next ones. */
 export function defaultWiring(serviceName: string): () => Promise<Wiring> {
   return () => {
@@ -214,7 +239,14 @@ export function prefillDeps(w: Wiring): PrefillDeps {
 }
 
 export function decodeDeps(w: Wiring): DecodeDeps {
-  return { clock: w.clock, backend: w.backend, kv: w.kv, cancellations: w.cancellations, wallClockMs: w.wallClockMs };
+  return {
+    clock: w.clock,
+    backend: w.backend,
+    kv: w.kv,
+    cancellations: w.cancellations,
+    wallClockMs: w.wallClockMs,
+    claims: { store: w.claims, workerId: WORKER_ID, leaseMs: DECODE_CLAIM_LEASE_MS },
+  };
 }
 
 function buildKvStore(

@@ -3,6 +3,7 @@
  * a stack of the three functions wired through `createWiring` over chosen stores, chained the way
  * AWS chains them: API → async invoke → prefill → SQS → decode.
  */
+import { MemoryClaimStore } from '../../lib/adapters/claims-memory';
 import { createHash, randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, SQSEvent, SQSRecord } from 'aws-lambda';
 import { MemoryKvStore } from '../../lib/adapters/kv-memory';
@@ -195,7 +196,9 @@ export async function createStack(options: StackOptions = {}): Promise<Stack> {
   const metrics = new MetricsRecorder();
   const invoked: PrefillJob[] = [];
   const background: Promise<unknown>[] = [];
-  const shared = { env, kv, results, cancellations, queue, logger: logs, metrics };
+  // Decode claims in memory: the three functions share them here as they share the DynamoDB table in AWS.
+  const claims = new MemoryClaimStore();
+  const shared = { env, kv, results, cancellations, claims, queue, logger: logs, metrics };
 
   const prefillWiring = await createWiring({
     ...shared,

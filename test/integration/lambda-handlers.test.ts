@@ -287,6 +287,35 @@ describe('decode function', () => {
     expect(await stack.results.get(stack.invoked[0]!.requestId)).toEqual(first);
   });
 
+  it('decodes a descriptor delivered twice at once (one event, or two concurrent invocations) exactly once', async () => {
+    const stack = await createStack({ responseBudgetMs: 0 });
+    await stack.api(apiEvent('POST', '/v1/chat/completions', { body: chatBody(SHORT_PROMPT) }));
+    await stack.prefill(stack.invoked[0]!);
+    const [message] = await stack.queue.receive(1, 0);
+    const body = message!.body;
+    const [together, concurrentA, concurrentB] = await Promise.all([
+      stack.decode(sqsEvent([{ body }, { body }])),
+      stack.decode(sqsEvent([{ body }])),
+      stack.decode(sqsEvent([{ body }])),
+    ]);
+    const record = await stack.results.get(stack.invoked[0]!.requestId);
+    expect(record?.state).toBe('completed');
+    // Exactly one delivery ran; the copies were refused (to be redelivered) while it did.
+    const refused =
+      together.batchItemFailures.length + concurrentA.batchItemFailures.length + concurrentB.batchItemFailures.length;
+    expect(refused).toBe(3);
+    expect(record?.timeline.filter((t) => t.event === 'decode_start')).toHaveLength(1);
+    // Redelivered after it finished, every copy is dropped.
+    const later = await stack.decode(
+      sqsEvent([
+        { body, receiveCount: 2 },
+        { body, receiveCount: 2 },
+      ]),
+    );
+    expect(later.batchItemFailures).toEqual([]);
+    expect(await stack.kv.count()).toBe(0);
+  });
+
   it('emits emulated and measured latency metrics for completed requests', async () => {
     const stack = await createStack({ chain: true });
     await stack.api(apiEvent('POST', '/v1/chat/completions', { body: chatBody(SHORT_PROMPT) }));

@@ -395,19 +395,20 @@ export class DecodeBatcher {
   /** Renews the decode claim about three times per lease; false when another worker has taken it over. */
   private async renewClaim(r: { readonly job: DecodeJob; lastRenewMs: number }): Promise<boolean> {
     const claims = this.deps.claims;
-    if (!claims) return true;
+    // Only a delivery that took a claim renews one (a colocated job never crossed the queue).
+    if (!claims || !r.job.claimOwner) return true;
     const now = this.deps.wallClockMs();
     if (now - r.lastRenewMs < claims.leaseMs / 3) return true;
     r.lastRenewMs = now;
-    return claims.store.claim(r.job.tracker.record.id, r.job.claimOwner ?? claims.workerId, claims.leaseMs);
+    return claims.store.claim(r.job.tracker.record.id, r.job.claimOwner, claims.leaseMs);
   }
 
   private async releaseClaim(job: DecodeJob): Promise<void> {
     const claims = this.deps.claims;
-    if (!claims) return;
+    if (!claims || !job.claimOwner) return;
     const requestId = job.tracker.record.id;
     await claims.store
-      .release(requestId, job.claimOwner ?? claims.workerId)
+      .release(requestId, job.claimOwner)
       .catch((err: unknown) => this.deps.onError?.(err, `releasing the claim on ${requestId}`));
   }
 
