@@ -2,9 +2,12 @@
  * Builds the stack the way bin/app.ts does, from context, with bundling skipped (the
  * `aws:cdk:bundling-stacks` context) so a synth takes a second, not a bundle per function.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { vi } from 'vitest';
+import { afterAll, vi } from 'vitest';
 import { readConfig } from '../../lib/infra/config';
 import { DisaggStack, stackName } from '../../lib/infra/stack';
 
@@ -21,12 +24,19 @@ vi.setConfig({ testTimeout: 120_000 });
 
 const cache = new Map<string, Synthesized>();
 
+// Every app of this test file synthesizes under one temp folder, removed afterwards: left to CDK's
+// default, each synth leaves a cdk.out folder (megabytes with bundles) in the system temp dir.
+const outRoot = mkdtempSync(join(tmpdir(), 'disagg-cdk-test-'));
+let apps = 0;
+afterAll(() => rmSync(outRoot, { recursive: true, force: true }));
+
 /** A fresh app and stack for these context values (memoised: tests only read the result). */
 export function synth(context: Context = {}, options: { bundle?: boolean } = {}): Synthesized {
   const key = JSON.stringify({ context, bundle: options.bundle ?? false });
   const hit = cache.get(key);
   if (hit) return hit;
   const app = new App({
+    outdir: join(outRoot, String((apps += 1))),
     context: { ...(options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] }), ...context },
   });
   const config = readConfig((k) => app.node.tryGetContext(k));

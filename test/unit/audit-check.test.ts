@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,11 +10,15 @@ function auditWith(report: unknown): { code: number | null; out: string } {
   const fakeNpm = join(dir, 'npm');
   writeFileSync(fakeNpm, `#!/bin/sh\ncat <<'JSON'\n${JSON.stringify(report)}\nJSON\n`);
   chmodSync(fakeNpm, 0o755);
-  const run = spawnSync('node', ['scripts/audit-check.mjs'], {
-    encoding: 'utf8',
-    env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
-  });
-  return { code: run.status, out: run.stdout };
+  try {
+    const run = spawnSync('node', ['scripts/audit-check.mjs'], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+    });
+    return { code: run.status, out: run.stdout };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const counts = (high: number, critical: number) => ({
