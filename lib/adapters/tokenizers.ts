@@ -5,7 +5,7 @@
  * A bundle can carry one family only: esbuild's `define` replaces `process.env.DISAGG_TOKENIZER_FAMILY` with a
  * string literal, which turns the other families' dynamic imports into dead code it does not bundle.
  */
-import type { ModelId } from '../core/emulator/models';
+import { MODELS, TOKENIZER_FAMILIES, type ModelId, type TokenizerFamily } from '../core/emulator/models';
 import type { ChatMessage, Tokenizer } from '../core/ports';
 import {
   chatPromptIds as llama3ChatPromptIds,
@@ -13,8 +13,7 @@ import {
   loadLlama3Tokenizer,
 } from './tokenizer-llama3';
 
-export const TOKENIZER_FAMILIES = ['llama3', 'llama2', 'mistral', 'qwen3', 'gpt-oss'] as const;
-export type TokenizerFamily = (typeof TOKENIZER_FAMILIES)[number];
+export { TOKENIZER_FAMILIES, type TokenizerFamily };
 
 /**
  * Build-time setting (esbuild `define`), next to the run-time DEPLOYMENT_ENV names: the one family a bundle
@@ -22,23 +21,9 @@ export type TokenizerFamily = (typeof TOKENIZER_FAMILIES)[number];
  */
 export const TOKENIZER_FAMILY_ENV = 'DISAGG_TOKENIZER_FAMILY';
 
-const FAMILY_BY_MODEL: Readonly<Record<ModelId, TokenizerFamily>> = {
-  'llama-3.1-8b': 'llama3',
-  'llama-3.1-70b': 'llama3',
-  'llama-3.3-70b': 'llama3',
-  'llama-3.1-405b': 'llama3',
-  'llama-2-70b': 'llama2',
-  'qwen3-32b': 'qwen3',
-  // Mixtral 8x7B shares Mistral 7B v0.1's 32k SentencePiece vocabulary and [INST] template.
-  'mixtral-8x7b': 'mistral',
-  'gpt-oss-120b': 'gpt-oss',
-  // Approximation: Llama 4 has a new ~200k-token vocabulary with no npm tokenizer; Llama 3's counts stand in.
-  'llama-4-maverick': 'llama3',
-};
-
 /** The tokenizer family that counts a model's prompt tokens. */
 export function tokenizerFamily(modelId: ModelId): TokenizerFamily {
-  return FAMILY_BY_MODEL[modelId];
+  return MODELS[modelId].tokenizer;
 }
 
 /** Special-token ids the templates use, from each family's published tokenizer. */

