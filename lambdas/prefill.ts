@@ -6,12 +6,12 @@
 import './bundle-require';
 import type { Context } from 'aws-lambda';
 import { DecodeBatcher } from '../lib/core/engine/decode-stage';
-import { handOff, prefillPrompt, type PrefillJob } from '../lib/core/engine/prefill-stage';
+import { colocatedDecodeJob, handOff, prefillWithRetries, type PrefillJob } from '../lib/core/engine/prefill-stage';
 import { isTerminal } from '../lib/core/engine/record';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import { addRequestMetrics, describeError, requestLogFields } from './observability';
 import { decodeDeps, defaultWiring, prefillDeps, trackerDeps, type Wiring } from './wiring';
-import { PREFILL_RETRY, withRetries } from '../lib/core/engine/retry';
+import { PREFILL_RETRY } from '../lib/core/engine/retry';
 
 /**
  * A failure ends the request failed and returns normally: an asynchronous invoke that throws is
@@ -58,34 +58,19 @@ async function runPrefill(w: Wiring, job: PrefillJob): Promise<void> {
         message: `request ${job.requestId} passed its deadline while queued for prefill`,
       });
     }
-    // Retried with backoff (PREFILL_RETRY), then a terminal error; a cancelled request is not retried.
-    const output = await withRetries(
-      () => prefillPrompt(tracker, job, config, prefillDeps(w)),
-      PREFILL_RETRY,
-      (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-      async (err, attempt) => {
-        w.logger.warn('prefill try failed', { requestId: job.requestId, attempt, error: describeError(err) });
-        return (await w.cancellations.get(job.requestId)) === null && w.wallClockMs() < job.deadlineMs;
-      },
+    // Retried with backoff, then a terminal error; a cancelled or late request is not retried.
+    const output = await prefillWithRetries(
+      tracker,
+      job,
+      config,
+      prefillDeps(w),
+      async () => (await w.cancellations.get(job.requestId)) === null && w.wallClockMs() < job.deadlineMs,
+      (err, attempt) =>
+        w.logger.warn('prefill try failed', { requestId: job.requestId, attempt, error: describeError(err) }),
     );
     if (job.mode === 'colocated' && config.colocatedPool) {
-      // One device does both phases: the KV never leaves it, nothing to transfer.
       const batcher = new DecodeBatcher(config.colocatedPool, config, decodeDeps(w));
-      const session = w.backend.startDecode({
-        promptIds: job.promptIds,
-        messages: job.messages,
-        kv: output.kv,
-        firstToken: output.firstToken,
-        sampling: job.sampling,
-      });
-      await batcher.join({
-        tracker,
-        session,
-        firstToken: output.firstToken,
-        promptTokens: job.promptIds.length,
-        sampling: job.sampling,
-        deadlineMs: job.deadlineMs,
-      });
+      await batcher.join(colocatedDecodeJob(tracker, job, output, w.backend));
       addRequestMetrics(w.metrics, tracker.record);
       w.logger.info('colocated request ended', requestLogFields(tracker.record));
       return;

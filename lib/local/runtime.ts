@@ -15,8 +15,14 @@ import {
   type DecodeDeps,
 } from '../core/engine/decode-stage';
 import { DescriptorError } from '../core/engine/descriptor';
-import { PREFILL_RETRY, withRetries } from '../core/engine/retry';
-import { handOff, prefillPrompt, type PrefillDeps, type PrefillJob } from '../core/engine/prefill-stage';
+import { PREFILL_RETRY } from '../core/engine/retry';
+import {
+  colocatedDecodeJob,
+  handOff,
+  prefillWithRetries,
+  type PrefillDeps,
+  type PrefillJob,
+} from '../core/engine/prefill-stage';
 import { newRecord, type RequestEvent, type RequestRecord } from '../core/engine/record';
 import { chooseMode } from '../core/engine/routing';
 import { RequestTracker, type TrackerDeps } from '../core/engine/tracker';
@@ -243,37 +249,19 @@ export class EmbeddedRuntime {
           message: `request ${job.requestId} passed its deadline while queued for prefill`,
         });
       }
-      // Retried with backoff (PREFILL_RETRY), then a terminal error; a cancelled or late request is not retried.
-      const output = await withRetries(
-        () => prefillPrompt(tracker, job, this.config, this.prefillDeps()),
-        PREFILL_RETRY,
-        (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-        async (err) => {
-          this.adapters.onError?.(err, `prefill try for ${job.requestId}`);
-          return (
-            (await this.adapters.cancellations.get(job.requestId)) === null &&
-            this.adapters.wallClockMs() < job.deadlineMs
-          );
-        },
+      // Retried with backoff, then a terminal error; a cancelled or late request is not retried.
+      const output = await prefillWithRetries(
+        tracker,
+        job,
+        this.config,
+        this.prefillDeps(),
+        async () =>
+          (await this.adapters.cancellations.get(job.requestId)) === null &&
+          this.adapters.wallClockMs() < job.deadlineMs,
+        (err) => this.adapters.onError?.(err, `prefill try for ${job.requestId}`),
       );
       if (job.mode === 'colocated' && this.colocatedBatcher) {
-        // One device does both phases: the KV never leaves it, nothing to transfer.
-        const session = this.adapters.backend.startDecode({
-          promptIds: job.promptIds,
-          messages: job.messages,
-          kv: output.kv,
-          firstToken: output.firstToken,
-          sampling: job.sampling,
-        });
-        const decoding = this.colocatedBatcher.join({
-          tracker,
-          session,
-          firstToken: output.firstToken,
-          promptTokens: job.promptIds.length,
-          sampling: job.sampling,
-          deadlineMs: job.deadlineMs,
-        });
-        this.track(decoding);
+        this.track(this.colocatedBatcher.join(colocatedDecodeJob(tracker, job, output, this.adapters.backend)));
         return;
       }
       this.handedOff.add(job.requestId);

@@ -2,6 +2,8 @@
  * The prefill stage: run the prompt through the backend while charging the emulated prefill time,
  * then hand the KV over: blob to the KV store (or inline when small), descriptor to the queue.
  */
+import type { DecodeJob } from './decode-stage';
+import { PREFILL_RETRY, withRetries } from './retry';
 import { prefillTime } from '../emulator';
 import type { ChatMessage, Clock, GenerationBackend, KvStore, PrefillOutput, Queue, SamplingParams } from '../ports';
 import type { EngineConfig } from './config';
@@ -120,3 +122,50 @@ export async function handOff(
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+/**
+ * Prefill retried with backoff (PREFILL_RETRY) while `stillWanted` says the request is neither cancelled
+ * nor past its deadline; the last error is rethrown. Shared by the embedded runtime and the prefill function.
+ */
+export function prefillWithRetries(
+  tracker: RequestTracker,
+  job: PrefillJob,
+  config: EngineConfig,
+  deps: Pick<PrefillDeps, 'clock' | 'backend'>,
+  stillWanted: () => Promise<boolean>,
+  onTryFailed: (err: unknown, attempt: number) => void = () => undefined,
+): Promise<PrefillOutput> {
+  return withRetries(
+    () => prefillPrompt(tracker, job, config, deps),
+    PREFILL_RETRY,
+    (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    async (err, attempt) => {
+      onTryFailed(err, attempt);
+      return stillWanted();
+    },
+  );
+}
+
+/** The decode job of a colocated request: one device does both phases, so its KV never leaves it. */
+export function colocatedDecodeJob(
+  tracker: RequestTracker,
+  job: PrefillJob,
+  output: PrefillOutput,
+  backend: GenerationBackend,
+): DecodeJob {
+  const session = backend.startDecode({
+    promptIds: job.promptIds,
+    messages: job.messages,
+    kv: output.kv,
+    firstToken: output.firstToken,
+    sampling: job.sampling,
+  });
+  return {
+    tracker,
+    session,
+    firstToken: output.firstToken,
+    promptTokens: job.promptIds.length,
+    sampling: job.sampling,
+    deadlineMs: job.deadlineMs,
+  };
+}
