@@ -3,14 +3,9 @@
  * and admit the request record, start prefill with an asynchronous invoke, read the record back
  * while the other functions work on it, and mark requests cancelled.
  */
-import type { SubmitRequest, SubmitResult } from '../lib/core/engine/submission';
+import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../lib/core/engine/submission';
 import { admit } from '../lib/core/engine/admission';
-import { stageDevices } from '../lib/core/engine/config';
-import type { PrefillJob } from '../lib/core/engine/prefill-stage';
-import { isTerminal, newRecord, type RequestRecord } from '../lib/core/engine/record';
-import { chooseMode } from '../lib/core/engine/routing';
-import { RequestTracker } from '../lib/core/engine/tracker';
-import { prefillTime } from '../lib/core/emulator';
+import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
 import { describeError } from './observability';
 import { trackerDeps, type Wiring } from './wiring';
 
@@ -28,43 +23,17 @@ export class PrefillInvokeError extends Error {
  */
 export async function submit(w: Wiring, req: SubmitRequest): Promise<SubmitResult> {
   const { config } = w;
-  const mode = chooseMode(req.mode, req.promptIds.length, config.routing);
-  const createdAtMs = w.wallClockMs();
-  const record = newRecord({
-    id: req.id,
-    model: req.model,
-    mode,
-    devices: stageDevices(config, mode),
-    promptTokens: req.promptIds.length,
-    createdAtMs,
-  });
-  const tracker = new RequestTracker(record, trackerDeps(w), config.resultTtlMs);
-  tracker.stamp('received', { promptTokens: req.promptIds.length });
-  const pool = mode === 'colocated' && config.colocatedPool ? config.colocatedPool : config.prefillPool;
-  const emulatedMs = prefillTime(
-    config.model,
-    pool,
-    [{ newTokens: req.promptIds.length, cachedTokens: 0 }],
-    config.compute,
-  ).ms;
+  const { tracker, job, emulatedPrefillMs } = receiveRequest(req, config, trackerDeps(w), w.wallClockMs());
+  const record = tracker.record;
   const occupancy = { prefillQueue: 0, decodeQueue: await w.queue.depth() };
-  const decision = admit(occupancy, config.admission, emulatedMs * config.timeScale);
+  const decision = admit(occupancy, config.admission, emulatedPrefillMs * config.timeScale);
   if (!decision.admitted) {
     await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
     w.logger.warn('request rejected', { requestId: req.id, decodeQueue: occupancy.decodeQueue });
     return { accepted: false, record, decision };
   }
-  tracker.stamp('admitted');
-  tracker.stamp('prefill_queued', { position: occupancy.prefillQueue + 1 });
+  markQueued(tracker, occupancy.prefillQueue + 1);
   await tracker.save();
-  const job: PrefillJob = {
-    requestId: req.id,
-    promptIds: req.promptIds,
-    messages: req.messages,
-    sampling: req.sampling,
-    mode,
-    deadlineMs: createdAtMs + config.requestTimeoutMs,
-  };
   try {
     await w.invokePrefill(job);
   } catch (err) {
@@ -77,7 +46,7 @@ export async function submit(w: Wiring, req: SubmitRequest): Promise<SubmitResul
   }
   w.logger.info('request admitted', {
     requestId: req.id,
-    mode,
+    mode: job.mode,
     promptTokens: req.promptIds.length,
     maxTokens: req.sampling.maxTokens,
     decodeQueue: occupancy.decodeQueue,

@@ -3,7 +3,7 @@
  * Prefill workers take admitted requests in order; the decode worker pulls descriptors from the
  * handoff queue whenever the running batch has room (continuous batching).
  */
-import type { SubmitRequest, SubmitResult } from '../core/engine/submission';
+import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../core/engine/submission';
 import { admit } from '../core/engine/admission';
 import type { EngineConfig } from '../core/engine/config';
 import { stageDevices } from '../core/engine/config';
@@ -24,11 +24,9 @@ import {
   type PrefillJob,
 } from '../core/engine/prefill-stage';
 import { newRecord, type RequestEvent, type RequestRecord } from '../core/engine/record';
-import { chooseMode } from '../core/engine/routing';
 import { RequestTracker, type TrackerDeps } from '../core/engine/tracker';
 import { randomUUID } from 'node:crypto';
 import { MemoryClaimStore } from '../adapters/claims-memory';
-import { prefillTime } from '../core/emulator';
 import type {
   ClaimStore,
   Clock,
@@ -133,26 +131,12 @@ export class EmbeddedRuntime {
   }
 
   async submit(req: SubmitRequest): Promise<SubmitResult> {
-    const mode = chooseMode(req.mode, req.promptIds.length, this.config.routing);
-    const createdAtMs = this.adapters.wallClockMs();
-    const record = newRecord({
-      id: req.id,
-      model: req.model,
-      mode,
-      devices: stageDevices(this.config, mode),
-      promptTokens: req.promptIds.length,
-      createdAtMs,
-    });
-    const tracker = new RequestTracker(record, this.trackerDeps(), this.config.resultTtlMs);
-    tracker.stamp('received', { promptTokens: req.promptIds.length });
-    const pool =
-      mode === 'colocated' && this.config.colocatedPool ? this.config.colocatedPool : this.config.prefillPool;
-    const emulatedMs = prefillTime(
-      this.config.model,
-      pool,
-      [{ newTokens: req.promptIds.length, cachedTokens: 0 }],
-      this.config.compute,
-    ).ms;
+    const {
+      tracker,
+      job,
+      emulatedPrefillMs: emulatedMs,
+    } = receiveRequest(req, this.config, this.trackerDeps(), this.adapters.wallClockMs());
+    const record = tracker.record;
     const queuedEmulatedMs = this.prefillWaiting.reduce((sum, q) => sum + q.emulatedMs, 0) + emulatedMs;
     const occupancy = this.occupancy();
     const decision = admit(occupancy, this.config.admission, queuedEmulatedMs * this.config.timeScale);
@@ -160,16 +144,7 @@ export class EmbeddedRuntime {
       await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
       return { accepted: false, record, decision };
     }
-    tracker.stamp('admitted');
-    tracker.stamp('prefill_queued', { position: occupancy.prefillQueue + 1 });
-    const job: PrefillJob = {
-      requestId: req.id,
-      promptIds: req.promptIds,
-      messages: req.messages,
-      sampling: req.sampling,
-      mode,
-      deadlineMs: createdAtMs + this.config.requestTimeoutMs,
-    };
+    markQueued(tracker, occupancy.prefillQueue + 1);
     // Enqueue before the first await: admission check and reservation must be one step,
     // or concurrent submissions would all see the same free queue.
     this.prefillWaiting.push({ job, tracker, emulatedMs });
