@@ -7,6 +7,7 @@
  * and unfinished records under the run's prefix and the server's health and occupancy are read.
  * Writes bench/load-results.json and bench/load-results.md; exits 1 when anything was wrong.
  */
+import { mulberry32 } from '../lib/core/random';
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -83,18 +84,6 @@ export interface LoadTestResult {
 const MODEL = 'llama-3.3-70b';
 const WORDS = 'prefill decode wafer trainium cache token handoff latency bandwidth memory batch queue'.split(' ');
 
-/** mulberry32: small, fast and deterministic, so a run's requests are the same every time. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Planned {
   readonly endpoint: Endpoint;
   readonly stream: boolean;
@@ -103,7 +92,7 @@ interface Planned {
 
 /** Request i: endpoint and streaming alternate so each of the four kinds is a quarter of the load. */
 function plan(count: number, seed: number): Planned[] {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   return Array.from({ length: count }, (_, i) => {
     const endpoint: Endpoint = i % 4 < 2 ? 'chat' : 'completion';
     const stream = i % 2 === 0;

@@ -119,3 +119,23 @@ export function readDeploymentEnv(env: Readonly<Record<string, string | undefine
   }
   return settings;
 }
+
+/**
+ * The custom CloudWatch metrics the handlers emit (Powertools Metrics) and the stack's dashboard and
+ * alarms read: the same namespace, service and names on both sides, or the dashboard's series stay empty.
+ */
+export const DEPLOYMENT_METRICS = {
+  namespace: 'Disagg',
+  /** POWERTOOLS_SERVICE_NAME on every function; Powertools adds it as the `service` dimension. */
+  service: 'disagg',
+  names: {
+    /** Emulated time to first token: prefill + KV transfer + first decode step on the modelled devices, ms. */
+    emulatedTtftMs: 'EmulatedTtftMs',
+    /** Emulated mean time per output token after the first, ms. */
+    emulatedTpotMs: 'EmulatedTpotMs',
+    /** Measured wall time from the API receiving the request to its first token, ms. */
+    measuredTtftMs: 'MeasuredTtftMs',
+    /** Measured wall time from the API receiving the request to its terminal state, ms. */
+    measuredTotalMs: 'MeasuredTotalMs',
+  },
+} as const;
