@@ -6,10 +6,14 @@
 import './bundle-require';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { sqsRecordToMessage } from '../lib/adapters/queue-sqs';
-import { stageDevices } from '../lib/core/engine/config';
-import { DecodeBatcher, intakeHandoff, parseDescriptor, type DecodeJob } from '../lib/core/engine/decode-stage';
+import {
+  DecodeBatcher,
+  intakeHandoff,
+  parseDescriptor,
+  recordForDescriptor,
+  type DecodeJob,
+} from '../lib/core/engine/decode-stage';
 import type { HandoffDescriptor } from '../lib/core/engine/descriptor';
-import { newRecord, type RequestRecord } from '../lib/core/engine/record';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import type { QueueMessage } from '../lib/core/ports';
 import { addRequestMetrics, describeError, requestLogFields } from './observability';
@@ -100,7 +104,7 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
  * delivered again); 'busy' when another worker holds the request.
  */
 async function intake(w: Wiring, descriptor: HandoffDescriptor): Promise<DecodeJob | null | 'busy'> {
-  const record = (await w.results.get(descriptor.requestId)) ?? recordFromDescriptor(w, descriptor);
+  const record = await recordForDescriptor(descriptor, w.results, w.config);
   const tracker = new RequestTracker(record, trackerDeps(w), w.config.resultTtlMs);
   const result = await intakeHandoff(descriptor, tracker, w.config, decodeDeps(w));
   switch (result.kind) {
@@ -124,17 +128,5 @@ function queueMessage(r: SQSRecord): QueueMessage {
     receiptHandle: r.receiptHandle,
     body: r.body,
     attributes: { ApproximateReceiveCount: r.attributes.ApproximateReceiveCount },
-  });
-}
-
-/** A record whose original expired or was never readable: rebuilt from the descriptor, as the embedded runtime does. */
-function recordFromDescriptor(w: Wiring, d: HandoffDescriptor): RequestRecord {
-  return newRecord({
-    id: d.requestId,
-    model: d.model,
-    mode: 'disaggregated',
-    devices: stageDevices(w.config, 'disaggregated'),
-    promptTokens: d.promptTokens,
-    createdAtMs: d.createdAtMs,
   });
 }

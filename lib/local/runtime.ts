@@ -6,11 +6,11 @@
 import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../core/engine/submission';
 import { admit } from '../core/engine/admission';
 import type { EngineConfig } from '../core/engine/config';
-import { stageDevices } from '../core/engine/config';
 import {
   DecodeBatcher,
   intakeHandoff,
   parseDescriptor,
+  recordForDescriptor,
   type CancellationMarker,
   type DecodeDeps,
 } from '../core/engine/decode-stage';
@@ -23,7 +23,7 @@ import {
   type PrefillDeps,
   type PrefillJob,
 } from '../core/engine/prefill-stage';
-import { newRecord, type RequestEvent, type RequestRecord } from '../core/engine/record';
+import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import { RequestTracker, type TrackerDeps } from '../core/engine/tracker';
 import { randomUUID } from 'node:crypto';
 import { MemoryClaimStore } from '../adapters/claims-memory';
@@ -295,7 +295,7 @@ export class EmbeddedRuntime {
         return;
       }
       this.handedOff.delete(descriptor.requestId);
-      const record = (await this.adapters.results.get(descriptor.requestId)) ?? this.recordFromDescriptor(descriptor);
+      const record = await recordForDescriptor(descriptor, this.adapters.results, this.config);
       const tracker = new RequestTracker(record, this.trackerDeps(), this.config.resultTtlMs);
       const intake = await intakeHandoff(descriptor, tracker, this.config, this.decodeDeps());
       if (intake.kind === 'busy') {
@@ -316,16 +316,5 @@ export class EmbeddedRuntime {
     } finally {
       joinedBatch();
     }
-  }
-
-  private recordFromDescriptor(d: ReturnType<typeof parseDescriptor>): RequestRecord {
-    return newRecord({
-      id: d.requestId,
-      model: d.model,
-      mode: 'disaggregated',
-      devices: stageDevices(this.config, 'disaggregated'),
-      promptTokens: d.promptTokens,
-      createdAtMs: d.createdAtMs,
-    });
   }
 }

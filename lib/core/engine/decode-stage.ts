@@ -33,10 +33,10 @@ import {
   TOO_LARGE_FOR_DECODE_MEMORY,
   type BatchLimits,
 } from './batching';
-import type { EngineConfig } from './config';
+import { stageDevices, type EngineConfig } from './config';
 import { decodeDescriptor, DescriptorError, inlineKvBytes, verifyKvBytes, type HandoffDescriptor } from './descriptor';
 import { decodeKvBlob, KvBlobError, kvBlobChecksum } from './kv-blob';
-import { isTerminal, type RequestError } from './record';
+import { isTerminal, newRecord, type RequestError, type RequestRecord } from './record';
 import type { RequestTracker } from './tracker';
 
 /** A cancellation marker written by the API (DELETE /v1/requests/{id}) and read by the stages. */
@@ -622,4 +622,22 @@ export async function intakeHandoff(
       ...(claimOwner ? { claimOwner } : {}),
     },
   };
+}
+
+/** A request's record for decode: the stored one, or one rebuilt from the descriptor when it expired or was never readable. */
+export async function recordForDescriptor(
+  descriptor: HandoffDescriptor,
+  results: ResultStore<RequestRecord>,
+  config: EngineConfig,
+): Promise<RequestRecord> {
+  const stored = await results.get(descriptor.requestId);
+  if (stored) return stored;
+  return newRecord({
+    id: descriptor.requestId,
+    model: descriptor.model,
+    mode: 'disaggregated',
+    devices: stageDevices(config, 'disaggregated'),
+    promptTokens: descriptor.promptTokens,
+    createdAtMs: descriptor.createdAtMs,
+  });
 }
