@@ -1,7 +1,7 @@
 /** Reading API Gateway REST proxy events and shaping proxy results, in the API's error format. */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { internalError } from '../lib/core/engine/api-routes';
-import { ApiError, payloadTooLarge } from '../lib/core/engine/openai';
+import { internalError } from '../lib/core/api/api-routes';
+import { ApiError, payloadTooLarge } from '../lib/core/api/openai';
 import { describeError, type LogSink } from './observability';
 
 /** A request header by name; API Gateway keeps the client's spelling, HTTP names are case-insensitive. */

@@ -23,7 +23,7 @@ import {
   requestNotFound,
   requestView,
   type CompletionEndpoint,
-} from '../lib/core/engine/api-routes';
+} from '../lib/core/api/api-routes';
 import {
   ApiError,
   assertPromptFits,
@@ -31,10 +31,10 @@ import {
   completionResponse,
   serverError,
   sseData,
-} from '../lib/core/engine/openai';
+} from '../lib/core/api/openai';
 import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
 import type { Tokenizer } from '../lib/core/ports';
-import { SSE_HEADERS, sseBody, sseClosing, sseOpening, ssePiece, type SseMeta } from '../lib/core/engine/sse';
+import { SSE_HEADERS, sseBody, sseClosing, sseOpening, ssePiece, type SseMeta } from '../lib/core/api/sse';
 import { errorResult, header, jsonResult, requestBody } from './api-gateway';
 import { cancel, pollRecord, PrefillInvokeError, submit } from './api-pipeline';
 import { defaultWiring, type Wiring } from './wiring';

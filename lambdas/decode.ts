@@ -13,7 +13,7 @@ import {
   recordForDescriptor,
   type DecodeJob,
 } from '../lib/core/engine/decode-stage';
-import type { HandoffDescriptor } from '../lib/core/engine/descriptor';
+import type { HandoffDescriptor } from '../lib/core/handoff/descriptor';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import type { QueueMessage } from '../lib/core/ports';
 import { addRequestMetrics, describeError, requestLogFields } from './observability';

@@ -27,7 +27,7 @@ import { createRedis } from '../lib/adapters/redis-connection';
 import { DynamoDbClaimStore } from '../lib/adapters/claims-dynamodb';
 import { DynamoDbResultStore } from '../lib/adapters/result-dynamodb';
 import { tokenizerFamily, type TokenizerFamily } from '../lib/adapters/tokenizers';
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from '../lib/core/engine/api-defaults';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from '../lib/core/api/api-defaults';
 import type { EngineConfig } from '../lib/core/engine/config';
 import type { CancellationMarker, DecodeDeps } from '../lib/core/engine/decode-stage';
 import {
@@ -36,7 +36,7 @@ import {
   readDeploymentEnv,
   type DeploymentSettings,
 } from '../lib/core/engine/deployment-env';
-import type { ApiLimits } from '../lib/core/engine/openai';
+import type { ApiLimits } from '../lib/core/api/openai';
 import type { PrefillDeps, PrefillJob } from '../lib/core/engine/prefill-stage';
 import type { RequestEvent, RequestRecord } from '../lib/core/engine/record';
 import type { TrackerDeps } from '../lib/core/engine/tracker';

@@ -77,7 +77,7 @@ export interface Tokenizer {
 
 /**
  * A model's KV cache for a prompt: per layer, keys and values laid out [token][kvHead][headDim].
- * This is the data that crosses the prefill → decode handoff (see engine/kv-blob.ts for the wire format).
+ * This is the data that crosses the prefill → decode handoff (see handoff/kv-blob.ts for the wire format).
  */
 export interface KvCache {
   /** Model id of the network that produced it (the reference model's id, not the emulated target's). */

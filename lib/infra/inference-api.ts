@@ -25,7 +25,7 @@ export const API_ROUTES = [
 /** A health check must answer load balancers and uptime probes that hold no key. */
 const OPEN_ROUTES: ReadonlySet<string> = new Set(['GET /healthz']);
 
-/** The same bounds the handler's request parser applies (lib/core/engine/openai.ts), checked at the gateway first. */
+/** The same bounds the handler's request parser applies (lib/core/api/openai.ts), checked at the gateway first. */
 const MAX_MESSAGES = 2048;
 const MAX_MODEL_CHARS = 256;
 

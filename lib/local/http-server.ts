@@ -16,7 +16,7 @@ import {
   overloaded,
   requestNotFound,
   requestView,
-} from '../core/engine/api-routes';
+} from '../core/api/api-routes';
 import {
   ApiError,
   assertPromptFits,
@@ -29,9 +29,9 @@ import {
   unsupportedMediaType,
   type ApiLimits,
   type ParsedCompletionRequest,
-} from '../core/engine/openai';
+} from '../core/api/openai';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
-import { sseClosing, sseOpening, ssePiece, type SseMeta } from '../core/engine/sse';
+import { sseClosing, sseOpening, ssePiece, type SseMeta } from '../core/api/sse';
 import type { EventBus, Tokenizer } from '../core/ports';
 import { promptIdsFor, type TokenizerFamily } from '../adapters/tokenizers';
 import type { EmbeddedRuntime } from './runtime';

@@ -14,7 +14,7 @@ import {
   type CancellationMarker,
   type DecodeDeps,
 } from '../core/engine/decode-stage';
-import { DescriptorError } from '../core/engine/descriptor';
+import { DescriptorError } from '../core/handoff/descriptor';
 import { PREFILL_RETRY } from '../core/engine/retry';
 import {
   colocatedDecodeJob,

@@ -20,7 +20,7 @@ import { llama3Tokenizer } from '../adapters/tokenizer-llama3';
 import { loadTokenizer, tokenizerFamily } from '../adapters/tokenizers';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine/config';
 import type { CancellationMarker } from '../core/engine/decode-stage';
-import type { ApiLimits } from '../core/engine/openai';
+import type { ApiLimits } from '../core/api/openai';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { GenerationBackend, KvStore, ResultStore } from '../core/ports';
 import { createHttpApi } from './http-server';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crc32c } from '../../lib/core/engine/checksum';
+import { crc32c } from '../../lib/core/handoff/checksum';
 import { mulberry32, randomBytesFrom } from '../../lib/core/random';
 
 /** Bit-at-a-time CRC-32C straight from the definition, to check the table-driven version against. */

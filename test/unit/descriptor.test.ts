@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { base64DecodedLength, base64ToBytes, bytesToBase64 } from '../../lib/core/engine/base64';
-import { crc32c } from '../../lib/core/engine/checksum';
+import { base64DecodedLength, base64ToBytes, bytesToBase64 } from '../../lib/core/handoff/base64';
+import { crc32c } from '../../lib/core/handoff/checksum';
 import {
   DESCRIPTOR_VERSION,
   DescriptorError,
@@ -13,8 +13,8 @@ import {
   inlineKvBytes,
   refKv,
   verifyKvBytes,
-} from '../../lib/core/engine/descriptor';
-import type { DescriptorErrorCode, HandoffDescriptor } from '../../lib/core/engine/descriptor';
+} from '../../lib/core/handoff/descriptor';
+import type { DescriptorErrorCode, HandoffDescriptor } from '../../lib/core/handoff/descriptor';
 import { mulberry32 } from '../../lib/core/random';
 
 function randInt(rng: () => number, lo: number, hi: number): number {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { KvCache } from '../../lib/core/ports';
-import { crc32c } from '../../lib/core/engine/checksum';
+import { crc32c } from '../../lib/core/handoff/checksum';
 import {
   KV_BLOB_DEFAULT_MAX_BYTES,
   KV_BLOB_MAGIC,
@@ -11,8 +11,8 @@ import {
   encodeKvBlob,
   kvBlobByteLength,
   kvBlobChecksum,
-} from '../../lib/core/engine/kv-blob';
-import type { KvBlobErrorCode } from '../../lib/core/engine/kv-blob';
+} from '../../lib/core/handoff/kv-blob';
+import type { KvBlobErrorCode } from '../../lib/core/handoff/kv-blob';
 import { mulberry32 } from '../../lib/core/random';
 
 const CODES: readonly KvBlobErrorCode[] = [

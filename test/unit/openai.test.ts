@@ -19,8 +19,8 @@ import {
   sseData,
   tooManyRequests,
   unsupportedMediaType,
-} from '../../lib/core/engine/openai';
-import type { ApiLimits, CompletionResult, ParsedCompletionRequest } from '../../lib/core/engine/openai';
+} from '../../lib/core/api/openai';
+import type { ApiLimits, CompletionResult, ParsedCompletionRequest } from '../../lib/core/api/openai';
 import { mulberry32 } from '../../lib/core/random';
 
 const LIMITS: ApiLimits = { maxOutputTokens: 4096, maxPromptTokens: 8192, defaultMaxTokens: 256 };

@@ -34,8 +34,14 @@ import {
   type BatchLimits,
 } from './batching';
 import { stageDevices, type EngineConfig } from './config';
-import { decodeDescriptor, DescriptorError, inlineKvBytes, verifyKvBytes, type HandoffDescriptor } from './descriptor';
-import { decodeKvBlob, KvBlobError, kvBlobChecksum } from './kv-blob';
+import {
+  decodeDescriptor,
+  DescriptorError,
+  inlineKvBytes,
+  verifyKvBytes,
+  type HandoffDescriptor,
+} from '../handoff/descriptor';
+import { decodeKvBlob, KvBlobError, kvBlobChecksum } from '../handoff/kv-blob';
 import { isTerminal, newRecord, type RequestError, type RequestRecord } from './record';
 import type { RequestTracker } from './tracker';
 

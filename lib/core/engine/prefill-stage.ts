@@ -15,8 +15,8 @@ import {
   refKv,
   type HandoffDescriptor,
   type KvLocation,
-} from './descriptor';
-import { encodeKvBlob, kvBlobChecksum } from './kv-blob';
+} from '../handoff/descriptor';
+import { encodeKvBlob, kvBlobChecksum } from '../handoff/kv-blob';
 import type { RoutingMode } from './routing';
 import type { RequestTracker } from './tracker';
 

@@ -3,7 +3,7 @@
  * server and the API Lambda: route matching, content-type and body parsing, the request view and
  * the OpenAI-style errors a request's outcome maps to.
  */
-import type { AdmissionDecision } from './admission';
+import type { AdmissionDecision } from '../engine/admission';
 import {
   ApiError,
   parseChatCompletionRequest,
@@ -14,7 +14,7 @@ import {
   type CompletionResult,
   type ParsedCompletionRequest,
 } from './openai';
-import { isTerminal, type RequestRecord } from './record';
+import { isTerminal, type RequestRecord } from '../engine/record';
 import { disaggSummary } from './summary';
 
 export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from './api-defaults';

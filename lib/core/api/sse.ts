@@ -5,7 +5,7 @@
  */
 import { failedRequest, type CompletionEndpoint } from './api-routes';
 import { chatCompletionChunk, completionChunk, sseData, type FinishReason } from './openai';
-import type { RequestRecord } from './record';
+import type { RequestRecord } from '../engine/record';
 import { disaggSummary } from './summary';
 
 export interface SseMeta {

@@ -1,4 +1,4 @@
-import type { RequestRecord } from './record';
+import type { RequestRecord } from '../engine/record';
 
 const r3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
