@@ -2,21 +2,23 @@
  * The `disagg` command line. Exit codes: 0 success, 2 bad input (unknown id, config that does not fit, bad flag).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ProfileError } from '../lib/core/emulator';
+import { DTYPES, ProfileError, STACK_IDS } from '../lib/core/emulator';
+import { calibrationTable } from '../lib/core/emulator/calibration';
 import { ConfigError } from '../lib/core/engine/config';
-import {
-  calibrationJson,
-  calibrationMarkdown,
-  calibrationTable,
-  calibrationText,
-  refitText,
-} from './commands/calibrate';
-import { EXIT_USAGE } from './commands/errors';
+import { calibrationJson, calibrationMarkdown, calibrationText, refit } from './commands/calibrate';
+import { EXIT_USAGE, UsageError } from './commands/errors';
 import { estimateText, runEstimate, type EstimateFlags } from './commands/estimate';
 import { profilesJson, profilesText } from './commands/profiles';
 import { simulateReportData, sweepReportData, writeReport } from './commands/report';
 import { runServe, type ServeFlags } from './commands/serve';
-import { runSimulate, simulateJson, simulateText, systemsFromFlags, type SimulateFlags } from './commands/simulate';
+import {
+  progressBar,
+  runSimulate,
+  simulateJson,
+  simulateText,
+  systemsFromFlags,
+  type SimulateFlags,
+} from './commands/simulate';
 import { DEFAULT_SWEEP_TARGET, runSweep, sweepText, type SweepFlags } from './commands/sweep';
 import type { SimResult, Workload } from '../lib/core/sim';
 
@@ -53,13 +55,18 @@ program
   )
   .option('--batch <n>', 'decode batch size', '1')
   .option('--cached-tokens <n>', 'prompt tokens already in the prefix cache (not recomputed)', '0')
+  .addOption(new Option('--dtype <dtype>', 'weight and KV precision (both)').choices([...DTYPES]))
   .addOption(
-    new Option('--dtype <dtype>', 'weight and KV precision')
-      .default('bf16')
-      .choices(['bf16', 'fp16', 'fp8', 'mxfp4', 'fp32']),
+    new Option('--weight-dtype <dtype>', "weight precision (default: the published checkpoint's)").choices([...DTYPES]),
   )
+  .addOption(new Option('--kv-dtype <dtype>', 'KV cache precision (default bf16)').choices([...DTYPES]))
+  .option('--memory-fraction <f>', 'share of device memory usable for weights and KV', '0.9')
+  .option('--stack <ids>', `serving stacks, one per device family (default: the newest; ${STACK_IDS.join(', ')})`)
   .option('--overlap', 'stream the KV layer by layer while prefill runs')
-  .option('--speculative-draft <model>', 'speculative decoding with this draft model (off by default)')
+  .option(
+    '--speculative-draft <model>',
+    'speculative decoding with this draft (a model, or eagle for a draft head; none turns a provider default off)',
+  )
   .option('--draft-tokens <k>', 'tokens drafted per verification step (with --speculative-draft)')
   .option('--acceptance <a>', 'probability a drafted token is accepted, 0..1 (with --speculative-draft)')
   .option('--json', 'print one JSON object')
@@ -72,16 +79,23 @@ program
 
 program
   .command('calibrate')
-  .description('compare the timing model with published measurements (point, source, measured, emulated, error %)')
+  .description('the timing model against published measurements, and its leave-one-group-out cross-validation')
   .option('--json', 'print JSON')
-  .option('--markdown', 'print the table as markdown (as in the README)')
-  .option('--fit', 'refit the efficiency factors to the points and show the result')
-  .action((opts: { json?: boolean; markdown?: boolean; fit?: boolean }) => {
-    if (opts.fit) return print(refitText());
-    const rows = calibrationTable();
-    if (opts.json) printJson(calibrationJson(rows));
-    else if (opts.markdown) print(calibrationMarkdown(rows));
-    else print(calibrationText(rows));
+  .option('--markdown', 'print the fit and cross-validation tables as markdown (as in the README)')
+  .option('--all', 'list every serving point, the SplitwiseSim and Neuron table rows included')
+  .option('--fit', 'refit the factors and cross-validate (about a minute)')
+  .option('--write', 'with --fit: store the fitted factors, bands and cross-validation in the sources')
+  .action(async (opts: { json?: boolean; markdown?: boolean; all?: boolean; fit?: boolean; write?: boolean }) => {
+    if (opts.write && !opts.fit) throw new UsageError('--write goes with --fit');
+    if (opts.fit) {
+      const bar = progressBar('cross-validation', 'folds');
+      const text = await refit(opts.write === true, (done, total) => bar.update(done, total));
+      bar.stop();
+      return print(text);
+    }
+    if (opts.json) printJson(calibrationJson(calibrationTable()));
+    else if (opts.markdown) print(calibrationMarkdown());
+    else print(calibrationText(opts.all === true));
   });
 
 program

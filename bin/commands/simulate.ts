@@ -223,10 +223,13 @@ export function systemsFromFlags(flags: SystemFlags): { specs: SystemSpec[]; opt
 }
 
 /** A progress bar on stderr, only when stderr is a terminal (CI logs stay clean). */
-export function progressBar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
+export function progressBar(
+  label: string,
+  unit = 'requests',
+): { update: (done: number, total: number) => void; stop: () => void } {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const bar = new SingleBar({
-    format: `${label} [{bar}] {percentage}% | {value}/{total} requests`,
+    format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit}`,
     stream: process.stderr,
     clearOnComplete: true,
     hideCursor: true,
