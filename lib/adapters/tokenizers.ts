@@ -7,6 +7,7 @@
  */
 import { MODELS, TOKENIZER_FAMILIES, type ModelId, type TokenizerFamily } from '../core/emulator/models';
 import type { ChatMessage, Tokenizer } from '../core/ports';
+import { pipelineMessages, type ParsedCompletionRequest } from '../core/api/request';
 import {
   chatPromptIds as llama3ChatPromptIds,
   completionPromptIds as llama3CompletionPromptIds,
@@ -378,4 +379,17 @@ function harmonyChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]):
 // A loop, not push(...more): spreading a long document's ids can overflow the call stack.
 function append(target: number[], more: readonly number[]): void {
   for (const id of more) target.push(id);
+}
+
+/** The HTTP application's prompt counter: a request's prompt ids under the served family's template. */
+export function promptCounter(
+  tokenizer: Tokenizer,
+  family: TokenizerFamily,
+): (request: ParsedCompletionRequest, budget: number) => Promise<readonly number[]> {
+  return (request) =>
+    Promise.resolve(
+      request.kind === 'completion'
+        ? promptIdsFor(tokenizer, family, 'completion', request.prompt ?? '')
+        : promptIdsFor(tokenizer, family, 'chat', pipelineMessages(request.conversation)),
+    );
 }
