@@ -255,3 +255,37 @@ describe('the edge of every request: path, key, CORS', () => {
     expect(none.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
+
+describe('a prompt at the character limit in an unspaced script is a 400, never a 500, in every family', () => {
+  // 65,536 characters: 8,192 prompt tokens × 8, the limit checked before tokenizing, so these reach the tokenizer.
+  const scripts = {
+    chinese: '预填充在一个芯片上运行解码在另一个芯片上运行键值缓存在两者之间传递',
+    'japanese, korean and thai': 'プレフィルとデコードを分けると프리필과디코드를분리하면การแยกพรีฟิลและดีโคด',
+  };
+  // gpt-oss-120b's weights need six CS-3s.
+  const models = [
+    ['llama-3.3-70b', 'cs3x4'],
+    ['llama-2-70b', 'cs3x4'],
+    ['mixtral-8x7b', 'cs3x4'],
+    ['qwen3-32b', 'cs3x4'],
+    ['gpt-oss-120b', 'cs3x8'],
+  ];
+
+  it.each(models)(
+    '%s',
+    async (model, decode) => {
+      const server = await startServer({ port: 0, engine: { timeScale: 0, model, decode }, apiKey: API_KEY });
+      servers.push(server);
+      for (const [script, sentence] of Object.entries(scripts)) {
+        const content = sentence.repeat(Math.ceil(65_536 / sentence.length)).slice(0, 65_536);
+        const res = await post(server, '/v1/chat/completions', { model, messages: [{ role: 'user', content }] });
+        const body = (await res.json()) as ErrorBody;
+        expect([script, res.status, body.error.code]).toEqual([script, 400, 'context_length_exceeded']);
+        expect(body.error.message).toMatch(
+          /^prompt is [\d,]+ tokens; this server accepts at most [\d,]+ prompt tokens/,
+        );
+      }
+    },
+    60_000,
+  );
+});
