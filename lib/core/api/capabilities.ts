@@ -59,7 +59,7 @@ function assertTools(
 ): void {
   if (backend.tools) return;
   const choice = body[fields.toolChoice];
-  const why = `the ${backend.name} backend cannot call functions (serve with --backend bedrock for tool use)`;
+  const why = `the ${backend.name} backend cannot call functions in this pipeline`;
   if (isSet(choice) && choice !== 'none' && choice !== 'auto') throw unsupportedField(fields.toolChoice, why);
   if (isNonEmptyArray(body[fields.tools]) && choice !== 'none') throw unsupportedField(fields.tools, why);
   if (isNonEmptyArray(body.functions)) throw unsupportedField('functions', why);
