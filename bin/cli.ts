@@ -12,6 +12,8 @@ import { profilesJson, profilesText } from './commands/profiles';
 import { simulateReportData, sweepReportData, writeReport } from './commands/report';
 import { runServe, type ServeFlags } from './commands/serve';
 import {
+  DEFAULT_COMPARE,
+  DEFAULT_SYSTEM,
   progressBar,
   runSimulate,
   simulateJson,
@@ -29,7 +31,8 @@ const program = new Command()
   )
   .version('0.1.0')
   .exitOverride()
-  .showHelpAfterError();
+  // One line of what went wrong (commander's own), then where the options are, not the whole help.
+  .showHelpAfterError('(add --help after the command to see its options)');
 
 const print = (text: string): void => void process.stdout.write(`${text}\n`);
 const printJson = (value: unknown): void => print(JSON.stringify(value, null, 2));
@@ -124,6 +127,11 @@ program
   .option('--backend <name>', 'reference (default, offline) or bedrock')
   .option('--bedrock-model-id <id>', 'Bedrock model for --backend bedrock (env DISAGG_BEDROCK_MODEL_ID)')
   .option('--no-auth', 'serve without an API key (prints a warning)')
+  .option(
+    '--cors-origin <origins>',
+    'let browser pages from these origins call the API: comma-separated, or * (env DISAGG_CORS_ORIGINS; default none)',
+  )
+  .option('--debug', 'log the request fields that were accepted but not acted on (user, metadata, store, ...)')
   .action(async (flags: ServeFlags) => runServe(flags));
 
 /** Workload and system flags shared by `simulate` and `sweep`. */
@@ -151,7 +159,10 @@ function simulationOptions(command: Command): Command {
     .option('--limit <n>', 'only the first n requests')
     .option('--seed <n>', 'seed for synthetic and agent workloads', '1')
     .option('--model <id>', 'emulated model', 'llama-3.3-70b')
-    .requiredOption('--system <spec>', 'colocated:DEVxN[*R] or disagg:DEVxN[*R]+DEVxN[*R], e.g. disagg:trn2x16*2+cs3x8')
+    .option(
+      '--system <spec>',
+      `colocated:DEVxN[*R] or disagg:DEVxN[*R]+DEVxN[*R], e.g. disagg:trn2x16*2+cs3x8 (default ${DEFAULT_SYSTEM}, compared with ${DEFAULT_COMPARE.join(' ')})`,
+    )
     .option('--compare <spec...>', 'more systems to run the same workload through')
     .option('--link <id>', 'network between prefill and decode pools (default: the slower instance network)')
     .option('--no-prefix-cache', 'turn off the per-replica LRU prefix cache')
@@ -191,7 +202,8 @@ simulationOptions(
     'after',
     `
 Examples:
-  disagg simulate --trace ../shared/traces/azure-llm-2023-conv.csv --system disagg:trn2x16*2+cs3x8 --compare colocated:h100x8*4
+  disagg simulate --trace samples/azure-llm-2023-conv-sample.csv
+  disagg simulate --trace samples/azure-llm-2023-conv-sample.csv --system disagg:trn2x16*2+cs3x8 --compare colocated:h100x8*4
   disagg simulate --synthetic 5:1000:200 --lognormal --requests 5000 --system colocated:h100x8*2
   disagg simulate --agents 16 --turns 10 --tool-tokens 300 --think-ms 2000 --system disagg:trn2x16+cs3x8
 

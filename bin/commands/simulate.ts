@@ -52,7 +52,8 @@ export interface WorkloadFlags {
 
 export interface SystemFlags {
   model: string;
-  system: string;
+  /** Default DEFAULT_SYSTEM, compared with DEFAULT_COMPARE. */
+  system?: string;
   compare?: string[];
   link?: string;
   prefixCache: boolean;
@@ -186,8 +187,13 @@ export function transformWorkload(workload: Workload, flags: WorkloadFlags, extr
   return out;
 }
 
+/** The reference systems `disagg serve` runs: Llama 3.3 70B on one trn2.48xlarge and four CS-3s, against one p5.48xlarge. */
+export const DEFAULT_SYSTEM = 'disagg:trn2x16+cs3x4';
+export const DEFAULT_COMPARE: readonly string[] = ['colocated:h100x8'];
+
 export function systemsFromFlags(flags: SystemFlags): { specs: SystemSpec[]; options: SimOptions } {
-  const specs = [flags.system, ...(flags.compare ?? [])].map(parseSystemSpec);
+  const compare = flags.compare ?? (flags.system === undefined ? DEFAULT_COMPARE : []);
+  const specs = [flags.system ?? DEFAULT_SYSTEM, ...compare].map(parseSystemSpec);
   const model = getModel(flags.model);
   const count = (flag: string, value: string | undefined, min: number, max: number): number | undefined =>
     value === undefined ? undefined : parseCount(flag, value, min, max);

@@ -17,10 +17,12 @@ import { createRedis } from '../adapters/redis-connection';
 import { MemoryResultStore } from '../adapters/result-memory';
 import { RedisResultStore } from '../adapters/result-redis';
 import { llama3Tokenizer } from '../adapters/tokenizer-llama3';
-import { loadTokenizer, tokenizerFamily } from '../adapters/tokenizers';
+import { loadTokenizer, promptCounter, tokenizerFamily } from '../adapters/tokenizers';
+import { systemFingerprint } from '../core/api/api-defaults';
+import { REFERENCE_CAPABILITIES, type BackendCapabilities } from '../core/api/capabilities';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine/config';
 import type { CancellationMarker } from '../core/engine/decode-stage';
-import type { ApiLimits } from '../core/api/openai';
+import type { ApiLimits } from '../core/api/limits';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { GenerationBackend, KvStore, ResultStore } from '../core/ports';
 import { createHttpApi } from './http-server';
@@ -44,6 +46,10 @@ export interface ServeOptions {
   readonly limits?: Partial<ApiLimits>;
   readonly maxBodyBytes?: number;
   readonly prefillConcurrency?: number;
+  /** Origins a browser page may call the API from (`*` for any); none by default. */
+  readonly corsOrigins?: readonly string[];
+  /** Log the fields requests carried that nothing acted on. */
+  readonly debug?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -114,14 +120,19 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     options.prefillConcurrency ?? 1,
   );
   const apiKey = options.apiKey === undefined ? generateApiKey() : options.apiKey;
+  const backendCapabilities: BackendCapabilities =
+    backend.name === 'bedrock' ? { name: 'bedrock', tools: false } : { ...REFERENCE_CAPABILITIES, name: backend.name };
   const server = createHttpApi({
     runtime,
     events,
-    tokenizer: promptTokenizer,
-    tokenizerFamily: promptFamily,
+    countPrompt: promptCounter(promptTokenizer, promptFamily),
+    backend: backendCapabilities,
+    systemFingerprint: systemFingerprint(backend.name),
     limits: { ...API_DEFAULTS.limits, ...options.limits },
     maxBodyBytes: options.maxBodyBytes ?? API_DEFAULTS.maxBodyBytes,
     apiKey,
+    corsOrigins: options.corsOrigins ?? [],
+    debug: options.debug ?? false,
     log,
   });
   runtime.start();
