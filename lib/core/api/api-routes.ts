@@ -129,6 +129,8 @@ export function requestView(record: RequestRecord): Record<string, unknown> {
     state: record.state,
     done: isTerminal(record.state),
     finish_reason: record.finishReason,
+    // The completion's text so far, whole once done: where a client told 202 reads its answer.
+    text: record.pieces.join(''),
     usage: {
       prompt_tokens: record.promptTokens,
       completion_tokens: record.completionTokens,
