@@ -6,6 +6,7 @@
 import { MemoryClaimStore } from '../../lib/adapters/claims-memory';
 import { createHash, randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, SQSEvent, SQSRecord } from 'aws-lambda';
+import { apiEvent } from '../api-gateway-event';
 import { MemoryKvStore } from '../../lib/adapters/kv-memory';
 import { MemoryQueue } from '../../lib/adapters/queue-memory';
 import { MemoryResultStore } from '../../lib/adapters/result-memory';
@@ -18,6 +19,8 @@ import { createDecodeHandler } from '../../lambdas/decode';
 import type { LogSink, MetricsSink } from '../../lambdas/observability';
 import { createPrefillHandler } from '../../lambdas/prefill';
 import { createWiring, type PrefillInvocation, type Wiring } from '../../lambdas/wiring';
+
+export { apiEvent };
 
 export const REGION = 'us-east-1';
 export const QUEUE_ARN = `arn:aws:sqs:${REGION}:123456789012:disagg-handoff`;
@@ -33,69 +36,6 @@ export const DEPLOYMENT_ENV_FOR_TESTS: Record<string, string> = {
   DISAGG_DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/disagg-handoff-dlq',
   DISAGG_MAX_RECEIVE_COUNT: '3',
 };
-
-export function apiEvent(
-  method: string,
-  path: string,
-  init: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
-): APIGatewayProxyEvent {
-  const body = init.rawBody ?? (init.body === undefined ? null : JSON.stringify(init.body));
-  const headers: Record<string, string> = {
-    Accept: 'application/json',
-    Host: 'abc123defg.execute-api.us-east-1.amazonaws.com',
-    'User-Agent': 'OpenAI/JS 6.49.0',
-    'X-Forwarded-For': '203.0.113.7',
-    'X-Forwarded-Proto': 'https',
-    ...(body === null ? {} : { 'Content-Type': 'application/json' }),
-    ...init.headers,
-  };
-  const requestId = randomUUID();
-  return {
-    httpMethod: method,
-    path,
-    resource: '/{proxy+}',
-    pathParameters: { proxy: path.replace(/^\//, '') },
-    headers,
-    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    stageVariables: null,
-    body,
-    isBase64Encoded: false,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'abc123defg',
-      authorizer: undefined,
-      protocol: 'HTTP/1.1',
-      httpMethod: method,
-      identity: {
-        accessKey: null,
-        accountId: null,
-        apiKey: null,
-        apiKeyId: null,
-        caller: null,
-        clientCert: null,
-        cognitoAuthenticationProvider: null,
-        cognitoAuthenticationType: null,
-        cognitoIdentityId: null,
-        cognitoIdentityPoolId: null,
-        principalOrgId: null,
-        sourceIp: '203.0.113.7',
-        user: null,
-        userAgent: 'OpenAI/JS 6.49.0',
-        userArn: null,
-      },
-      path: `/prod${path}`,
-      stage: 'prod',
-      requestId,
-      extendedRequestId: requestId,
-      requestTimeEpoch: Date.now(),
-      resourceId: 'a1b2c3',
-      resourcePath: '/{proxy+}',
-      domainName: 'abc123defg.execute-api.us-east-1.amazonaws.com',
-    },
-  };
-}
 
 export function sqsEvent(
   messages: readonly { body: string; receiveCount?: number; messageId?: string; receipt?: string }[],

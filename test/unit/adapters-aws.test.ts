@@ -83,7 +83,11 @@ describe('aws client config', () => {
   });
 
   it('ignores every override with AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true', () => {
-    const env = { AWS_ENDPOINT_URL: 'http://a', AWS_ENDPOINT_URL_SQS: 'http://b', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' };
+    const env = {
+      AWS_ENDPOINT_URL: 'http://a',
+      AWS_ENDPOINT_URL_SQS: 'http://b',
+      AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true',
+    };
     expect(awsClientConfig(env, 'sqs')).toEqual({ region: 'us-east-1' });
     expect(s3ClientConfig(env)).toEqual({ region: 'us-east-1' });
   });
