@@ -14,15 +14,19 @@ import {
   type DecodeJob,
 } from '../lib/core/engine/decode-stage';
 import type { HandoffDescriptor } from '../lib/core/handoff/descriptor';
+import { isTerminal } from '../lib/core/engine/record';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import type { QueueMessage } from '../lib/core/ports';
 import { addRequestMetrics, describeError, requestLogFields } from './observability';
 import { decodeDeps, defaultWiring, trackerDeps, type Wiring } from './wiring';
 
 /**
- * Reports as batch item failures only the messages that could not be processed (a poison descriptor,
- * a store that failed): SQS delivers those again and redrives them to the DLQ after maxReceiveCount.
- * A request that ended failed or cancelled by policy is done, and its message is deleted.
+ * Reports as batch item failures only the messages that could not be processed (a poison descriptor, a store
+ * that failed), after setting their visibility to a short backoff so SQS delivers them again in seconds, not
+ * after the queue's visibility timeout. On a message's last receive (DISAGG_MAX_RECEIVE_COUNT) the function
+ * dead-letters it itself, as ids and sizes (the descriptor carries the prompt), ends its request failed, and
+ * lets the event source delete it; the queue's own redrive, one receive later, only catches a crash on that
+ * receive. A request that ended failed or cancelled by policy is done, and its message is deleted.
  */
 export function createDecodeHandler(
   wiring: () => Promise<Wiring>,
@@ -44,13 +48,25 @@ export const handler = createDecodeHandler(initWiring);
 
 async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQSBatchResponse> {
   const failures: SQSBatchItemFailure[] = [];
-  const fail = (sqsRecord: SQSRecord, what: string, err: unknown): void => {
-    w.logger.error(what, {
-      messageId: sqsRecord.messageId,
-      receiveCount: queueMessage(sqsRecord).receiveCount,
-      error: describeError(err),
-    });
+  const pending: Promise<void>[] = [];
+  const fail = (sqsRecord: SQSRecord, what: string, err: unknown, descriptor?: HandoffDescriptor): void => {
+    const { receiveCount } = queueMessage(sqsRecord);
+    w.logger.error(what, { messageId: sqsRecord.messageId, receiveCount, error: describeError(err) });
+    if (receiveCount >= w.settings.maxReceiveCount) {
+      pending.push(
+        deadLetter(w, sqsRecord, what, err, descriptor).catch((deadLetterErr: unknown) => {
+          // Not recorded: leave it to the queue's redrive, one receive later.
+          w.logger.error('could not dead-letter a descriptor', {
+            messageId: sqsRecord.messageId,
+            error: describeError(deadLetterErr),
+          });
+          failures.push({ itemIdentifier: sqsRecord.messageId });
+        }),
+      );
+      return;
+    }
     failures.push({ itemIdentifier: sqsRecord.messageId });
+    pending.push(backOff(w, sqsRecord, redeliveryBackoffMs(receiveCount)));
   };
 
   // Intake for all records at once, so KV loads overlap; then they join the batch together.
@@ -66,13 +82,17 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
       try {
         const job = await intake(w, descriptor);
         if (job === 'busy') {
-          // Another worker holds this request: let SQS deliver it again after the visibility timeout.
-          failures.push({ itemIdentifier: sqsRecord.messageId });
+          // Another delivery holds this request, and its message comes back if its worker dies: this copy is
+          // delivered again once that claim could have lapsed, and deleted on its last receive.
+          if (queueMessage(sqsRecord).receiveCount < w.settings.maxReceiveCount) {
+            failures.push({ itemIdentifier: sqsRecord.messageId });
+            pending.push(backOff(w, sqsRecord, BUSY_BACKOFF_MS));
+          }
           return null;
         }
         return job ? { sqsRecord, job } : null;
       } catch (err) {
-        fail(sqsRecord, 'decode intake failed', err);
+        fail(sqsRecord, 'decode intake failed', err, descriptor);
         return null;
       }
     }),
@@ -96,7 +116,86 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
     );
   }
   await Promise.all(running);
+  await Promise.all(pending);
   return { batchItemFailures: failures };
+}
+
+/** Seconds-scale backoff for a failed delivery: 2 s, 4 s, 8 s ... up to 30 s, well inside the request deadline. */
+export function redeliveryBackoffMs(receiveCount: number): number {
+  return Math.min(30_000, 1000 * 2 ** Math.max(1, receiveCount));
+}
+
+/** How long a copy of a request another delivery holds waits: about one decode claim lease. */
+const BUSY_BACKOFF_MS = 30_000;
+
+/** Delivers the message again after `delayMs` instead of the queue's visibility timeout (best effort). */
+async function backOff(w: Wiring, sqsRecord: SQSRecord, delayMs: number): Promise<void> {
+  try {
+    await w.queue.release(sqsRecord.receiptHandle, delayMs);
+  } catch (err) {
+    // The queue's visibility timeout still brings it back.
+    w.logger.warn('could not shorten the redelivery of a descriptor', {
+      messageId: sqsRecord.messageId,
+      error: describeError(err),
+    });
+  }
+}
+
+/** What the dead-letter queue holds for a descriptor: ids and sizes, never the prompt or the KV. */
+export interface HandoffDeadLetter {
+  readonly v: 1;
+  readonly kind: 'handoff_descriptor_failed';
+  readonly messageId: string;
+  readonly receiveCount: number;
+  readonly bodyBytes: number;
+  readonly requestId: string | null;
+  readonly attempt: number | null;
+  readonly promptTokens: number | null;
+  readonly kvBytes: number | null;
+  readonly reason: string;
+  readonly error: { readonly name: string; readonly message: string };
+  readonly at: string;
+}
+
+/**
+ * The last receive of a descriptor that keeps failing: its request ends failed (a client stops waiting), a
+ * stored KV blob is freed, and the dead-letter queue gets its ids and sizes for the alarm and for inspection.
+ */
+async function deadLetter(
+  w: Wiring,
+  sqsRecord: SQSRecord,
+  reason: string,
+  err: unknown,
+  descriptor: HandoffDescriptor | undefined,
+): Promise<void> {
+  const { receiveCount } = queueMessage(sqsRecord);
+  const letter: HandoffDeadLetter = {
+    v: 1,
+    kind: 'handoff_descriptor_failed',
+    messageId: sqsRecord.messageId,
+    receiveCount,
+    bodyBytes: Buffer.byteLength(sqsRecord.body, 'utf8'),
+    requestId: descriptor?.requestId ?? null,
+    attempt: descriptor?.attempt ?? null,
+    promptTokens: descriptor?.promptTokens ?? null,
+    kvBytes: descriptor && descriptor.kv.kind !== 'none' ? descriptor.kv.bytes : null,
+    reason,
+    error: describeError(err),
+    at: new Date(w.wallClockMs()).toISOString(),
+  };
+  if (descriptor) {
+    const record = await w.results.get(descriptor.requestId);
+    if (record !== null && !isTerminal(record.state)) {
+      const tracker = new RequestTracker(record, trackerDeps(w), w.config.resultTtlMs);
+      await tracker.finish('failed', {
+        code: 'decode_failed',
+        message: `request ${descriptor.requestId} could not be decoded after ${receiveCount} deliveries`,
+      });
+    }
+    if (descriptor.kv.kind === 'ref') await w.kv.delete(descriptor.kv.key);
+  }
+  await w.deadLetterQueue.send(JSON.stringify(letter));
+  w.logger.error('descriptor dead-lettered', { ...letter });
 }
 
 /**

@@ -39,6 +39,7 @@ import {
 import type { ApiLimits } from '../lib/core/api/limits';
 import type { PrefillDeps, PrefillJob } from '../lib/core/engine/prefill-stage';
 import type { RequestEvent, RequestRecord } from '../lib/core/engine/record';
+import type { RoutingMode } from '../lib/core/engine/routing';
 import type { TrackerDeps } from '../lib/core/engine/tracker';
 import type {
   ClaimStore,
@@ -52,6 +53,31 @@ import type {
 } from '../lib/core/ports';
 import { METRICS_NAMESPACE } from './metric-names';
 import type { LogSink, MetricsSink } from './observability';
+
+/**
+ * The payload of the asynchronous prefill invocation: ids and sizes only. Lambda copies a failed invocation's
+ * payload to its on-failure destination (and from there to a 14-day dead-letter queue), so the prompt stays in
+ * the results table (`prefillJobs`, until the request's deadline) and the prefill function reads it from there.
+ */
+export interface PrefillInvocation {
+  readonly v: 1;
+  readonly requestId: string;
+  readonly promptTokens: number;
+  readonly mode: RoutingMode;
+  /** Epoch ms after which the request ends with a timeout. */
+  readonly deadlineMs: number;
+}
+
+/** A stored KV blob larger than the KV store takes (ElastiCache Serverless: DISAGG_KV_MAX_BLOB_BYTES). */
+export class KvTooLargeError extends Error {
+  override readonly name = 'KvTooLargeError';
+  constructor(
+    readonly bytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(`the KV blob is ${bytes} bytes, over the ${limitBytes} bytes the KV store takes`);
+  }
+}
 
 export interface Wiring {
   readonly settings: DeploymentSettings;
@@ -75,8 +101,17 @@ export interface Wiring {
   readonly clock: Clock;
   /** Across functions nobody subscribes (the API polls the result store); trackers still publish to it. */
   readonly events: EventBus<RequestEvent>;
-  /** Starts the prefill function for a job without waiting for it (an asynchronous Lambda invoke). */
+  /**
+   * Starts prefill for a job without waiting for it: stores the job in `prefillJobs`, then sends the prefill
+   * function a {@link PrefillInvocation} (ids and sizes) with `sendPrefillInvocation`.
+   */
   readonly invokePrefill: (job: PrefillJob) => Promise<void>;
+  /** Admitted requests' prompts, until prefill has run (results table, under `job#`). */
+  readonly prefillJobs: ResultStore<PrefillJob>;
+  /** The asynchronous Lambda invoke of the prefill function. */
+  readonly sendPrefillInvocation: (invocation: PrefillInvocation) => Promise<void>;
+  /** Where failed work is recorded as ids and sizes (the stack's dead-letter queue). */
+  readonly deadLetterQueue: Queue;
   readonly randomKey: () => string;
   /** Epoch ms with sub-ms precision: records are compared across functions. */
   readonly wallClockMs: () => number;
@@ -98,6 +133,10 @@ export type WiringOverrides = Partial<Omit<Wiring, 'settings' | 'config' | 'toke
 
 /** Cancellation markers share the results table, under their own key prefix. */
 export const CANCEL_KEY_PREFIX = 'cancel#';
+/** Stored prefill jobs (prompts) share it too. */
+export const PREFILL_JOB_KEY_PREFIX = 'job#';
+/** A stored job outlives its request's deadline by this much, so a late retry still finds it and ends the request. */
+const PREFILL_JOB_GRACE_MS = 10 * 60_000;
 
 /** Leaves margin under API Gateway's 29 s integration timeout for the final read and the response. */
 const RESPONSE_BUDGET_MS = 25_000;
@@ -123,18 +162,39 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
   const family = tokenizerFamily(config.model.id);
   const traced = <T extends { send: unknown }>(client: T): T => tracer.captureAWSv3Client(client);
   const dynamo = (): DynamoDBDocumentClient =>
-    (sdkClients.dynamo ??= DynamoDBDocumentClient.from(traced(new DynamoDBClient(awsClientConfig(env))), {
+    (sdkClients.dynamo ??= DynamoDBDocumentClient.from(traced(new DynamoDBClient(awsClientConfig(env, 'dynamodb'))), {
       marshallOptions: { removeUndefinedValues: true },
     }));
   const resultsTable = (): string => required(settings.resultsTable, 'resultsTable');
 
   // Each adapter is built on first use, so a function only needs the settings for what it touches.
-  let kv = overrides.kv;
+  // The blob limit applies to a given store too: it is the deployment's, not the store's.
+  let kv = overrides.kv ? limitBlobSize(overrides.kv, settings.kvMaxBlobBytes) : undefined;
   let results = overrides.results;
   let cancellations = overrides.cancellations;
   let claims = overrides.claims;
   let queue = overrides.queue;
+  let deadLetterQueue = overrides.deadLetterQueue;
+  let prefillJobs = overrides.prefillJobs;
   let backend = overrides.backend;
+  const sqs = (): SQSClient => (sdkClients.sqs ??= traced(new SQSClient(awsClientConfig(env, 'sqs'))));
+  const jobs = (): ResultStore<PrefillJob> =>
+    (prefillJobs ??= new KeyPrefixedResultStore<PrefillJob>(
+      new DynamoDbResultStore<PrefillJob>({ client: dynamo(), tableName: resultsTable() }),
+      PREFILL_JOB_KEY_PREFIX,
+    ));
+  const sendPrefillInvocation =
+    overrides.sendPrefillInvocation ??
+    (async (invocation: PrefillInvocation) => {
+      const client = (sdkClients.lambda ??= traced(new LambdaClient(awsClientConfig(env, 'lambda'))));
+      await client.send(
+        new InvokeCommand({
+          FunctionName: required(settings.prefillFunction, 'prefillFunction'),
+          InvocationType: 'Event',
+          Payload: new TextEncoder().encode(JSON.stringify(invocation)),
+        }),
+      );
+    });
   return {
     settings,
     config,
@@ -147,7 +207,7 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
     tokenizerFamily: family,
     ...(overrides.promptTokenizer ? { promptTokenizer: overrides.promptTokenizer } : {}),
     get kv() {
-      return (kv ??= buildKvStore(settings, env, serviceName, traced));
+      return (kv ??= limitBlobSize(buildKvStore(settings, env, serviceName, traced), settings.kvMaxBlobBytes));
     },
     get results() {
       return (results ??= new DynamoDbResultStore<RequestRecord>({ client: dynamo(), tableName: resultsTable() }));
@@ -163,16 +223,26 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
     },
     get queue() {
       return (queue ??= new SqsQueue({
-        client: (sdkClients.sqs ??= traced(new SQSClient(awsClientConfig(env)))),
+        client: sqs(),
         queueUrl: required(settings.handoffQueueUrl, 'handoffQueueUrl'),
         ...(settings.deadLetterQueueUrl ? { deadLetterQueueUrl: settings.deadLetterQueueUrl } : {}),
       }));
     },
+    get deadLetterQueue() {
+      return (deadLetterQueue ??= new SqsQueue({
+        client: sqs(),
+        queueUrl: required(settings.deadLetterQueueUrl, 'deadLetterQueueUrl'),
+      }));
+    },
+    get prefillJobs() {
+      return jobs();
+    },
+    sendPrefillInvocation,
     get backend() {
       return (backend ??=
         settings.backend === 'bedrock'
           ? new BedrockBackend({
-              client: (sdkClients.bedrock ??= traced(new BedrockRuntimeClient(awsClientConfig(env)))),
+              client: (sdkClients.bedrock ??= traced(new BedrockRuntimeClient(awsClientConfig(env, 'bedrockRuntime')))),
               modelId: required(settings.bedrockModelId, 'bedrockModelId'),
             })
           : // Its output words are Llama 3 tokens whatever model is emulated, from a table: no vocabulary to load.
@@ -183,14 +253,16 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
     invokePrefill:
       overrides.invokePrefill ??
       (async (job) => {
-        const client = (sdkClients.lambda ??= traced(new LambdaClient(awsClientConfig(env))));
-        await client.send(
-          new InvokeCommand({
-            FunctionName: required(settings.prefillFunction, 'prefillFunction'),
-            InvocationType: 'Event',
-            Payload: new TextEncoder().encode(JSON.stringify(job)),
-          }),
-        );
+        await jobs().put(job.requestId, job, Math.max(0, job.deadlineMs - Date.now()) + PREFILL_JOB_GRACE_MS);
+        try {
+          await sendPrefillInvocation(prefillInvocation(job));
+        } catch (err) {
+          // Nobody will read the prompt: drop it now rather than at its TTL.
+          await jobs()
+            .delete(job.requestId)
+            .catch(() => undefined);
+          throw err;
+        }
       }),
     randomKey: overrides.randomKey ?? (() => randomBytes(18).toString('base64url')),
     wallClockMs: overrides.wallClockMs ?? (() => performance.timeOrigin + performance.now()),
@@ -202,6 +274,17 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
   };
 }
 
+/** The invocation that carries a job: what the prefill function needs to find it, nothing of the prompt. */
+export function prefillInvocation(job: PrefillJob): PrefillInvocation {
+  return {
+    v: 1,
+    requestId: job.requestId,
+    promptTokens: job.promptIds.length,
+    mode: job.mode,
+    deadlineMs: job.deadlineMs,
+  };
+}
+
 let coldStart: Promise<Wiring> | null = null;
 
 /** This execution environment, as a claim owner; each delivery's claim adds its own sequence number. */
@@ -209,7 +292,7 @@ const WORKER_ID = randomUUID();
 
 /**
  * A decode claim lapses 30 s after its last renewal (renewed every 10 s while decoding), so a crashed
- * invocation's request is taken over well within the handoff queue's visibility timeout (6 x 120 s).
+ * invocation's request is taken over well within the handoff queue's visibility timeout (decode timeout + 30 s).
  */
 const DECODE_CLAIM_LEASE_MS = 30_000;
 
@@ -266,6 +349,20 @@ function buildKvStore(
   }
   const client = (sdkClients.s3 ??= traced(new S3Client(s3ClientConfig(env))));
   return new S3KvStore({ client, bucket: required(settings.kvBucket, 'kvBucket') });
+}
+
+/** Refuses blobs over the store's limit with KvTooLargeError, before any bytes are sent. */
+function limitBlobSize(store: KvStore, limitBytes: number | null): KvStore {
+  if (limitBytes === null) return store;
+  return {
+    put: (key, bytes, ttlMs) =>
+      bytes.length > limitBytes
+        ? Promise.reject(new KvTooLargeError(bytes.length, limitBytes))
+        : store.put(key, bytes, ttlMs),
+    get: (key) => store.get(key),
+    delete: (key) => store.delete(key),
+    count: () => store.count(),
+  };
 }
 
 /** Attributes become top-level keys of the structured log line. */

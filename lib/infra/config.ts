@@ -5,11 +5,21 @@
  */
 import { ENGINE_DEFAULTS } from '../core/engine/config';
 import { getModel, parsePool, ProfileError, type DevicePool } from '../core/emulator';
+import {
+  DYNAMODB_ITEM_LIMIT_BYTES,
+  kvBlobBytes,
+  maxPromptTokensForJobItem,
+  prefillJobItemBytes,
+  timeoutNeeds,
+  VALKEY_MAX_VALUE_BYTES,
+} from './sizing';
 
 export type Profile = 'aws' | 'localstack';
 export type KvStoreKind = 'elasticache' | 's3';
 export type BackendKind = 'reference' | 'bedrock';
 export type RemovalChoice = 'destroy' | 'retain';
+/** `create`: the stack sets the region's API Gateway CloudWatch role (kept on destroy); `existing`: it uses the one set. */
+export type CloudWatchRoleChoice = 'create' | 'existing';
 
 /** A Lambda function's size: memory in MB, timeout in seconds. */
 export interface FunctionSize {
@@ -40,6 +50,8 @@ export interface DisaggConfig {
   readonly throttleBurstLimit: number;
   readonly removalPolicy: RemovalChoice;
   readonly api: FunctionSize;
+  /** The streaming API function: it writes SSE until the request ends, so it outlives the buffered one. */
+  readonly apiStreamTimeoutSeconds: number;
   readonly prefill: FunctionSize;
   readonly decode: FunctionSize;
   /** Receives before a handoff descriptor moves to the dead-letter queue. */
@@ -47,8 +59,16 @@ export interface DisaggConfig {
   readonly logRetentionDays: number;
   /** Off in a sandbox; on adds continuous backups of the results table. */
   readonly pointInTimeRecovery: boolean;
-  /** Off where the account's concurrency quota is too small to reserve any (new accounts have 10). */
+  /**
+   * Off by default: AWS refuses a reservation that leaves fewer than 100 unreserved executions, and new accounts
+   * often have a quota of 10 or 50 (README, "Reserved concurrency").
+   */
   readonly reserveConcurrency: boolean;
+  /** Zones for the VPC's two subnets (aws profile with ElastiCache); empty lets CDK pick the region's first two. */
+  readonly availabilityZones: readonly string[];
+  /** Lambda's retries of a failed asynchronous prefill invocation (0 to 2). */
+  readonly prefillRetryAttempts: number;
+  readonly apiGatewayCloudWatchRole: CloudWatchRoleChoice;
   readonly maxPromptTokens: number;
   readonly maxOutputTokens: number;
   /** Per-function error rate (percent of invocations) that raises the error alarm. */
@@ -83,14 +103,20 @@ export const CONFIG_DEFAULTS = {
   apiMemoryMb: 512,
   // Just under API Gateway's default 29 s integration timeout, so the function answers before the gateway gives up.
   apiTimeoutSeconds: 28,
+  // The request deadline (5 min) plus a margin to write the last event: REST streaming allows up to 15 minutes.
+  apiStreamTimeoutSeconds: 305,
   prefillMemoryMb: 1024,
-  prefillTimeoutSeconds: 60,
+  // A colocated request decodes inside the prefill function: 4,096 tokens on h100x8 take about 50 s emulated.
+  prefillTimeoutSeconds: 90,
   decodeMemoryMb: 1024,
   decodeTimeoutSeconds: 120,
   maxReceiveCount: 3,
   logRetentionDays: 14,
   pointInTimeRecovery: false,
-  reserveConcurrency: true,
+  reserveConcurrency: false,
+  availabilityZones: '',
+  prefillRetryAttempts: 2,
+  apiGatewayCloudWatchRole: 'create',
   maxPromptTokens: 8192,
   maxOutputTokens: 4096,
   errorRateAlarmPercent: 5,
@@ -117,6 +143,7 @@ export const CONFIG_KEYS = [
   'removalPolicy',
   'apiMemoryMb',
   'apiTimeoutSeconds',
+  'apiStreamTimeoutSeconds',
   'prefillMemoryMb',
   'prefillTimeoutSeconds',
   'decodeMemoryMb',
@@ -125,6 +152,9 @@ export const CONFIG_KEYS = [
   'logRetentionDays',
   'pointInTimeRecovery',
   'reserveConcurrency',
+  'availabilityZones',
+  'prefillRetryAttempts',
+  'apiGatewayCloudWatchRole',
   'maxPromptTokens',
   'maxOutputTokens',
   'errorRateAlarmPercent',
@@ -216,7 +246,7 @@ export function readConfig(context: ContextReader): DisaggConfig {
     );
   }
 
-  return {
+  const config: DisaggConfig = {
     profile,
     model,
     prefillPool: pool('prefillPool', d.prefillPool),
@@ -234,6 +264,7 @@ export function readConfig(context: ContextReader): DisaggConfig {
     removalPolicy: oneOf<RemovalChoice>('removalPolicy', ['destroy', 'retain'], d.removalPolicy),
     // Lambda allows 128 MB to 10,240 MB and up to 900 s.
     api: { memoryMb: num('apiMemoryMb', d.apiMemoryMb, 128, 10_240), timeoutSeconds: apiTimeoutSeconds },
+    apiStreamTimeoutSeconds: num('apiStreamTimeoutSeconds', d.apiStreamTimeoutSeconds, 1, 900),
     prefill: {
       memoryMb: num('prefillMemoryMb', d.prefillMemoryMb, 128, 10_240),
       timeoutSeconds: num('prefillTimeoutSeconds', d.prefillTimeoutSeconds, 1, 900),
@@ -244,10 +275,90 @@ export function readConfig(context: ContextReader): DisaggConfig {
     logRetentionDays,
     pointInTimeRecovery: bool('pointInTimeRecovery', d.pointInTimeRecovery),
     reserveConcurrency: bool('reserveConcurrency', d.reserveConcurrency),
+    availabilityZones: zones(text('availabilityZones', d.availabilityZones)),
+    // Lambda allows 0 to 2 retries of an asynchronous invocation.
+    prefillRetryAttempts: num('prefillRetryAttempts', d.prefillRetryAttempts, 0, 2),
+    apiGatewayCloudWatchRole: oneOf<CloudWatchRoleChoice>(
+      'apiGatewayCloudWatchRole',
+      ['create', 'existing'],
+      d.apiGatewayCloudWatchRole,
+    ),
     maxPromptTokens: num('maxPromptTokens', d.maxPromptTokens, 1, 10_000_000),
     maxOutputTokens: num('maxOutputTokens', d.maxOutputTokens, 1, 10_000_000),
     errorRateAlarmPercent: num('errorRateAlarmPercent', d.errorRateAlarmPercent, 0, 100, false),
   };
+  checkSizing(config);
+  return config;
+}
+
+/** `us-east-1a,us-east-1b`: at least two zone names of one region (ElastiCache Serverless needs two subnets). */
+function zones(spec: string): readonly string[] {
+  if (spec === '') return [];
+  const list = spec.split(',').map((zone) => zone.trim().toLowerCase());
+  const bad = list.find((zone) => !AZ_NAME.test(zone));
+  if (bad !== undefined) {
+    throw new DisaggConfigError(
+      `availabilityZones must be zone names such as us-east-1a,us-east-1b (got ${JSON.stringify(bad)})`,
+    );
+  }
+  if (new Set(list).size !== list.length || list.length < 2) {
+    throw new DisaggConfigError(
+      `availabilityZones needs at least two different zones, for the cache's two subnets (got ${JSON.stringify(spec)})`,
+    );
+  }
+  const regions = new Set(list.map((zone) => zone.slice(0, -1)));
+  if (regions.size !== 1) {
+    throw new DisaggConfigError(`availabilityZones must all be in one region (got ${JSON.stringify(spec)})`);
+  }
+  return list;
+}
+
+const AZ_NAME = /^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/;
+
+/**
+ * The sizes the config implies, checked before anything is synthesized: each function's timeout must cover
+ * the worst request the config admits, and the stores must accept the largest prompt and KV blob.
+ */
+function checkSizing(config: DisaggConfig): void {
+  let needs: ReturnType<typeof timeoutNeeds>;
+  try {
+    needs = timeoutNeeds(config);
+  } catch (error) {
+    // The engine refuses the pools (a model that does not fit): the same words the handlers would use.
+    throw new DisaggConfigError(`invalid deployment: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const scale = `at timeScale ${config.timeScale}`;
+  if (config.prefill.timeoutSeconds < needs.prefillSeconds) {
+    throw new DisaggConfigError(
+      `prefillTimeoutSeconds must be at least ${needs.prefillSeconds} for this deployment (got ${config.prefill.timeoutSeconds}): ` +
+        `the prefill function runs a colocated request to its last token, and a ${config.maxPromptTokens}-token prompt ` +
+        `with ${config.maxOutputTokens} output tokens on ${config.colocatedPool} takes that long ${scale}; ` +
+        'raise it, or lower maxPromptTokens / maxOutputTokens / timeScale',
+    );
+  }
+  if (config.decode.timeoutSeconds < needs.decodeSeconds) {
+    throw new DisaggConfigError(
+      `decodeTimeoutSeconds must be at least ${needs.decodeSeconds} for this deployment (got ${config.decode.timeoutSeconds}): ` +
+        `a batch of ${config.decodeBatch} requests generating ${config.maxOutputTokens} tokens on ${config.decodePool} ` +
+        `takes that long ${scale}; raise it, or lower decodeBatch / maxOutputTokens / timeScale`,
+    );
+  }
+  const jobBytes = prefillJobItemBytes(config.maxPromptTokens);
+  if (jobBytes > DYNAMODB_ITEM_LIMIT_BYTES) {
+    throw new DisaggConfigError(
+      `maxPromptTokens ${config.maxPromptTokens} is too large for this deployment: the API keeps each prompt in the ` +
+        `results table until prefill has run (so the asynchronous invocation, which a failure copies to the ` +
+        `dead-letter queue, carries ids only), and a prompt that long can take ${jobBytes} bytes, over DynamoDB's ` +
+        `${DYNAMODB_ITEM_LIMIT_BYTES}-byte item limit; use at most ${maxPromptTokensForJobItem()}`,
+    );
+  }
+  const blobBytes = kvBlobBytes(config, config.maxPromptTokens);
+  if (config.kvStore === 'elasticache' && blobBytes > VALKEY_MAX_VALUE_BYTES) {
+    throw new DisaggConfigError(
+      `maxPromptTokens ${config.maxPromptTokens} makes KV blobs of ${blobBytes} bytes, over the ${VALKEY_MAX_VALUE_BYTES}-byte ` +
+        'value limit of ElastiCache Serverless; lower maxPromptTokens or use kvStore=s3',
+    );
+  }
 }
 
 /**

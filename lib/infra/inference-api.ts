@@ -3,13 +3,12 @@
  * plan, request-body validation, access logs and tracing. On AWS the two POST routes stream (API Gateway
  * response streaming into the function's `streamHandler`); elsewhere SSE is buffered into one response.
  */
-import { Validations, type RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { DEPLOYMENT_ENV } from '../core/engine/deployment-env';
-import type { FunctionSize } from './config';
+import type { CloudWatchRoleChoice, FunctionSize } from './config';
 import { DisaggFunction, LAMBDA_ENTRIES, type FunctionNetwork } from './disagg-function';
 
 /** Every route, as the embedded HTTP server serves them. */
@@ -27,15 +26,25 @@ export const API_ROUTES = [
 /** A health check must answer load balancers and uptime probes that hold no key. */
 const OPEN_ROUTES: ReadonlySet<string> = new Set(['GET /healthz']);
 
+/** REST API response streaming runs for at most 15 minutes (API Gateway developer guide, response streaming). */
+export const MAX_STREAM_SECONDS = 900;
+
 /** The same bounds the handler's request parser applies (lib/core/api/limits.ts), checked at the gateway first. */
 const MAX_MESSAGES = 2048;
 const MAX_MODEL_CHARS = 256;
 
 export interface InferenceApiProps {
   readonly size: FunctionSize;
+  /** The streaming function's timeout, and its integration's: how long one SSE response may run. */
+  readonly streamTimeoutSeconds: number;
   readonly environment: Readonly<Record<string, string>>;
   /** True: the POST routes use response streaming (AWS). False: buffered SSE (LocalStack). */
   readonly streaming: boolean;
+  /**
+   * `create`: set the region's API Gateway CloudWatch role (one setting per account and region), retained on
+   * destroy; `existing`: leave the setting as it is (it must already name a role, or logging fails to deploy).
+   */
+  readonly cloudWatchRole: CloudWatchRoleChoice;
   readonly apiKeyRequired: boolean;
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
   readonly logRetentionDays: number;
@@ -54,6 +63,8 @@ export class InferenceApi extends Construct {
   readonly apiKey?: apigateway.IApiKey;
   readonly usagePlan?: apigateway.UsagePlan;
   readonly requestValidator: apigateway.RequestValidator;
+  /** The account-level logging setting, when this stack creates it. */
+  readonly cloudWatchAccount?: apigateway.CfnAccount;
 
   constructor(scope: Construct, id: string, props: InferenceApiProps) {
     super(scope, id);
@@ -69,14 +80,16 @@ export class InferenceApi extends Construct {
       ...functionProps,
       description: 'Disagg API: OpenAI-compatible routes, admission, async prefill invoke, results',
       // API Gateway REST caps payloads at 10 MB and Lambda's synchronous invoke at 6 MB; the handler's token limits are the real bound.
-      environment: { ...props.environment, [DEPLOYMENT_ENV.sseMode]: 'buffered' },
+      environment: props.environment,
     }).function;
     if (props.streaming) {
       this.streamFunction = new DisaggFunction(this, 'ApiStreamHandler', {
         ...functionProps,
+        // Not the buffered function's 28 s: a stream runs until its request ends (the 5-minute deadline).
+        size: { memoryMb: props.size.memoryMb, timeoutSeconds: props.streamTimeoutSeconds },
         handler: 'streamHandler',
         description: 'Disagg API, streaming routes: SSE through API Gateway response streaming',
-        environment: { ...props.environment, [DEPLOYMENT_ENV.sseMode]: 'stream' },
+        environment: props.environment,
       }).function;
     }
 
@@ -87,9 +100,11 @@ export class InferenceApi extends Construct {
     this.api = new apigateway.RestApi(this, 'RestApi', {
       description: 'Disagg: disaggregated LLM inference (OpenAI-compatible)',
       endpointConfiguration: { types: [apigateway.EndpointType.REGIONAL] },
-      // Access and execution logs need the account-level CloudWatch role; this stack owns it in a sandbox.
-      cloudWatchRole: true,
-      cloudWatchRoleRemovalPolicy: props.removalPolicy,
+      // Access and execution logs need the account-level CloudWatch role setting (one per account and region).
+      // Kept on destroy whatever removalPolicy says: deleting the role the setting names would break logging for
+      // every API in the region, not just this one.
+      cloudWatchRole: props.cloudWatchRole === 'create',
+      ...(props.cloudWatchRole === 'create' ? { cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN } : {}),
       deployOptions: {
         // Not "v1": the routes already start with /v1, so an OpenAI client's base URL is <stage URL>v1.
         stageName: 'api',
@@ -103,11 +118,18 @@ export class InferenceApi extends Construct {
         throttlingBurstLimit: props.throttle.burstLimit,
       },
     });
-    Validations.of(this.api).acknowledge({
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-      reason:
-        "The account-level role API Gateway writes access and execution logs with; API Gateway creates its own log groups, so AWS's managed policy is the documented one.",
-    });
+    // RestApi keeps its CfnAccount protected; it is the child named Account.
+    this.cloudWatchAccount = this.api.node.tryFindChild('Account') as apigateway.CfnAccount | undefined;
+    if (this.cloudWatchAccount) {
+      // A brand-new role can take seconds to become usable by API Gateway ("The role ARN does not have required
+      // permissions"); setting the account after the functions exist gives IAM that time without a custom resource.
+      for (const fn of this.functions) this.cloudWatchAccount.node.addDependency(fn);
+      Validations.of(this.api).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        reason:
+          "The account-level role API Gateway writes access and execution logs with; API Gateway creates its own log groups, so AWS's managed policy is the documented one.",
+      });
+    }
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions-APIG3',
       reason:
@@ -132,6 +154,8 @@ export class InferenceApi extends Construct {
       ? new apigateway.LambdaIntegration(this.streamFunction, {
           // The installed L2 supports streaming: it switches the URI to /response-streaming-invocations.
           responseTransferMode: apigateway.ResponseTransferMode.STREAM,
+          // Streaming integrations may run up to 15 minutes, past the buffered 29 s.
+          timeout: Duration.seconds(Math.min(props.streamTimeoutSeconds, MAX_STREAM_SECONDS)),
         })
       : buffered;
 

@@ -3,6 +3,7 @@
  * poison ones) and the KV store the descriptors point into (claim-check). The KV store is ElastiCache
  * Serverless (Valkey) in an isolated VPC, or an S3 bucket where ElastiCache is unavailable (LocalStack).
  */
+import { createHash } from 'node:crypto';
 import { Duration, Fn, Names, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -12,25 +13,37 @@ import { Construct } from 'constructs';
 import { DEPLOYMENT_ENV } from '../core/engine/deployment-env';
 import type { KvStoreKind } from './config';
 import { KvNetwork } from './kv-network';
+import type { KvCacheLimits } from './sizing';
 
 /**
- * AWS recommends a queue visibility timeout of at least six times the function timeout for an SQS event
- * source, so retries of a throttled or slow batch do not make a message visible while it is in flight.
+ * Added to the decode timeout for the queue's visibility timeout. AWS suggests six times the function timeout
+ * for an SQS event source, so a throttled batch is not delivered twice; here a descriptor's request dies with
+ * its 5-minute deadline and KV lease, so a delivery whose decode crashed must come back within minutes, not
+ * after 6 x 120 s. Throttling cannot redeliver a batch early because the event source's maximum concurrency
+ * stays within any reserved concurrency, and a failed descriptor comes back after a short backoff the decode
+ * function sets itself (ChangeMessageVisibility).
  */
-export const VISIBILITY_TIMEOUT_FACTOR = 6;
+export const VISIBILITY_MARGIN = Duration.seconds(30);
 
 /** Dead letters stay for SQS's maximum, so a poison descriptor can be inspected and redriven. */
 const DEAD_LETTER_RETENTION = Duration.days(14);
 
 export interface KvHandoffProps {
   readonly kvStore: KvStoreKind;
-  /** Receives before a descriptor moves to the dead-letter queue. */
+  /**
+   * Receives before a descriptor is dead-lettered. The decode function does it on the last one (a redacted copy,
+   * ids and sizes only); the queue's own redrive, one receive later, is the backstop for a crash on that receive.
+   */
   readonly maxReceiveCount: number;
   /** The decode function's timeout; the queue's visibility timeout is derived from it. */
   readonly decodeTimeout: Duration;
   readonly removalPolicy: RemovalPolicy;
   /** Adds the bedrock-runtime VPC endpoint (only matters with kvStore=elasticache). */
   readonly bedrock: boolean;
+  /** Zones for the cache's subnets; empty lets CDK pick the region's first two. */
+  readonly availabilityZones: readonly string[];
+  /** ECPU and storage caps for the cache (sizing.ts). */
+  readonly cacheLimits: KvCacheLimits;
 }
 
 export class KvHandoff extends Construct {
@@ -58,30 +71,45 @@ export class KvHandoff extends Construct {
     this.queue = new sqs.Queue(this, 'HandoffQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      visibilityTimeout: Duration.seconds(props.decodeTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+      visibilityTimeout: props.decodeTimeout.plus(VISIBILITY_MARGIN),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount + 1 },
       removalPolicy: props.removalPolicy,
     });
 
     if (props.kvStore === 'elasticache') {
-      this.network = new KvNetwork(this, 'Network', { bedrock: props.bedrock });
+      this.network = new KvNetwork(this, 'Network', {
+        bedrock: props.bedrock,
+        availabilityZones: props.availabilityZones,
+      });
+      const engine = 'valkey';
+      const subnets = this.network.vpc.isolatedSubnets;
       this.cache = new elasticache.CfnServerlessCache(this, 'Cache', {
-        engine: 'valkey',
+        engine,
         majorEngineVersion: '8',
-        // 40 characters, lowercase, unique per stack: the service's naming rules.
-        serverlessCacheName: Names.uniqueResourceName(this, { maxLength: 40, separator: '-' }).toLowerCase(),
+        serverlessCacheName: this.cacheName({
+          engine,
+          subnets: subnets.map((subnet) => [subnet.availabilityZone, subnet.ipv4CidrBlock]),
+        }),
         description: 'Disagg KV blobs (claim-check handoff between prefill and decode)',
-        subnetIds: this.network.vpc.isolatedSubnets.map((subnet) => subnet.subnetId),
+        subnetIds: subnets.map((subnet) => subnet.subnetId),
         securityGroupIds: [this.network.cacheSecurityGroup.securityGroupId],
-        // Caps the sandbox bill: blobs are leased for minutes and deleted once decode consumes them.
-        cacheUsageLimits: { dataStorage: { maximum: 5, unit: 'GB' }, ecpuPerSecond: { maximum: 5000 } },
+        // Derived from the configured request rate and the largest KV blob (sizing.ts): the caps bound the bill
+        // without throttling a load the API admits. Usage is billed, not the caps.
+        cacheUsageLimits: {
+          dataStorage: { maximum: props.cacheLimits.dataStorageGb, unit: 'GB' },
+          ecpuPerSecond: { maximum: props.cacheLimits.ecpuPerSecond },
+        },
         // Blobs are transient; a snapshot would only cost storage.
         snapshotRetentionLimit: 0,
       });
       this.cache.applyRemovalPolicy(props.removalPolicy);
       // Serverless ElastiCache always requires TLS, hence rediss://.
       const redisUrl = Fn.join('', ['rediss://', this.cache.attrEndpointAddress, ':', this.cache.attrEndpointPort]);
-      this.environment = { [DEPLOYMENT_ENV.kvStore]: 'elasticache', [DEPLOYMENT_ENV.redisUrl]: redisUrl };
+      this.environment = {
+        [DEPLOYMENT_ENV.kvStore]: 'elasticache',
+        [DEPLOYMENT_ENV.redisUrl]: redisUrl,
+        [DEPLOYMENT_ENV.kvMaxBlobBytes]: String(props.cacheLimits.maxBlobBytes),
+      };
     } else {
       const destroy = props.removalPolicy === RemovalPolicy.DESTROY;
       this.bucket = new s3.Bucket(this, 'KvBucket', {
@@ -106,6 +134,19 @@ export class KvHandoff extends Construct {
       });
       this.environment = { [DEPLOYMENT_ENV.kvStore]: 's3', [DEPLOYMENT_ENV.kvBucket]: this.bucket.bucketName };
     }
+  }
+
+  /**
+   * 40 characters, lowercase, unique per stack (the service's naming rules), and different whenever a property
+   * that replaces the cache changes (engine, subnets): CloudFormation creates the replacement before deleting
+   * the old cache, and two caches cannot share a name.
+   */
+  private cacheName(replacing: Record<string, unknown>): string {
+    const digest = createHash('sha256')
+      .update(JSON.stringify(Stack.of(this).resolve(replacing)))
+      .digest('hex')
+      .slice(0, 8);
+    return `${Names.uniqueResourceName(this, { maxLength: 31, separator: '-' })}-${digest}`.toLowerCase();
   }
 
   /** Read, write and delete KV blobs: exactly what the KV adapters call. */

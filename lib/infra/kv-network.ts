@@ -13,6 +13,11 @@ export const VALKEY_PORT = 6379;
 export interface KvNetworkProps {
   /** Adds the bedrock-runtime interface endpoint. */
   readonly bedrock: boolean;
+  /**
+   * The two (or more) zones the subnets go in. Empty: the region's first two, which may be zones some interface
+   * endpoint services do not offer; naming them is the fix when a deploy fails on an endpoint.
+   */
+  readonly availabilityZones: readonly string[];
 }
 
 export class KvNetwork extends Construct {
@@ -32,7 +37,7 @@ export class KvNetwork extends Construct {
     super(scope, id);
     this.vpc = new ec2.Vpc(this, 'Vpc', {
       // Serverless ElastiCache needs subnets in at least two AZs; two keeps the endpoint bill lowest.
-      maxAzs: 2,
+      ...(props.availabilityZones.length > 0 ? { availabilityZones: [...props.availabilityZones] } : { maxAzs: 2 }),
       natGateways: 0,
       subnetConfiguration: [{ name: 'isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
       // The default security group is attached to nothing here; restricting it would add a custom-resource Lambda.
@@ -84,7 +89,7 @@ export class KvNetwork extends Construct {
     const services: Record<string, ec2.InterfaceVpcEndpointAwsService> = {
       sqs: ec2.InterfaceVpcEndpointAwsService.SQS,
       lambda: ec2.InterfaceVpcEndpointAwsService.LAMBDA,
-      logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+      // No CloudWatch Logs endpoint: functions log to stdout, which Lambda ships outside the VPC.
       xray: ec2.InterfaceVpcEndpointAwsService.XRAY,
       ...(props.bedrock ? { bedrockRuntime: ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME } : {}),
     };

@@ -17,6 +17,7 @@ import { KvHandoff } from './kv-handoff';
 import { Observability } from './observability';
 import { PrefillStage } from './prefill-stage';
 import { ResultStore } from './result-store';
+import { kvCacheLimits, type KvCacheLimits } from './sizing';
 import { bundledTokenizerFamily } from './tokenizer-family';
 
 export interface DisaggStackProps extends StackProps {
@@ -38,6 +39,8 @@ export class DisaggStack extends Stack {
   readonly observability: Observability;
   /** Reserved concurrency per stage, derived from the emulated pools (undefined when not reserved). */
   readonly reservedConcurrency: { readonly prefill?: number; readonly decode?: number };
+  /** What the KV cache is sized for (kvStore=elasticache), from the configured load (sizing.ts). */
+  readonly cacheLimits: KvCacheLimits;
 
   constructor(scope: Construct, id: string, props: DisaggStackProps) {
     super(scope, id, props);
@@ -51,6 +54,7 @@ export class DisaggStack extends Stack {
       ? { prefill: poolConcurrency(config.prefillPool), decode: poolConcurrency(config.decodePool) }
       : {};
 
+    this.cacheLimits = kvCacheLimits(config, poolConcurrency(config.decodePool));
     this.results = new ResultStore(this, 'Results', {
       pointInTimeRecovery: config.pointInTimeRecovery,
       removalPolicy,
@@ -61,6 +65,8 @@ export class DisaggStack extends Stack {
       decodeTimeout: Duration.seconds(config.decode.timeoutSeconds),
       removalPolicy,
       bedrock: config.backend === 'bedrock',
+      availabilityZones: config.availabilityZones,
+      cacheLimits: this.cacheLimits,
     });
     const network = this.handoff.network?.functionNetwork;
 
@@ -77,6 +83,8 @@ export class DisaggStack extends Stack {
       [DEPLOYMENT_ENV.handoffQueueUrl]: this.handoff.queue.queueUrl,
       [DEPLOYMENT_ENV.maxPromptTokens]: String(config.maxPromptTokens),
       [DEPLOYMENT_ENV.maxOutputTokens]: String(config.maxOutputTokens),
+      [DEPLOYMENT_ENV.deadLetterQueueUrl]: this.handoff.deadLetterQueue.queueUrl,
+      [DEPLOYMENT_ENV.maxReceiveCount]: String(config.maxReceiveCount),
       ...this.handoff.environment,
     };
 
@@ -84,15 +92,17 @@ export class DisaggStack extends Stack {
       size: config.prefill,
       environment: checked(common),
       reservedConcurrency: this.reservedConcurrency.prefill,
+      // Past the request's deadline an invocation is for a request that is over; the failure handler ends it.
       maxEventAge: Duration.millis(Math.max(60_000, ENGINE_DEFAULTS.requestTimeoutMs)),
-      failureQueue: this.handoff.deadLetterQueue,
+      retryAttempts: config.prefillRetryAttempts,
+      deadLetterQueue: this.handoff.deadLetterQueue,
       network,
       ...logs,
       ...bundling,
     });
     this.decode = new DecodeStage(this, 'DecodeStage', {
       size: config.decode,
-      environment: checked({ ...common, [DEPLOYMENT_ENV.deadLetterQueueUrl]: this.handoff.deadLetterQueue.queueUrl }),
+      environment: checked(common),
       queue: this.handoff.queue,
       batchSize: config.decodeBatch,
       reservedConcurrency: this.reservedConcurrency.decode,
@@ -102,6 +112,8 @@ export class DisaggStack extends Stack {
     });
     this.api = new InferenceApi(this, 'InferenceApi', {
       size: config.api,
+      streamTimeoutSeconds: config.apiStreamTimeoutSeconds,
+      cloudWatchRole: config.apiGatewayCloudWatchRole,
       environment: checked({ ...common, [DEPLOYMENT_ENV.prefillFunction]: this.prefill.function.functionName }),
       // API Gateway response streaming is an AWS feature LocalStack does not emulate; there SSE is buffered.
       streaming: config.profile === 'aws',
@@ -122,6 +134,7 @@ export class DisaggStack extends Stack {
         Api: this.api.function,
         ...(this.api.streamFunction ? { ApiStream: this.api.streamFunction } : {}),
         Prefill: this.prefill.function,
+        PrefillFailures: this.prefill.failureFunction,
         Decode: this.decode.function,
       },
       api: this.api.api,
@@ -133,9 +146,15 @@ export class DisaggStack extends Stack {
 
   /** Least privilege, one statement per need; the tests walk every policy to hold this line. */
   private grantDataAccess(config: DisaggConfig): void {
-    const all: DisaggFunction['function'][] = [this.prefill.function, this.decode.function, ...this.api.functions];
-    for (const fn of all) {
-      this.results.grantReadWrite(fn);
+    const all: DisaggFunction['function'][] = [
+      this.prefill.function,
+      this.prefill.failureFunction,
+      this.decode.function,
+      ...this.api.functions,
+    ];
+    for (const fn of all) this.results.grantReadWrite(fn);
+    // Only the stages move KV blobs; the API and the failure handler never touch them.
+    for (const fn of [this.prefill.function, this.decode.function]) {
       this.handoff.grantKvAccess(fn);
       const finding = this.handoff.kvObjectWildcardFinding;
       if (finding) {
@@ -146,7 +165,8 @@ export class DisaggStack extends Stack {
         });
       }
     }
-    // Prefill hands off; decode may dead-letter a descriptor it can never parse instead of retrying it.
+    // Prefill hands off. Decode dead-letters a descriptor on its last receive as ids and sizes, never the prompt
+    // (the failure handler does the same for prefill, with the grant its own on-failure destination carries).
     this.prefill.function.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.handoff.queue.queueArn] }),
     );

@@ -134,6 +134,26 @@ describe('InferenceApi SSE', () => {
     }
   });
 
+  it("lets a stream run past 30 s: its own function timeout and a streaming integration timeout, up to REST streaming's 15 minutes", () => {
+    const { template } = synth(AWS);
+    const streamFn = functionLogicalId(template, DESCRIPTIONS.apiStream);
+    expect(resourcesOf(template, 'AWS::Lambda::Function')[streamFn]?.Properties?.Timeout).toBe(305);
+    expect(
+      resourcesOf(template, 'AWS::Lambda::Function')[functionLogicalId(template, DESCRIPTIONS.api)]?.Properties
+        ?.Timeout,
+    ).toBe(28);
+    for (const [route, props] of methods(template)) {
+      const integration = props.Integration as Props;
+      if (route.startsWith('POST')) expect(integration.TimeoutInMillis).toBe(305_000);
+      else expect(integration.TimeoutInMillis ?? 29_000).toBeLessThanOrEqual(29_000);
+    }
+    const longer = synth({ ...AWS, apiStreamTimeoutSeconds: '900' }).template;
+    expect(
+      resourcesOf(longer, 'AWS::Lambda::Function')[functionLogicalId(longer, DESCRIPTIONS.apiStream)]?.Properties
+        ?.Timeout,
+    ).toBe(900);
+  });
+
   it('buffers SSE on localstack: one function, no streaming integration', () => {
     const { template } = synth(LOCALSTACK);
     expect(() => functionLogicalId(template, DESCRIPTIONS.apiStream)).toThrow(/found 0/);
@@ -142,6 +162,35 @@ describe('InferenceApi SSE', () => {
       expect(integration.ResponseTransferMode ?? 'BUFFERED').toBe('BUFFERED');
       expect(JSON.stringify(integration.Uri)).not.toContain('response-streaming');
     }
+  });
+});
+
+describe('InferenceApi account-level logging setting', () => {
+  it('keeps the CloudWatch role and the account setting on destroy, even with removalPolicy=destroy', () => {
+    const { template } = synth(AWS);
+    template.resourceCountIs('AWS::ApiGateway::Account', 1);
+    template.hasResource('AWS::ApiGateway::Account', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    const role = Object.values(template.findResources('AWS::IAM::Role')).find((r) =>
+      JSON.stringify(r).includes('AmazonAPIGatewayPushToCloudWatchLogs'),
+    );
+    expect(role).toMatchObject({ DeletionPolicy: 'Retain' });
+  });
+
+  it('sets the account after the functions exist, giving the new role time to become usable', () => {
+    const { template } = synth(AWS);
+    const account = Object.values(template.findResources('AWS::ApiGateway::Account'))[0] as { DependsOn?: string[] };
+    for (const description of [DESCRIPTIONS.api, DESCRIPTIONS.apiStream]) {
+      expect(account.DependsOn).toContain(functionLogicalId(template, description));
+    }
+  });
+
+  it('leaves the account setting alone with apiGatewayCloudWatchRole=existing', () => {
+    const { template } = synth({ ...AWS, apiGatewayCloudWatchRole: 'existing' });
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
+    const roles = JSON.stringify(template.findResources('AWS::IAM::Role'));
+    expect(roles).not.toContain('AmazonAPIGatewayPushToCloudWatchLogs');
+    // Access logs still go to the stack's log group, through the role the account already names.
+    template.hasResourceProperties('AWS::ApiGateway::Stage', { AccessLogSetting: Match.anyValue() });
   });
 });
 

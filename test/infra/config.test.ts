@@ -22,8 +22,13 @@ describe('infra config', () => {
       maxReceiveCount: 3,
       logRetentionDays: 14,
       pointInTimeRecovery: false,
-      reserveConcurrency: true,
+      reserveConcurrency: false,
+      availabilityZones: [],
+      prefillRetryAttempts: 2,
+      apiGatewayCloudWatchRole: 'create',
+      apiStreamTimeoutSeconds: 305,
     });
+    expect(config.prefill.timeoutSeconds).toBe(90);
     expect(config.decode.timeoutSeconds).toBe(CONFIG_DEFAULTS.decodeTimeoutSeconds);
   });
 
@@ -108,6 +113,55 @@ describe('infra config', () => {
   it('rejects an unknown removal policy', () => {
     expect(() => read({ removalPolicy: 'snapshot' })).toThrow(
       'removalPolicy must be one of destroy, retain (got "snapshot")',
+    );
+  });
+});
+
+describe('infra config: keys added for a first deployment', () => {
+  it('reads availabilityZones as a list of zone names of one region', () => {
+    expect(read({ availabilityZones: 'us-east-1a, us-east-1c' }).availabilityZones).toEqual([
+      'us-east-1a',
+      'us-east-1c',
+    ]);
+    expect(() => read({ availabilityZones: 'us-east-1a' })).toThrow(
+      /availabilityZones needs at least two different zones/,
+    );
+    expect(() => read({ availabilityZones: 'us-east-1a,eu-west-1b' })).toThrow(/must all be in one region/);
+    expect(() => read({ availabilityZones: 'use1-az1,use1-az2' })).toThrow(/zone names such as us-east-1a/);
+  });
+
+  it('bounds prefillRetryAttempts to what Lambda allows (0 to 2)', () => {
+    expect(read({ prefillRetryAttempts: '0' }).prefillRetryAttempts).toBe(0);
+    expect(() => read({ prefillRetryAttempts: '3' })).toThrow(
+      'prefillRetryAttempts must be a whole number from 0 to 2 (got "3")',
+    );
+  });
+
+  it('reads apiGatewayCloudWatchRole as create or existing', () => {
+    expect(read({ apiGatewayCloudWatchRole: 'existing' }).apiGatewayCloudWatchRole).toBe('existing');
+    expect(() => read({ apiGatewayCloudWatchRole: 'delete' })).toThrow(
+      'apiGatewayCloudWatchRole must be one of create, existing (got "delete")',
+    );
+  });
+
+  it('refuses a prefill timeout shorter than a colocated request of the longest prompt and output takes', () => {
+    expect(() => read({ prefillTimeoutSeconds: '60' })).toThrow(
+      /^prefillTimeoutSeconds must be at least \d+ for this deployment \(got 60\): .* 8192-token prompt with 4096 output tokens on h100x8/,
+    );
+    // Shorter outputs, or no sleeping for emulated time, need less.
+    expect(read({ prefillTimeoutSeconds: '60', maxOutputTokens: '2048' }).prefill.timeoutSeconds).toBe(60);
+    expect(read({ prefillTimeoutSeconds: '10', timeScale: '0' }).prefill.timeoutSeconds).toBe(10);
+  });
+
+  it('refuses a decode timeout shorter than a full decode batch takes', () => {
+    expect(() => read({ decodeTimeoutSeconds: '1' })).toThrow(
+      /^decodeTimeoutSeconds must be at least \d+ for this deployment/,
+    );
+  });
+
+  it('refuses a prompt limit whose stored prompt cannot fit one DynamoDB item', () => {
+    expect(() => read({ maxPromptTokens: '20000', timeScale: '0' })).toThrow(
+      /DynamoDB's 409600-byte item limit; use at most \d+/,
     );
   });
 });

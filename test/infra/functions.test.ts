@@ -2,7 +2,16 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { DEPLOYMENT_ENV } from '../../lib/core/engine/deployment-env';
 import { METRIC_NAMESPACE, METRIC_SERVICE } from '../../lib/infra/metric-names';
-import { AWS, DESCRIPTIONS, functionLogicalId, functionProps, LOCALSTACK, resourcesOf, synth } from './synth';
+import {
+  AWS,
+  DESCRIPTIONS,
+  functionLogicalId,
+  functionProps,
+  LOCALSTACK,
+  resourcesOf,
+  synth,
+  type Context,
+} from './synth';
 
 describe('DisaggFunction (every handler)', () => {
   for (const [profile, context] of [
@@ -14,7 +23,7 @@ describe('DisaggFunction (every handler)', () => {
       const functions = Object.values(resourcesOf(template, 'AWS::Lambda::Function')).filter((f) =>
         String(f.Properties?.Description ?? '').startsWith('Disagg'),
       );
-      expect(functions.length).toBe(profile === 'aws' ? 4 : 3);
+      expect(functions.length).toBe(profile === 'aws' ? 5 : 4);
       for (const fn of functions) {
         expect(fn.Properties).toMatchObject({
           Runtime: 'nodejs22.x',
@@ -29,7 +38,7 @@ describe('DisaggFunction (every handler)', () => {
             },
           },
         });
-        expect(String(fn.Properties?.Handler)).toMatch(/^index\.(handler|streamHandler)$/);
+        expect(String(fn.Properties?.Handler)).toMatch(/^index\.(handler|streamHandler|failureHandler)$/);
       }
     });
   }
@@ -37,8 +46,8 @@ describe('DisaggFunction (every handler)', () => {
   it('gives every function its own log group with the configured retention', () => {
     const { template } = synth({ ...AWS, logRetentionDays: '30' });
     const groups = Object.values(resourcesOf(template, 'AWS::Logs::LogGroup'));
-    // Four functions plus the API access log.
-    expect(groups.length).toBe(5);
+    // Five functions plus the API access log.
+    expect(groups.length).toBe(6);
     for (const group of groups) expect(group.Properties?.RetentionInDays).toBe(30);
     template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('^Disagg decode'),
@@ -74,11 +83,24 @@ describe('DisaggFunction (every handler)', () => {
     }
     expect(env(DESCRIPTIONS.api)).toMatchObject({
       [DEPLOYMENT_ENV.prefillFunction]: { Ref: functionLogicalId(template, DESCRIPTIONS.prefill) },
-      [DEPLOYMENT_ENV.sseMode]: 'buffered',
     });
-    expect(env(DESCRIPTIONS.apiStream)[DEPLOYMENT_ENV.sseMode]).toBe('stream');
-    expect(env(DESCRIPTIONS.decode)[DEPLOYMENT_ENV.deadLetterQueueUrl]).toBeDefined();
+    for (const description of [DESCRIPTIONS.decode, DESCRIPTIONS.prefillFailures]) {
+      expect(env(description)[DEPLOYMENT_ENV.deadLetterQueueUrl]).toEqual({
+        Ref: expect.stringMatching(/DeadLetterQueue/),
+      });
+    }
+    expect(env(DESCRIPTIONS.decode)[DEPLOYMENT_ENV.maxReceiveCount]).toBe('3');
     expect(env(DESCRIPTIONS.prefill)[DEPLOYMENT_ENV.prefillFunction]).toBeUndefined();
+  });
+
+  it('sets no variable a handler does not read (the SSE mode is the handler name, not an environment variable)', () => {
+    const { template } = synth(AWS);
+    for (const fn of Object.values(resourcesOf(template, 'AWS::Lambda::Function'))) {
+      const variables = Object.keys(
+        (fn.Properties?.Environment as { Variables?: object } | undefined)?.Variables ?? {},
+      );
+      expect(variables).not.toContain('DISAGG_SSE_MODE');
+    }
   });
 
   it('points the localstack functions at the S3 KV bucket and buffered SSE', () => {
@@ -88,7 +110,7 @@ describe('DisaggFunction (every handler)', () => {
     expect(env[DEPLOYMENT_ENV.kvStore]).toBe('s3');
     expect(env[DEPLOYMENT_ENV.kvBucket]).toEqual({ Ref: expect.stringMatching(/KvBucket/) });
     expect(env[DEPLOYMENT_ENV.redisUrl]).toBeUndefined();
-    expect(env[DEPLOYMENT_ENV.sseMode]).toBe('buffered');
+    expect(env[DEPLOYMENT_ENV.kvMaxBlobBytes]).toBeUndefined();
   });
 
   it('refuses to synthesize a deployment whose handlers would reject their environment', () => {
@@ -98,22 +120,53 @@ describe('DisaggFunction (every handler)', () => {
   });
 });
 
+const RESERVED: Context = { ...AWS, reserveConcurrency: 'true' };
+
 describe('PrefillStage', () => {
-  it('reserves one concurrent execution per prefill instance: trn2x16 -> 1', () => {
-    expect(functionProps(synth(AWS).template, DESCRIPTIONS.prefill).ReservedConcurrentExecutions).toBe(1);
+  it('reserves no concurrency by default: a new account (quota 10 or 50) cannot keep 100 unreserved after any reservation', () => {
+    const { template } = synth(AWS);
+    for (const description of Object.values(DESCRIPTIONS)) {
+      expect(functionProps(template, description).ReservedConcurrentExecutions).toBeUndefined();
+    }
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { ScalingConfig: Match.absent() });
+  });
+
+  it('reserves one concurrent execution per prefill instance with reserveConcurrency=true: trn2x16 -> 1', () => {
+    expect(functionProps(synth(RESERVED).template, DESCRIPTIONS.prefill).ReservedConcurrentExecutions).toBe(1);
   });
 
   it('follows the pool: trn2x32 -> 2', () => {
-    const { template } = synth({ ...AWS, prefillPool: 'trn2x32' });
+    const { template } = synth({ ...RESERVED, prefillPool: 'trn2x32' });
     expect(functionProps(template, DESCRIPTIONS.prefill).ReservedConcurrentExecutions).toBe(2);
   });
 
-  it('is invoked asynchronously without retries, expired invocations going to the dead-letter queue', () => {
-    const { template, stack } = synth(AWS);
+  it('is invoked asynchronously with retries, failed and expired invocations going to the failure handler', () => {
+    const { template } = synth(AWS);
     template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
       FunctionName: { Ref: functionLogicalId(template, DESCRIPTIONS.prefill) },
-      MaximumRetryAttempts: 0,
+      MaximumRetryAttempts: 2,
       MaximumEventAgeInSeconds: 300,
+      DestinationConfig: {
+        OnFailure: {
+          Destination: { 'Fn::GetAtt': [functionLogicalId(template, DESCRIPTIONS.prefillFailures), 'Arn'] },
+        },
+      },
+    });
+    expect(functionProps(template, DESCRIPTIONS.prefillFailures).Handler).toBe('index.failureHandler');
+  });
+
+  it('takes the retries from prefillRetryAttempts', () => {
+    synth({ ...AWS, prefillRetryAttempts: '0' }).template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: Match.stringLikeRegexp('PrefillStagePrefill') },
+      MaximumRetryAttempts: 0,
+    });
+  });
+
+  it("sends the failure handler's own failures to the dead-letter queue, outside the VPC", () => {
+    const { template, stack } = synth(AWS);
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: functionLogicalId(template, DESCRIPTIONS.prefillFailures) },
+      MaximumRetryAttempts: 2,
       DestinationConfig: {
         OnFailure: {
           Destination: {
@@ -122,27 +175,26 @@ describe('PrefillStage', () => {
         },
       },
     });
+    expect(functionProps(template, DESCRIPTIONS.prefillFailures).VpcConfig).toBeUndefined();
   });
 
-  it('leaves concurrency unreserved when reserveConcurrency=false', () => {
-    const { template } = synth({ ...AWS, reserveConcurrency: 'false' });
-    expect(functionProps(template, DESCRIPTIONS.prefill).ReservedConcurrentExecutions).toBeUndefined();
-    expect(functionProps(template, DESCRIPTIONS.decode).ReservedConcurrentExecutions).toBeUndefined();
+  it('gives prefill a timeout that covers a colocated request of the longest prompt and output (90 s by default)', () => {
+    expect(functionProps(synth(AWS).template, DESCRIPTIONS.prefill).Timeout).toBe(90);
   });
 });
 
 describe('DecodeStage', () => {
-  it('reserves one concurrent execution per decode system: cs3x4 -> 4', () => {
-    expect(functionProps(synth(AWS).template, DESCRIPTIONS.decode).ReservedConcurrentExecutions).toBe(4);
+  it('reserves one concurrent execution per decode system with reserveConcurrency=true: cs3x4 -> 4', () => {
+    expect(functionProps(synth(RESERVED).template, DESCRIPTIONS.decode).ReservedConcurrentExecutions).toBe(4);
   });
 
   it('follows the pool: cs3x2 -> 2', () => {
-    const { template } = synth({ ...AWS, decodePool: 'cs3x2', model: 'llama-3.1-8b' });
+    const { template } = synth({ ...RESERVED, decodePool: 'cs3x2', model: 'llama-3.1-8b' });
     expect(functionProps(template, DESCRIPTIONS.decode).ReservedConcurrentExecutions).toBe(2);
   });
 
   it('consumes the handoff queue in decode batches, reporting per-message failures, within its concurrency', () => {
-    const { template, stack } = synth({ ...AWS, decodeBatch: '16' });
+    const { template, stack } = synth({ ...RESERVED, decodeBatch: '16' });
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: functionLogicalId(template, DESCRIPTIONS.decode) },
       EventSourceArn: { 'Fn::GetAtt': [stack.getLogicalId(stack.handoff.queue.node.defaultChild as never), 'Arn'] },

@@ -1,7 +1,9 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { VISIBILITY_TIMEOUT_FACTOR } from '../../lib/infra/kv-handoff';
-import { AWS, LOCALSTACK, resourcesOf, synth } from './synth';
+import { ENGINE_DEFAULTS } from '../../lib/core/engine/config';
+import { DEPLOYMENT_ENV } from '../../lib/core/engine/deployment-env';
+import { ECPU_LIMITS, kvBlobBytes, REFERENCE_KV_BYTES_PER_TOKEN } from '../../lib/infra/sizing';
+import { AWS, DESCRIPTIONS, functionProps, LOCALSTACK, resourcesOf, synth } from './synth';
 
 const queueId = (context: typeof AWS): string => {
   const { stack } = synth(context);
@@ -13,25 +15,31 @@ const dlqId = (context: typeof AWS): string => {
 };
 
 describe('KvHandoff queue', () => {
-  it('redrives a descriptor to the dead-letter queue after 3 receives by default', () => {
+  it('dead-letters a descriptor on its 3rd receive by default: the decode function on that receive, SQS redrive one later as the backstop', () => {
     const { template } = synth(AWS);
     template.hasResourceProperties('AWS::SQS::Queue', {
-      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlqId(AWS), 'Arn'] }, maxReceiveCount: 3 },
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlqId(AWS), 'Arn'] }, maxReceiveCount: 4 },
     });
+    expect(
+      (functionProps(template, DESCRIPTIONS.decode).Environment as { Variables: Record<string, unknown> }).Variables[
+        DEPLOYMENT_ENV.maxReceiveCount
+      ],
+    ).toBe('3');
   });
 
   it('takes maxReceiveCount from the config', () => {
     synth({ ...LOCALSTACK, maxReceiveCount: '7' }).template.hasResourceProperties('AWS::SQS::Queue', {
-      RedrivePolicy: { maxReceiveCount: 7 },
+      RedrivePolicy: { maxReceiveCount: 8 },
     });
   });
 
-  it('keeps messages invisible for 6x the decode timeout (AWS guidance for event sources)', () => {
-    expect(VISIBILITY_TIMEOUT_FACTOR).toBe(6);
-    const { template } = synth({ ...AWS, decodeTimeoutSeconds: '200' });
-    const queue = resourcesOf(template, 'AWS::SQS::Queue')[queueId({ ...AWS, decodeTimeoutSeconds: '200' })];
-    expect(queue?.Properties?.VisibilityTimeout).toBe(1200);
-    expect(resourcesOf(synth(AWS).template, 'AWS::SQS::Queue')[queueId(AWS)]?.Properties?.VisibilityTimeout).toBe(720);
+  it('brings a delivery whose decode crashed back within the request deadline: visibility = decode timeout + 30 s', () => {
+    const visibility = (context: typeof AWS): unknown =>
+      resourcesOf(synth(context).template, 'AWS::SQS::Queue')[queueId(context)]?.Properties?.VisibilityTimeout;
+    expect(visibility({ ...AWS, decodeTimeoutSeconds: '200' })).toBe(230);
+    expect(visibility(AWS)).toBe(150);
+    // A poison descriptor is dead-lettered after maxReceiveCount short backoffs, not 3 x 12 minutes.
+    expect((visibility(AWS) as number) * 1000).toBeLessThan(ENGINE_DEFAULTS.requestTimeoutMs);
   });
 
   it('encrypts both queues at rest and keeps dead letters for 14 days', () => {
@@ -96,9 +104,11 @@ describe('KvHandoff KV store on aws: ElastiCache Serverless (Valkey) in an isola
     });
   });
 
-  it('puts every function in the VPC with the functions security group', () => {
-    const functions = Object.values(resourcesOf(template, 'AWS::Lambda::Function')).filter((f) =>
-      String(f.Properties?.Description ?? '').startsWith('Disagg'),
+  it('puts every function that moves KV or serves the API in the VPC with the functions security group', () => {
+    const functions = Object.values(resourcesOf(template, 'AWS::Lambda::Function')).filter(
+      (f) =>
+        String(f.Properties?.Description ?? '').startsWith('Disagg') &&
+        !String(f.Properties?.Description).startsWith(DESCRIPTIONS.prefillFailures),
     );
     expect(functions).toHaveLength(4);
     for (const fn of functions) {
@@ -106,15 +116,16 @@ describe('KvHandoff KV store on aws: ElastiCache Serverless (Valkey) in an isola
     }
   });
 
-  it('reaches S3 and DynamoDB through free gateway endpoints and SQS, Lambda, Logs and X-Ray through interface endpoints', () => {
+  it('reaches S3 and DynamoDB through free gateway endpoints and SQS, Lambda and X-Ray through interface endpoints (no Logs endpoint: no function calls CloudWatch Logs)', () => {
     const endpoints = Object.values(resourcesOf(template, 'AWS::EC2::VPCEndpoint'));
     const services = endpoints.map((e) => JSON.stringify(e.Properties?.ServiceName));
     const byType = (type: string): number => endpoints.filter((e) => e.Properties?.VpcEndpointType === type).length;
     expect(byType('Gateway')).toBe(2);
-    expect(byType('Interface')).toBe(4);
-    for (const service of ['.s3', '.dynamodb', '.sqs', '.lambda', '.logs', '.xray']) {
+    expect(byType('Interface')).toBe(3);
+    for (const service of ['.s3', '.dynamodb', '.sqs', '.lambda', '.xray']) {
       expect(services.some((s) => s.includes(service))).toBe(true);
     }
+    expect(services.some((s) => s.includes('.logs'))).toBe(false);
     expect(services.some((s) => s.includes('bedrock-runtime'))).toBe(false);
     for (const endpoint of endpoints.filter((e) => e.Properties?.VpcEndpointType === 'Interface')) {
       expect(endpoint.Properties?.PrivateDnsEnabled).toBe(true);
@@ -139,6 +150,61 @@ describe('KvHandoff KV store on aws: ElastiCache Serverless (Valkey) in an isola
 
   it('creates no KV bucket', () => {
     template.resourceCountIs('AWS::S3::Bucket', 0);
+  });
+
+  it('puts the subnets in the zones named by availabilityZones, and in the first two otherwise', () => {
+    const zonesOf = (t: typeof template): unknown[] =>
+      Object.values(resourcesOf(t, 'AWS::EC2::Subnet')).map((subnet) => subnet.Properties?.AvailabilityZone);
+    expect(zonesOf(synth({ ...AWS, availabilityZones: 'us-east-1b,us-east-1d' }).template)).toEqual([
+      'us-east-1b',
+      'us-east-1d',
+    ]);
+    expect(zonesOf(template)).toEqual([
+      { 'Fn::Select': [0, { 'Fn::GetAZs': '' }] },
+      { 'Fn::Select': [1, { 'Fn::GetAZs': '' }] },
+    ]);
+  });
+
+  it('names the cache after what replaces it, so a replacement (new zones) does not collide with the old cache', () => {
+    const nameOf = (t: typeof template): string =>
+      String(Object.values(resourcesOf(t, 'AWS::ElastiCache::ServerlessCache'))[0]?.Properties?.ServerlessCacheName);
+    const moved = nameOf(synth({ ...AWS, availabilityZones: 'us-east-1b,us-east-1d' }).template);
+    expect(nameOf(template)).toMatch(/^[a-z0-9-]{1,40}$/);
+    expect(moved).toMatch(/^[a-z0-9-]{1,40}$/);
+    expect(moved).not.toBe(nameOf(template));
+    // The same deployment keeps its name (no replacement on an unrelated change).
+    expect(nameOf(synth({ ...AWS, logRetentionDays: '30' }).template)).toBe(nameOf(template));
+  });
+
+  it('caps ECPU and storage from the configured load and KV size, not at a fixed 5,000 ECPU/s', () => {
+    const limitsOf = (t: typeof template): { ecpu: number; gb: number } => {
+      const limits = Object.values(resourcesOf(t, 'AWS::ElastiCache::ServerlessCache'))[0]?.Properties
+        ?.CacheUsageLimits as { ECPUPerSecond: { Maximum: number }; DataStorage: { Maximum: number; Unit: string } };
+      expect(limits.DataStorage.Unit).toBe('GB');
+      return { ecpu: limits.ECPUPerSecond.Maximum, gb: limits.DataStorage.Maximum };
+    };
+    // 20 requests in a second (the burst), each writing and reading an 8,192-token blob of 1 KB per token: 1 ECPU per KB.
+    const defaults = limitsOf(template);
+    const blobKb = Math.ceil(kvBlobBytes(synth(AWS).stack.config, 8192) / 1024);
+    expect(REFERENCE_KV_BYTES_PER_TOKEN).toBe(1024);
+    expect(defaults.ecpu).toBeGreaterThanOrEqual(20 * 2 * blobKb);
+    expect(defaults.ecpu).toBeLessThanOrEqual(ECPU_LIMITS.max);
+    // 256 waiting + 8 x 4 decoding blobs of 8 MB: 2.4 GB before headroom.
+    expect(defaults.gb).toBeGreaterThanOrEqual(3);
+    const busier = limitsOf(synth({ ...AWS, throttleRateLimit: '100', throttleBurstLimit: '200' }).template);
+    expect(busier.ecpu).toBeGreaterThan(defaults.ecpu * 9);
+    const shorter = limitsOf(synth({ ...AWS, maxPromptTokens: '1024' }).template);
+    expect(shorter.ecpu).toBeLessThan(defaults.ecpu / 4);
+  });
+
+  it('tells the functions the largest KV blob the cache takes', () => {
+    const variables = (
+      functionProps(template, DESCRIPTIONS.prefill).Environment as { Variables: Record<string, string> }
+    ).Variables;
+    expect(Number(variables[DEPLOYMENT_ENV.kvMaxBlobBytes])).toBeGreaterThanOrEqual(
+      kvBlobBytes(synth(AWS).stack.config, 8192),
+    );
+    expect(Number(variables[DEPLOYMENT_ENV.kvMaxBlobBytes])).toBeLessThanOrEqual(512 * 1024 * 1024);
   });
 });
 

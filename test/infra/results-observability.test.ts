@@ -33,8 +33,8 @@ describe('ResultStore', () => {
 
 describe('Observability', () => {
   for (const [profile, context, functions] of [
-    ['aws', AWS, 4],
-    ['localstack', LOCALSTACK, 3],
+    ['aws', AWS, 5],
+    ['localstack', LOCALSTACK, 4],
   ] as const) {
     it(`builds one dashboard with the latency metrics, queue depth and age, DLQ and Lambda errors (${profile})`, () => {
       const { template } = synth(context);
@@ -78,7 +78,7 @@ describe('Observability', () => {
     const alarms = Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).filter((a) =>
       /100 \* \w+Errors \/ \w+Invocations/.test(JSON.stringify(a.Properties?.Metrics ?? '')),
     );
-    expect(alarms).toHaveLength(4);
+    expect(alarms).toHaveLength(5);
     for (const alarm of alarms) {
       expect(alarm.Properties).toMatchObject({ Threshold: 2, ComparisonOperator: 'GreaterThanThreshold' });
     }

@@ -58,21 +58,61 @@ describe('IAM least privilege', () => {
     });
   }
 
-  it('lets the API functions invoke only the prefill function, unqualified', () => {
+  it('lets the API functions invoke only the prefill function, and prefill only its failure handler, unqualified', () => {
     const invokes = identityStatements(AWS).filter(({ statement }) =>
       actionsOf(statement).includes('lambda:InvokeFunction'),
     );
-    expect(invokes).toHaveLength(2);
-    for (const { statement } of invokes) {
-      expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/PrefillStage/), 'Arn'] });
-    }
+    expect(invokes).toHaveLength(3);
+    const targets = invokes.map(({ policy, statement }) => [policy.replace(/[0-9A-F]{8}$/, ''), statement.Resource]);
+    expect(targets).toEqual(
+      expect.arrayContaining([
+        [
+          expect.stringMatching(/^InferenceApiApiHandler/),
+          { 'Fn::GetAtt': [expect.stringMatching(/^PrefillStagePrefillFunction/), 'Arn'] },
+        ],
+        [
+          expect.stringMatching(/^InferenceApiApiStreamHandler/),
+          { 'Fn::GetAtt': [expect.stringMatching(/^PrefillStagePrefillFunction/), 'Arn'] },
+        ],
+        [
+          expect.stringMatching(/^PrefillStagePrefillFunction/),
+          { 'Fn::GetAtt': [expect.stringMatching(/^PrefillStagePrefillFailures/), 'Arn'] },
+        ],
+      ]),
+    );
+  });
+
+  it('grants KV access only to the stages that move KV blobs, not to the API or the failure handler', () => {
+    const kv = identityStatements(LOCALSTACK).filter(({ statement }) =>
+      actionsOf(statement).some((a) => a.startsWith('s3:')),
+    );
+    const holders = new Set(kv.map(({ policy }) => policy.replace(/ServiceRoleDefaultPolicy[0-9A-F]+$/, '')));
+    expect([...holders].sort()).toEqual([
+      expect.stringMatching(/^DecodeStageDecode/),
+      expect.stringMatching(/^PrefillStagePrefillFunction/),
+    ]);
+  });
+
+  it('lets only decode and the failure handler send to the dead-letter queue', () => {
+    const senders = identityStatements(AWS)
+      .filter(
+        ({ statement }) =>
+          JSON.stringify(statement.Resource).includes('DeadLetterQueue') &&
+          actionsOf(statement).includes('sqs:SendMessage'),
+      )
+      .map(({ policy }) => policy.replace(/ServiceRoleDefaultPolicy[0-9A-F]+$/, ''));
+    expect([...new Set(senders)].sort()).toEqual([
+      expect.stringMatching(/^DecodeStageDecode/),
+      expect.stringMatching(/^PrefillStagePrefillFailures/),
+    ]);
   });
 
   it('gives the result store exactly GetItem, PutItem and DeleteItem on the table', () => {
     const dynamo = identityStatements(LOCALSTACK).filter(({ statement }) =>
       actionsOf(statement).some((a) => a.startsWith('dynamodb:')),
     );
-    expect(dynamo).toHaveLength(3);
+    // API, prefill, its failure handler and decode.
+    expect(dynamo).toHaveLength(4);
     for (const { statement } of dynamo) {
       expect(actionsOf(statement).sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem']);
       expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/ResultsTable/), 'Arn'] });

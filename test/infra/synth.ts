@@ -79,5 +79,6 @@ export const DESCRIPTIONS = {
   api: 'Disagg API: ',
   apiStream: 'Disagg API, streaming',
   prefill: 'Disagg prefill stage',
+  prefillFailures: 'Disagg prefill failures',
   decode: 'Disagg decode stage',
 } as const;

@@ -6,6 +6,7 @@
 import { MemoryClaimStore } from '../../lib/adapters/claims-memory';
 import { createHash, randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, SQSEvent, SQSRecord } from 'aws-lambda';
+import { apiEvent } from '../api-gateway-event';
 import { MemoryKvStore } from '../../lib/adapters/kv-memory';
 import { MemoryQueue } from '../../lib/adapters/queue-memory';
 import { MemoryResultStore } from '../../lib/adapters/result-memory';
@@ -17,7 +18,9 @@ import { createApiHandler, streamApiEvent, type ResponseSink } from '../../lambd
 import { createDecodeHandler } from '../../lambdas/decode';
 import type { LogSink, MetricsSink } from '../../lambdas/observability';
 import { createPrefillHandler } from '../../lambdas/prefill';
-import { createWiring, type Wiring } from '../../lambdas/wiring';
+import { createWiring, type PrefillInvocation, type Wiring } from '../../lambdas/wiring';
+
+export { apiEvent };
 
 export const REGION = 'us-east-1';
 export const QUEUE_ARN = `arn:aws:sqs:${REGION}:123456789012:disagg-handoff`;
@@ -30,77 +33,17 @@ export const DEPLOYMENT_ENV_FOR_TESTS: Record<string, string> = {
   DISAGG_RESULTS_TABLE: 'disagg-results',
   DISAGG_HANDOFF_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/disagg-handoff',
   DISAGG_PREFILL_FUNCTION: 'disagg-prefill',
-  DISAGG_SSE_MODE: 'buffered',
+  DISAGG_DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/disagg-handoff-dlq',
+  DISAGG_MAX_RECEIVE_COUNT: '3',
 };
 
-export function apiEvent(
-  method: string,
-  path: string,
-  init: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
-): APIGatewayProxyEvent {
-  const body = init.rawBody ?? (init.body === undefined ? null : JSON.stringify(init.body));
-  const headers: Record<string, string> = {
-    Accept: 'application/json',
-    Host: 'abc123defg.execute-api.us-east-1.amazonaws.com',
-    'User-Agent': 'OpenAI/JS 6.49.0',
-    'X-Forwarded-For': '203.0.113.7',
-    'X-Forwarded-Proto': 'https',
-    ...(body === null ? {} : { 'Content-Type': 'application/json' }),
-    ...init.headers,
-  };
-  const requestId = randomUUID();
-  return {
-    httpMethod: method,
-    path,
-    resource: '/{proxy+}',
-    pathParameters: { proxy: path.replace(/^\//, '') },
-    headers,
-    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    stageVariables: null,
-    body,
-    isBase64Encoded: false,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'abc123defg',
-      authorizer: undefined,
-      protocol: 'HTTP/1.1',
-      httpMethod: method,
-      identity: {
-        accessKey: null,
-        accountId: null,
-        apiKey: null,
-        apiKeyId: null,
-        caller: null,
-        clientCert: null,
-        cognitoAuthenticationProvider: null,
-        cognitoAuthenticationType: null,
-        cognitoIdentityId: null,
-        cognitoIdentityPoolId: null,
-        principalOrgId: null,
-        sourceIp: '203.0.113.7',
-        user: null,
-        userAgent: 'OpenAI/JS 6.49.0',
-        userArn: null,
-      },
-      path: `/prod${path}`,
-      stage: 'prod',
-      requestId,
-      extendedRequestId: requestId,
-      requestTimeEpoch: Date.now(),
-      resourceId: 'a1b2c3',
-      resourcePath: '/{proxy+}',
-      domainName: 'abc123defg.execute-api.us-east-1.amazonaws.com',
-    },
-  };
-}
-
-export function sqsEvent(messages: readonly { body: string; receiveCount?: number; messageId?: string }[]): SQSEvent {
+export function sqsEvent(
+  messages: readonly { body: string; receiveCount?: number; messageId?: string; receipt?: string }[],
+): SQSEvent {
   return {
     Records: messages.map((m): SQSRecord => ({
       messageId: m.messageId ?? randomUUID(),
-      receiptHandle: `AQEB${randomUUID().replace(/-/g, '')}`,
+      receiptHandle: m.receipt ?? `AQEB${randomUUID().replace(/-/g, '')}`,
       body: m.body,
       attributes: {
         ApproximateReceiveCount: String(m.receiveCount ?? 1),
@@ -165,10 +108,14 @@ export interface Stack {
   readonly decode: ReturnType<typeof createDecodeHandler>;
   readonly apiWiring: Wiring;
   readonly queue: MemoryQueue;
+  /** The dead-letter queue the decode function and the failure handler write to. */
+  readonly deadLetters: MemoryQueue;
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
-  /** Payloads of the asynchronous prefill invokes, in order. */
-  readonly invoked: PrefillJob[];
+  /** The prompts the API stored for prefill (the results table's `job#` items in AWS). */
+  readonly prefillJobs: ResultStore<PrefillJob>;
+  /** Payloads of the asynchronous prefill invokes, in order (ids and sizes). */
+  readonly invoked: PrefillInvocation[];
   readonly logs: LogRecorder;
   readonly metrics: MetricsRecorder;
   /** Streams one API event into a recorder. */
@@ -194,11 +141,25 @@ export async function createStack(options: StackOptions = {}): Promise<Stack> {
   const cancellations = options.stores?.cancellations ?? new MemoryResultStore<CancellationMarker>();
   const logs = new LogRecorder();
   const metrics = new MetricsRecorder();
-  const invoked: PrefillJob[] = [];
+  const invoked: PrefillInvocation[] = [];
   const background: Promise<unknown>[] = [];
-  // Decode claims in memory: the three functions share them here as they share the DynamoDB table in AWS.
+  // Claims, stored prompts and dead letters in memory: the functions share them here as they share the
+  // DynamoDB table and the dead-letter queue in AWS.
   const claims = new MemoryClaimStore();
-  const shared = { env, kv, results, cancellations, claims, queue, logger: logs, metrics };
+  const prefillJobs = new MemoryResultStore<PrefillJob>();
+  const deadLetters = new MemoryQueue({ visibilityTimeoutMs: 60_000, maxReceives: 1_000 });
+  const shared = {
+    env,
+    kv,
+    results,
+    cancellations,
+    claims,
+    queue,
+    prefillJobs,
+    deadLetterQueue: deadLetters,
+    logger: logs,
+    metrics,
+  };
 
   const prefillWiring = await createWiring({
     ...shared,
@@ -211,7 +172,7 @@ export async function createStack(options: StackOptions = {}): Promise<Stack> {
   const deliverHandoffs: Stack['deliverHandoffs'] = async () => {
     const messages = await queue.receive(10, 0);
     if (messages.length === 0) return { messages, failures: [] };
-    const event = sqsEvent(messages.map((m) => ({ body: m.body, receiveCount: m.receiveCount })));
+    const event = sqsEvent(messages.map((m) => ({ body: m.body, receiveCount: m.receiveCount, receipt: m.receipt })));
     const response = await decode(event);
     const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
     // The event source deletes what succeeded; failures become visible again (here: at once).
@@ -225,9 +186,9 @@ export async function createStack(options: StackOptions = {}): Promise<Stack> {
 
   const apiWiring = await createWiring({
     ...shared,
-    invokePrefill: async (job) => {
+    sendPrefillInvocation: async (invocation) => {
       // Lambda serializes the payload: the prefill function gets JSON, not the API's objects.
-      const payload = JSON.parse(JSON.stringify(job)) as PrefillJob;
+      const payload = JSON.parse(JSON.stringify(invocation)) as PrefillInvocation;
       invoked.push(payload);
       if (options.chain) background.push(prefill(payload).then(() => deliverHandoffs()));
     },
@@ -243,8 +204,10 @@ export async function createStack(options: StackOptions = {}): Promise<Stack> {
     decode,
     apiWiring,
     queue,
+    deadLetters,
     kv,
     results,
+    prefillJobs,
     invoked,
     logs,
     metrics,

@@ -60,6 +60,37 @@ describe('aws client config', () => {
     });
     expect(s3ClientConfig({ AWS_REGION: 'us-west-2', AWS_ENDPOINT_URL: '' })).toEqual({ region: 'us-west-2' });
   });
+
+  it('prefers the per-service endpoint (AWS_ENDPOINT_URL_<SERVICE>) over the global one, so services can sit on different ports', () => {
+    const env = {
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:4566',
+      AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:9324',
+      AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:8000',
+      AWS_ENDPOINT_URL_BEDROCK_RUNTIME: 'http://127.0.0.1:9000',
+    };
+    expect(awsClientConfig(env, 'sqs').endpoint).toBe('http://127.0.0.1:9324');
+    expect(awsClientConfig(env, 'dynamodb').endpoint).toBe('http://127.0.0.1:8000');
+    expect(awsClientConfig(env, 'bedrockRuntime').endpoint).toBe('http://127.0.0.1:9000');
+    expect(awsClientConfig(env, 'lambda').endpoint).toBe('http://127.0.0.1:4566');
+  });
+
+  it('forces path-style S3 when only the S3 endpoint is overridden', () => {
+    expect(s3ClientConfig({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:4567' })).toEqual({
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:4567',
+      forcePathStyle: true,
+    });
+  });
+
+  it('ignores every override with AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true', () => {
+    const env = {
+      AWS_ENDPOINT_URL: 'http://a',
+      AWS_ENDPOINT_URL_SQS: 'http://b',
+      AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true',
+    };
+    expect(awsClientConfig(env, 'sqs')).toEqual({ region: 'us-east-1' });
+    expect(s3ClientConfig(env)).toEqual({ region: 'us-east-1' });
+  });
 });
 
 describe('SqsQueue', () => {

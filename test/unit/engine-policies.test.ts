@@ -87,12 +87,23 @@ describe('deployment environment (the CDK ↔ handler contract)', () => {
       [DEPLOYMENT_ENV.decodePool]: 'cs3x4',
       [DEPLOYMENT_ENV.colocatedPool]: 'none',
       [DEPLOYMENT_ENV.timeScale]: '0',
-      [DEPLOYMENT_ENV.sseMode]: 'stream',
+      [DEPLOYMENT_ENV.maxReceiveCount]: '5',
+      [DEPLOYMENT_ENV.kvMaxBlobBytes]: '1048576',
     });
     expect(s.engine.colocatedPool).toBeNull();
     expect(s.engine.timeScale).toBe(0);
     expect(s.kvBucket).toBe('kv-bucket');
-    expect(s.sseMode).toBe('stream');
+    expect(s.maxReceiveCount).toBe(5);
+    expect(s.kvMaxBlobBytes).toBe(1_048_576);
+  });
+
+  it('defaults the dead-letter count to 3 and leaves KV blobs unlimited', () => {
+    const s = readDeploymentEnv(base);
+    expect(s.maxReceiveCount).toBe(3);
+    expect(s.kvMaxBlobBytes).toBeNull();
+    expect(() => readDeploymentEnv({ ...base, [DEPLOYMENT_ENV.maxReceiveCount]: '0' })).toThrow(
+      /DISAGG_MAX_RECEIVE_COUNT must be a whole number of at least 1/,
+    );
   });
 
   it('rejects bad values naming the variable and the allowed values', () => {

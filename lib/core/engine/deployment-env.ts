@@ -23,16 +23,18 @@ export const DEPLOYMENT_ENV = {
   redisUrl: 'DISAGG_REDIS_URL',
   /** S3 bucket for KV blobs, when kvStore=s3. */
   kvBucket: 'DISAGG_KV_BUCKET',
+  /** The largest KV blob the KV store accepts (bytes); a larger one ends its request failed, kv_too_large. */
+  kvMaxBlobBytes: 'DISAGG_KV_MAX_BLOB_BYTES',
   handoffQueueUrl: 'DISAGG_HANDOFF_QUEUE_URL',
   deadLetterQueueUrl: 'DISAGG_DLQ_URL',
+  /** Receives of a descriptor before the decode function dead-letters it (the queue redrives one later). */
+  maxReceiveCount: 'DISAGG_MAX_RECEIVE_COUNT',
   resultsTable: 'DISAGG_RESULTS_TABLE',
   /** Name of the prefill function the API invokes asynchronously. */
   prefillFunction: 'DISAGG_PREFILL_FUNCTION',
   /** 'reference' or 'bedrock'. */
   backend: 'DISAGG_BACKEND',
   bedrockModelId: 'DISAGG_BEDROCK_MODEL_ID',
-  /** 'stream' (API Gateway response streaming) or 'buffered' (whole SSE body at the end). */
-  sseMode: 'DISAGG_SSE_MODE',
   maxPromptTokens: 'DISAGG_MAX_PROMPT_TOKENS',
   maxOutputTokens: 'DISAGG_MAX_OUTPUT_TOKENS',
 } as const;
@@ -44,16 +46,21 @@ export interface DeploymentSettings {
   readonly kvStore: 'elasticache' | 's3';
   readonly redisUrl: string | null;
   readonly kvBucket: string | null;
+  /** Null: no limit but the store's own. */
+  readonly kvMaxBlobBytes: number | null;
   readonly handoffQueueUrl: string | null;
   readonly deadLetterQueueUrl: string | null;
+  readonly maxReceiveCount: number;
   readonly resultsTable: string | null;
   readonly prefillFunction: string | null;
   readonly backend: 'reference' | 'bedrock';
   readonly bedrockModelId: string | null;
-  readonly sseMode: 'stream' | 'buffered';
   readonly maxPromptTokens: number;
   readonly maxOutputTokens: number;
 }
+
+/** SQS redrive's usual count, and the stack's default. */
+const DEFAULT_MAX_RECEIVE_COUNT = 3;
 
 export class DeploymentEnvError extends Error {
   override readonly name = 'DeploymentEnvError';
@@ -79,6 +86,13 @@ export function readDeploymentEnv(env: Readonly<Record<string, string | undefine
     }
     return raw as T;
   };
+  const positive = (key: DeploymentEnvKey): number | undefined => {
+    const n = num(key);
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1)) {
+      throw new DeploymentEnvError(`${DEPLOYMENT_ENV[key]} must be a whole number of at least 1, got "${get(key)}"`);
+    }
+    return n;
+  };
   const colocated = get('colocatedPool');
   const engine = engineConfig({
     model: get('model'),
@@ -98,13 +112,14 @@ export function readDeploymentEnv(env: Readonly<Record<string, string | undefine
     kvStore,
     redisUrl: get('redisUrl') ?? null,
     kvBucket: get('kvBucket') ?? null,
+    kvMaxBlobBytes: positive('kvMaxBlobBytes') ?? null,
     handoffQueueUrl: get('handoffQueueUrl') ?? null,
     deadLetterQueueUrl: get('deadLetterQueueUrl') ?? null,
+    maxReceiveCount: positive('maxReceiveCount') ?? DEFAULT_MAX_RECEIVE_COUNT,
     resultsTable: get('resultsTable') ?? null,
     prefillFunction: get('prefillFunction') ?? null,
     backend: oneOf('backend', ['reference', 'bedrock'] as const, 'reference'),
     bedrockModelId: get('bedrockModelId') ?? null,
-    sseMode: oneOf('sseMode', ['stream', 'buffered'] as const, 'buffered'),
     maxPromptTokens: num('maxPromptTokens') ?? 8192,
     maxOutputTokens: num('maxOutputTokens') ?? 4096,
   };
