@@ -34,10 +34,10 @@ import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import { sseClosing, sseOpening, ssePiece, type SseMeta } from '../core/api/sse';
 import type { EventBus, Tokenizer } from '../core/ports';
 import { promptIdsFor, type TokenizerFamily } from '../adapters/tokenizers';
-import type { EmbeddedRuntime } from './runtime';
+import type { PipelineRuntime } from './runtime';
 
 export interface HttpApiOptions {
-  readonly runtime: EmbeddedRuntime;
+  readonly runtime: PipelineRuntime;
   readonly events: EventBus<RequestEvent>;
   /** The served model's family tokenizer: prompts are counted in its vocabulary, under its chat template. */
   readonly tokenizer: Tokenizer;

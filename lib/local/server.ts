@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { awsClientConfig } from '../adapters/aws-clients';
+import { fastestCrc32c } from '../adapters/checksum-native';
 import { BedrockBackend } from '../adapters/backend-bedrock';
 import { ReferenceBackend } from '../adapters/backend-reference';
 import { RealClock } from '../adapters/clock-real';
@@ -79,7 +80,10 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const tokenizer = llama3Tokenizer();
   const redis = options.redisUrl ? createRedis({ url: options.redisUrl, connectionName: 'disagg-serve' }) : null;
   const prefix = options.redisPrefix ?? 'disagg:';
-  const kv: KvStore = redis ? new RedisKvStore({ redis, prefix: `${prefix}kv:` }) : new MemoryKvStore();
+  // The stages never write a blob after putting it, nor after reading it: no need to copy MBs in and out.
+  const kv: KvStore = redis
+    ? new RedisKvStore({ redis, prefix: `${prefix}kv:` })
+    : new MemoryKvStore({ ownership: 'handover' });
   const results: ResultStore<RequestRecord> = redis
     ? new RedisResultStore<RequestRecord>({ redis, prefix: `${prefix}result:` })
     : new MemoryResultStore<RequestRecord>();
@@ -109,6 +113,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       events,
       randomKey: () => randomBytes(18).toString('base64url'),
       wallClockMs: () => performance.timeOrigin + performance.now(),
+      crc32c: fastestCrc32c().crc32c,
       onError: (err, context) => log(`error while ${context}: ${(err as Error).message}`),
     },
     options.prefillConcurrency ?? 1,

@@ -16,6 +16,7 @@ import {
   type HandoffDescriptor,
   type KvLocation,
 } from '../handoff/descriptor';
+import type { Crc32c } from '../handoff/checksum';
 import { encodeKvBlob, kvBlobChecksum } from '../handoff/kv-blob';
 import type { RoutingMode } from './routing';
 import type { RequestTracker } from './tracker';
@@ -37,6 +38,8 @@ export interface PrefillDeps {
   readonly queue: Queue;
   /** A random, unguessable KV key. */
   readonly randomKey: () => string;
+  /** The checksum port for encoding KV blobs; default the JavaScript reference (adapters inject a native one). */
+  readonly crc32c?: Crc32c;
 }
 
 /** Runs the prompt and charges its emulated time; returns the backend's output (KV and first token). */
@@ -81,7 +84,7 @@ export async function handOff(
   let kv: KvLocation = { kind: 'none' };
   let storedKey: string | null = null;
   if (output.kv) {
-    const blob = encodeKvBlob(output.kv);
+    const blob = encodeKvBlob(output.kv, deps.crc32c ? { crc32c: deps.crc32c } : {});
     const checksum = kvBlobChecksum(blob);
     if (fitsInline(blob.length)) {
       kv = inlineKv(blob, checksum);
