@@ -1,31 +1,29 @@
 /**
  * The `disagg` command line. Exit codes: 0 success, 2 bad input (unknown id, config that does not fit, bad flag).
+ *
+ * Only commander loads up front: each command imports its module when it runs, so `disagg profiles`
+ * never loads the serve stack, nor `disagg --help` anything at all (bin/disagg.mjs answers --version itself).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { ProfileError } from '../lib/core/emulator';
-import { ConfigError } from '../lib/core/engine/config';
-import {
-  calibrationJson,
-  calibrationMarkdown,
-  calibrationTable,
-  calibrationText,
-  refitText,
-} from './commands/calibrate';
-import { EXIT_USAGE } from './commands/errors';
-import { estimateText, runEstimate, type EstimateFlags } from './commands/estimate';
-import { profilesJson, profilesText } from './commands/profiles';
-import { simulateReportData, sweepReportData, writeReport } from './commands/report';
-import { runServe, type ServeFlags } from './commands/serve';
-import { runSimulate, simulateJson, simulateText, systemsFromFlags, type SimulateFlags } from './commands/simulate';
-import { DEFAULT_SWEEP_TARGET, runSweep, sweepText, type SweepFlags } from './commands/sweep';
+import type { EstimateFlags } from './commands/estimate';
+import type { writeReport } from './commands/report';
+import type { ServeFlags } from './commands/serve';
+import type { SimulateFlags } from './commands/simulate';
+import type { SweepFlags } from './commands/sweep';
+import { DEFAULT_SWEEP_TARGET, EXIT_USAGE } from './commands/constants';
 import type { SimResult, Workload } from '../lib/core/sim';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command()
   .name('disagg')
   .description(
     'Disaggregated LLM inference on AWS: emulated Trainium prefill, Cerebras CS-3 decode, real orchestration.',
   )
-  .version('0.1.0')
+  .version(version)
   .exitOverride()
   .showHelpAfterError();
 
@@ -36,7 +34,11 @@ program
   .command('profiles')
   .description('list the emulated devices, links and models, with their sources')
   .option('--json', 'print JSON (includes every figure and its source)')
-  .action((opts: { json?: boolean }) => (opts.json ? printJson(profilesJson()) : print(profilesText())));
+  .action(async (opts: { json?: boolean }) => {
+    const { profilesJson, profilesText } = await import('./commands/profiles');
+    if (opts.json) printJson(profilesJson());
+    else print(profilesText());
+  });
 
 program
   .command('estimate')
@@ -64,7 +66,8 @@ program
   .option('--acceptance <a>', 'probability a drafted token is accepted, 0..1 (with --speculative-draft)')
   .option('--json', 'print one JSON object')
   .addHelpText('after', '\nWith no pool flags: disaggregated trn2x16 -> cs3x4 and colocated h100x8, side by side.')
-  .action((flags: EstimateFlags) => {
+  .action(async (flags: EstimateFlags) => {
+    const { estimateText, runEstimate } = await import('./commands/estimate');
     const { result, pools } = runEstimate(flags);
     if (flags.json) printJson(result);
     else print(estimateText(result, pools));
@@ -76,7 +79,9 @@ program
   .option('--json', 'print JSON')
   .option('--markdown', 'print the table as markdown (as in the README)')
   .option('--fit', 'refit the efficiency factors to the points and show the result')
-  .action((opts: { json?: boolean; markdown?: boolean; fit?: boolean }) => {
+  .action(async (opts: { json?: boolean; markdown?: boolean; fit?: boolean }) => {
+    const { calibrationJson, calibrationMarkdown, calibrationTable, calibrationText, refitText } =
+      await import('./commands/calibrate');
     if (opts.fit) return print(refitText());
     const rows = calibrationTable();
     if (opts.json) printJson(calibrationJson(rows));
@@ -110,7 +115,8 @@ program
   .option('--backend <name>', 'reference (default, offline) or bedrock')
   .option('--bedrock-model-id <id>', 'Bedrock model for --backend bedrock (env DISAGG_BEDROCK_MODEL_ID)')
   .option('--no-auth', 'serve without an API key (prints a warning)')
-  .action(async (flags: ServeFlags) => runServe(flags));
+  .option('--workers', 'run the prefill and decode stages in worker threads, so HTTP has this thread to itself')
+  .action(async (flags: ServeFlags) => (await import('./commands/serve')).runServe(flags));
 
 /** Workload and system flags shared by `simulate` and `sweep`. */
 function simulationOptions(command: Command): Command {
@@ -162,8 +168,11 @@ function simulationOptions(command: Command): Command {
     .option('--report <file.html>', 'also write a self-contained HTML report (charts; no network needed to view it)');
 }
 
+type ReportData = Parameters<typeof writeReport>[1];
+
 /** Tells stderr where the report went, so stdout stays the table or the JSON. */
-async function report(file: string, data: Parameters<typeof writeReport>[1]): Promise<void> {
+async function report(file: string, data: ReportData): Promise<void> {
+  const { writeReport } = await import('./commands/report');
   const bytes = await writeReport(file, data);
   process.stderr.write(`disagg: wrote ${file} (${Math.round(bytes / 1024)} KiB)\n`);
 }
@@ -185,11 +194,13 @@ Examples:
 "e2eMs", "outputTokensPerSecond", "goodputRps", "sloAttainment", "costPerMillionOutputTokens", then more keys}]}.`,
   )
   .action(async (flags: SimulateFlags) => {
+    const { runSimulate, simulateJson, simulateText, systemsFromFlags } = await import('./commands/simulate');
     const { workload, results } = await runSimulate(flags);
     if (flags.json) printJson(simulateJson(results));
     else print(simulateText(workload, results));
     if (flags.report !== undefined) {
       const { specs, options } = systemsFromFlags(flags);
+      const { simulateReportData } = await import('./commands/report');
       await report(flags.report, simulateReportData(workload, specs, options, results));
     }
   });
@@ -205,6 +216,7 @@ simulationOptions(
   .option('--steps <n>', 'number of evenly spaced steps from --from to --to (default 5)')
   .option('--target <fraction>', 'SLO attainment a load must keep', String(DEFAULT_SWEEP_TARGET))
   .action(async (flags: SweepFlags) => {
+    const { runSweep, sweepText } = await import('./commands/sweep');
     const runs: { workload: Workload; result: SimResult }[][] = [];
     const result = await runSweep(
       flags,
@@ -214,7 +226,10 @@ simulationOptions(
     );
     if (flags.json) printJson(result);
     else print(sweepText(result));
-    if (flags.report !== undefined) await report(flags.report, sweepReportData(result, runs));
+    if (flags.report !== undefined) {
+      const { sweepReportData } = await import('./commands/report');
+      await report(flags.report, sweepReportData(result, runs));
+    }
   });
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -222,10 +237,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     await program.parseAsync(argv as string[], { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and version exit 0; every other commander error is a usage error.
-      return err.exitCode === 0 ? 0 : EXIT_USAGE;
-    }
+    // Help and version exit 0; every other commander error is a usage error.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    const [{ ProfileError }, { ConfigError }] = await Promise.all([
+      import('../lib/core/emulator'),
+      import('../lib/core/engine/config'),
+    ]);
     if (err instanceof ProfileError || err instanceof ConfigError) {
       process.stderr.write(`disagg: ${err.message}\n`);
       return EXIT_USAGE;
