@@ -86,14 +86,16 @@ export async function handOff(
   if (output.kv) {
     const blob = encodeKvBlob(output.kv, deps.crc32c ? { crc32c: deps.crc32c } : {});
     const checksum = kvBlobChecksum(blob);
-    if (fitsInline(blob.length)) {
+    const bytes = blob.length;
+    if (fitsInline(bytes)) {
       kv = inlineKv(blob, checksum);
     } else {
       storedKey = deps.randomKey();
-      await deps.kv.put(storedKey, blob, config.kvTtlMs);
       kv = refKv(storedKey, blob, checksum);
+      // The blob is handed over: a store in another thread takes its buffer without a copy, so it is not read after.
+      await deps.kv.put(storedKey, blob, config.kvTtlMs);
     }
-    tracker.stamp('kv_put', { bytes: blob.length, inline: storedKey === null });
+    tracker.stamp('kv_put', { bytes, inline: storedKey === null });
   }
   const record = tracker.record;
   const descriptor: HandoffDescriptor = {
