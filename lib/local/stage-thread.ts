@@ -1,12 +1,11 @@
 /**
  * One thread of `serve --workers` (started by stage-threads.ts): the store thread, hosting the
- * handoff queue and decode claims (and, without Redis, the KV blobs, records and cancellation
- * markers); or a stage thread, running the prefill or the decode stage over those stores.
+ * handoff queue (and, without Redis, the KV blobs, records and cancellation markers); or a stage
+ * thread, running the prefill or the decode stage over those stores.
  */
 import { randomBytes } from 'node:crypto';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { fastestCrc32c } from '../adapters/checksum-native';
-import { MemoryClaimStore } from '../adapters/claims-memory';
 import { RealClock } from '../adapters/clock-real';
 import { MemoryQueue } from '../adapters/queue-memory';
 import { createRedis } from '../adapters/redis-connection';
@@ -14,13 +13,12 @@ import { engineConfig, type EngineConfig } from '../core/engine/config';
 import type { CancellationMarker } from '../core/engine/decode-stage';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import { RequestTracker } from '../core/engine/tracker';
-import type { ClaimStore, EventBus, KvStore, Queue, QueueMessage, ResultStore } from '../core/ports';
+import type { EventBus, KvStore, Queue, QueueMessage } from '../core/ports';
 import { createGenerationBackend } from './backends';
 import {
-  CLAIM_METHODS,
   KV_METHODS,
   QUEUE_METHODS,
-  RESULT_METHODS,
+  remoteResultStore,
   type DecodeControl,
   type PrefillControl,
   type StoreHost,
@@ -35,66 +33,70 @@ const data = workerData as ThreadData;
 const config = engineConfig(data.options.engine);
 const toMain = (message: ThreadMessage): void => parentPort!.postMessage(message);
 
-/** One consumer thread's view of the queue and claims: what it holds is given back when it is gone. */
+/** One consumer thread's view of the queue: the deliveries it holds are given back when it is gone. */
 class ConsumerView {
   private readonly receipts = new Set<string>();
-  private readonly held = new Map<string, string>();
   private gone = false;
   readonly queue: Queue;
-  readonly claims: ClaimStore;
 
-  constructor(queue: MemoryQueue, claims: MemoryClaimStore) {
+  constructor(private readonly shared: MemoryQueue) {
     this.queue = {
-      send: (body) => queue.send(body),
+      send: (body) => shared.send(body),
       receive: async (max, waitMs) => {
-        const messages: QueueMessage[] = await queue.receive(max, waitMs);
+        const messages: QueueMessage[] = await shared.receive(max, waitMs);
         // A long poll that returns after its thread died must not leave the messages with nobody.
         if (this.gone) {
-          await Promise.all(messages.map((m) => queue.release(m.receipt)));
+          await Promise.all(messages.map((m) => shared.release(m.receipt)));
           return [];
         }
         for (const m of messages) this.receipts.add(m.receipt);
         return messages;
       },
-      ack: (receipt) => (this.receipts.delete(receipt), queue.ack(receipt)),
-      release: (receipt, delayMs) => (this.receipts.delete(receipt), queue.release(receipt, delayMs)),
-      depth: () => queue.depth(),
-      deadLetters: () => queue.deadLetters(),
-    };
-    this.claims = {
-      claim: async (key, owner, leaseMs) => {
-        const taken = await claims.claim(key, owner, leaseMs);
-        if (taken) this.held.set(key, owner);
-        return taken;
-      },
-      release: (key, owner) => (this.held.delete(key), claims.release(key, owner)),
-    };
-    this.release = async () => {
-      this.gone = true;
-      const receipts = [...this.receipts];
-      this.receipts.clear();
-      await Promise.all(receipts.map((r) => queue.release(r)));
-      for (const [key, owner] of this.held) await claims.release(key, owner);
-      this.held.clear();
-      return receipts.length;
+      ack: (receipt) => (this.receipts.delete(receipt), shared.ack(receipt)),
+      release: (receipt, delayMs) => (this.receipts.delete(receipt), shared.release(receipt, delayMs)),
+      depth: () => shared.depth(),
+      deadLetters: () => shared.deadLetters(),
     };
   }
 
-  /** Gives back every delivery not acknowledged and drops every claim held; returns the deliveries given back. */
-  readonly release: () => Promise<number>;
+  /** Gives back every delivery not acknowledged; returns how many. */
+  async release(): Promise<number> {
+    this.gone = true;
+    const receipts = [...this.receipts];
+    this.receipts.clear();
+    await Promise.all(receipts.map((r) => this.shared.release(r)));
+    return receipts.length;
+  }
+}
+
+/**
+ * The KV store as served to the stage threads. A blob is read once (decode frees it right after reading
+ * it, loadKv), so reading it here also forgets it and its buffer moves to the reader without a copy.
+ */
+function servedKv(kv: KvStore): KvStore {
+  return {
+    put: (key, bytes, ttlMs) => kv.put(key, bytes, ttlMs),
+    get: async (key) => {
+      const bytes = await kv.get(key);
+      if (bytes) await kv.delete(key);
+      return bytes;
+    },
+    delete: (key) => kv.delete(key),
+    count: () => kv.count(),
+  };
 }
 
 function runStore(mainPort: MessagePort): void {
   // Visibility as the one-thread server's: a live decode keeps its delivery; a dead one's is given back on detach.
   const queue = new MemoryQueue({ visibilityTimeoutMs: config.requestTimeoutMs + 60_000, maxReceives: 5 });
-  const claims = new MemoryClaimStore();
   const stores = pipelineStores(null);
+  const served = { kv: servedKv(stores.kv), results: stores.results, cancellations: stores.cancellations };
   const consumers = new Map<string, ConsumerView>();
   const host: StoreHost = {
     async attach(port, consumer) {
-      const view = new ConsumerView(queue, claims);
+      const view = new ConsumerView(queue);
       consumers.set(consumer, view);
-      serveObjects(port, { ...stores, queue: view.queue, claims: view.claims });
+      serveObjects(port, { ...served, queue: view.queue });
     },
     async detach(consumer) {
       const view = consumers.get(consumer);
@@ -103,7 +105,7 @@ function runStore(mainPort: MessagePort): void {
     },
     close: () => queue.close(),
   };
-  serveObjects(mainPort, { ...stores, host });
+  serveObjects(mainPort, { ...served, host });
 }
 
 /** Events published in this thread, sent to the main thread in one message per turn of the event loop. */
@@ -130,7 +132,7 @@ class RelayEventBus implements EventBus<RequestEvent> {
     if (this.pending.length === 0) return;
     const events = this.pending;
     this.pending = [];
-    this.port.postMessage({ events } satisfies ThreadMessage);
+    this.port.postMessage({ events: JSON.stringify(events) } satisfies ThreadMessage);
   }
 }
 
@@ -144,14 +146,14 @@ async function runStage(role: 'prefill' | 'decode', storePort: MessagePort, cont
     ? pipelineStores(redis, options.redisPrefix)
     : {
         kv: store.remote<KvStore>('kv', KV_METHODS),
-        results: store.remote<ResultStore<RequestRecord>>('results', RESULT_METHODS),
-        cancellations: store.remote<ResultStore<CancellationMarker>>('cancellations', RESULT_METHODS),
+        results: remoteResultStore<RequestRecord>(store, 'results'),
+        cancellations: remoteResultStore<CancellationMarker>(store, 'cancellations'),
       };
   const events = new RelayEventBus(controlPort);
   const adapters: RuntimeAdapters = {
     clock: new RealClock({ timeScale: config.timeScale }),
     queue: store.remote<Queue>('queue', QUEUE_METHODS),
-    claims: store.remote<ClaimStore>('claims', CLAIM_METHODS),
+    // Claims stay in the decode thread: there is one, and its claims die with it, as a dead worker's lapse.
     ...(options.claimLeaseMs ? { claimLeaseMs: options.claimLeaseMs } : {}),
     ...stores,
     backend: await createGenerationBackend(options.backend),
@@ -182,10 +184,10 @@ function prefillControl(
 ): PrefillControl {
   const worker = new PrefillWorker(config, adapters, data.options.prefillConcurrency);
   return {
-    enqueue: (job, record, emulatedMs) =>
+    enqueue: (job, recordJson, emulatedMs) =>
       worker.enqueue({
-        job,
-        tracker: new RequestTracker(record, trackerDeps(adapters), config.resultTtlMs),
+        job: { ...job, promptIds: Array.from(job.promptIds) },
+        tracker: new RequestTracker(JSON.parse(recordJson) as RequestRecord, trackerDeps(adapters), config.resultTtlMs),
         emulatedMs,
       }),
     cancel: (id) => worker.cancel(id),

@@ -1,12 +1,12 @@
 /**
  * `disagg serve --workers`: the prefill and decode stages each run in a worker thread of their own,
  * so this thread's event loop does HTTP only and the pipeline uses a second core. The stages are
- * connected by the same ports as in one thread: the handoff queue and the decode claims live in a
- * store thread (with the KV blobs, records and cancellation markers too when there is no Redis),
- * reached over MessagePorts; with Redis, every thread opens its own connection.
+ * connected by the same ports as in one thread: the handoff queue lives in a store thread (with the
+ * KV blobs, records and cancellation markers too when there is no Redis), reached over MessagePorts;
+ * with Redis, every thread opens its own connection. Decode claims stay in the one decode thread.
  *
- * A stage thread that dies is replaced. A dead decode thread's deliveries and claims are given back
- * at once, so its requests are taken over as after any decode worker's crash: regenerated silently
+ * A stage thread that dies is replaced. A dead decode thread's deliveries are given back at once and
+ * its claims die with it, so its requests are taken over as after any decode worker's crash: regenerated silently
  * up to what the client already has, the consumed KV recomputed. Requests a dead prefill thread held
  * before their handoff are queued again; colocated ones it was decoding end failed (worker_failed).
  */
@@ -55,12 +55,18 @@ export interface ThreadData {
 export type ThreadMessage =
   | { readonly ready: true }
   | { readonly log: string }
-  /** Events the stage published since its last flush, in order (on the control port, ordered with replies). */
-  | { readonly events: readonly (readonly [string, RequestEvent])[] };
+  /**
+   * Events the stage published since its last flush, in order (on the control port, ordered with replies),
+   * as JSON of [requestId, event] pairs: a string crosses threads as one copy, an object graph field by field.
+   */
+  | { readonly events: string };
 
-/** The prefill thread's control surface. */
+/** A prefill job as it crosses to the prefill thread: the prompt ids as one typed array, not 1,000 numbers. */
+export type WirePrefillJob = Omit<PrefillJob, 'promptIds'> & { readonly promptIds: Uint32Array };
+
+/** The prefill thread's control surface. The record travels as JSON, as records are stored. */
 export interface PrefillControl {
-  enqueue(job: PrefillJob, record: RequestRecord, emulatedMs: number): Promise<void>;
+  enqueue(job: WirePrefillJob, recordJson: string, emulatedMs: number): Promise<void>;
   cancel(id: string): Promise<RequestRecord | null>;
   stop(): Promise<void>;
 }
@@ -73,16 +79,32 @@ export interface DecodeControl {
 export interface StoreHost {
   /** Serves the stores on `port` to a consumer thread named `consumer`. */
   attach(port: MessagePort, consumer: string): Promise<void>;
-  /** The consumer's thread is gone: its unacknowledged deliveries go back to the queue, its claims lapse now. */
+  /** The consumer's thread is gone: its unacknowledged deliveries go back to the queue at once. */
   detach(consumer: string): Promise<number>;
   close(): Promise<void>;
 }
 
-const RESULT_METHODS = ['put', 'get', 'delete'] as const;
 export const KV_METHODS = ['put', 'get', 'delete', 'count'] as const;
 export const QUEUE_METHODS = ['send', 'receive', 'ack', 'release', 'depth', 'deadLetters'] as const;
-export const CLAIM_METHODS = ['claim', 'release'] as const;
-export { RESULT_METHODS };
+
+/**
+ * A result store served by the store thread, its records crossing as JSON strings (as they are stored):
+ * one copy across, instead of a structured clone of every field.
+ */
+export function remoteResultStore<T>(rpc: RpcClient, service: string): ResultStore<T> {
+  return {
+    put: async (id, record, ttlMs) => void (await rpc.call(service, 'putJson', [id, JSON.stringify(record), ttlMs])),
+    get: async (id) => {
+      const json = (await rpc.call(service, 'getJson', [id])) as string | null;
+      return json === null ? null : (JSON.parse(json) as T);
+    },
+    delete: async (id) => void (await rpc.call(service, 'delete', [id])),
+  };
+}
+
+function wireJob(job: PrefillJob): WirePrefillJob {
+  return { ...job, promptIds: Uint32Array.from(job.promptIds) };
+}
 
 /** A thread that does not report ready in this long failed to start. */
 const START_TIMEOUT_MS = 120_000;
@@ -148,8 +170,8 @@ export class StageThreads implements PipelineRuntime {
       this.cancellations = stores.cancellations;
     } else {
       this.kv = store.rpc.remote<KvStore>('kv', KV_METHODS);
-      this.results = store.rpc.remote<ResultStore<RequestRecord>>('results', RESULT_METHODS);
-      this.cancellations = store.rpc.remote<ResultStore<CancellationMarker>>('cancellations', RESULT_METHODS);
+      this.results = remoteResultStore<RequestRecord>(store.rpc, 'results');
+      this.cancellations = remoteResultStore<CancellationMarker>(store.rpc, 'cancellations');
     }
   }
 
@@ -217,7 +239,7 @@ export class StageThreads implements PipelineRuntime {
     this.tracked.set(req.id, entry);
     this.count(entry, +1);
     try {
-      await this.prefill.control.enqueue(job, record, emulatedPrefillMs);
+      await this.prefill.control.enqueue(wireJob(job), JSON.stringify(record), emulatedPrefillMs);
     } catch (err) {
       // The prefill thread died with it: its replacement queues the request again (prefillExited).
       this.log(`error while queueing ${req.id} for prefill: ${(err as Error).message}`);
@@ -269,7 +291,7 @@ export class StageThreads implements PipelineRuntime {
     ]);
     const rpc = new RpcClient(control.port1);
     control.port1.on('message', (message: ThreadMessage) => {
-      if ('events' in message) this.relay(message.events);
+      if ('events' in message) this.relay(JSON.parse(message.events) as [string, RequestEvent][]);
     });
     worker.on('message', (message: ThreadMessage) => {
       if ('log' in message) this.log(message.log);
@@ -337,7 +359,7 @@ export class StageThreads implements PipelineRuntime {
         entry.state = 'queued';
         this.count(entry, +1);
         await this.prefill.control
-          .enqueue(entry.job, structuredClone(entry.record), entry.emulatedMs)
+          .enqueue(wireJob(entry.job), JSON.stringify(entry.record), entry.emulatedMs)
           .catch((err: unknown) => {
             this.log(`error while queueing ${id} for prefill again: ${(err as Error).message}`);
           });

@@ -1,8 +1,9 @@
 /**
  * Ports across threads: an object in one thread (a queue, a KV store, a stage) called from another
  * over a MessagePort, each call answered by its own reply. `serveObjects` answers calls; `remoteObject`
- * makes a stand-in whose methods post them. A Uint8Array argument that owns its whole buffer moves
- * across without a copy (the caller hands it over, as `KvStore.put` callers do); replies are copied.
+ * makes a stand-in whose methods post them. A Uint8Array that owns its whole buffer, as an argument
+ * or as a result, moves across without a copy: the side that sends it hands it over (as `KvStore.put`
+ * callers do, and a served method returning bytes it no longer keeps); anything else is copied.
  */
 import { MessagePort, type Transferable } from 'node:worker_threads';
 
@@ -43,7 +44,7 @@ async function answer(port: MessagePort, services: Readonly<Record<string, objec
     reply = { id: call.id, ok: false, error: { name: e.name, message: e.message } };
   }
   try {
-    port.postMessage(reply);
+    port.postMessage(reply, reply.ok ? handedOver([reply.value]) : []);
   } catch (err) {
     // A value that cannot be cloned is the serving side's bug: tell the caller instead of leaving it waiting.
     port.postMessage({ id: call.id, ok: false, error: { name: 'DataCloneError', message: (err as Error).message } });
