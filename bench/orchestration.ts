@@ -107,7 +107,7 @@ const ms = (values: readonly number[]): string => `${fmt(median(values))} ms`;
 export async function orchestrationBench(ctx: OrchestrationContext): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const blocks = ctx.quick ? 3 : 5;
-  const perBlock = ctx.quick ? 40 : 100;
+  const perBlock = ctx.quick ? 30 : 60;
   const floor = await startServerProcess('floor');
   const servers: ServerProcess[] = [floor];
   const prefixes: string[] = [];
@@ -165,23 +165,19 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
 
     const workers = await project('memory', true);
     rows.push(...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perBlock)));
-    if (ctx.redis) {
-      const redisWorkers = await project('redis', true);
-      rows.push(...(await concurrencyOne(ctx, floor, redisWorkers, 'redis', '--workers', blocks, perBlock)));
-    }
     for (const concurrency of CONCURRENCIES) {
       for (const [label, server] of [
         ['one thread', single.memory!],
         ['--workers', workers],
       ] as const) {
         ctx.progress(`orchestration: throughput at concurrency ${concurrency}, ${label}`);
-        const requests = (ctx.quick ? 0.4 : 1) * Math.max(100, concurrency * 10);
+        const requests = Math.round((ctx.quick ? 0.5 : 1) * Math.max(60, concurrency * 4));
         const t = await interleaved(
           floor,
           server,
           spec(chat, false, concurrency, requests, floorCheck, '/json'),
           spec(chat, false, concurrency, requests, jsonCheck),
-          ctx.quick ? 2 : 4,
+          ctx.quick ? 2 : 3,
         );
         const target =
           concurrency === THROUGHPUT_TARGET.concurrency && label === '--workers'

@@ -19,9 +19,9 @@ const MEMORY_TARGET_MB = 1024;
  * CPU of load + simulate over the floor's CPU, median of fresh processes, measured on the simulator as it was
  * when this benchmark was rebuilt (BASELINE_NOTE), so later changes to the timing model are held to it.
  */
-const AZURE_BASELINE = 0;
-const MOONCAKE_BASELINE = 0;
-const BASELINE_NOTE = '';
+const AZURE_BASELINE = 11.6;
+const MOONCAKE_BASELINE = 11.9;
+const BASELINE_NOTE = 'median of 12 fresh processes, 2026-12-01, simulator of commit c5ecc26, load average 7 on 2 CPUs';
 
 const TRACES = [
   {

@@ -108,6 +108,27 @@ function runStore(mainPort: MessagePort): void {
   serveObjects(mainPort, { ...served, host });
 }
 
+/**
+ * The store thread's KV store from a stage thread. A read there hands the blob over and forgets it
+ * (servedKv), so the delete decode sends right after its read costs no call.
+ */
+function remoteKv(rpc: RpcClient): KvStore {
+  const remote = rpc.remote<KvStore>('kv', KV_METHODS);
+  const taken = new Set<string>();
+  return {
+    put: (key, bytes, ttlMs) => remote.put(key, bytes, ttlMs),
+    get: async (key) => {
+      const bytes = await remote.get(key);
+      if (bytes) taken.add(key);
+      return bytes;
+    },
+    delete: async (key) => {
+      if (!taken.delete(key)) await remote.delete(key);
+    },
+    count: () => remote.count(),
+  };
+}
+
 /** Events published in this thread, sent to the main thread in one message per turn of the event loop. */
 class RelayEventBus implements EventBus<RequestEvent> {
   private pending: [string, RequestEvent][] = [];
@@ -145,7 +166,7 @@ async function runStage(role: 'prefill' | 'decode', storePort: MessagePort, cont
   const stores = redis
     ? pipelineStores(redis, options.redisPrefix)
     : {
-        kv: store.remote<KvStore>('kv', KV_METHODS),
+        kv: remoteKv(store),
         results: remoteResultStore<RequestRecord>(store, 'results'),
         cancellations: remoteResultStore<CancellationMarker>(store, 'cancellations'),
       };
