@@ -11,7 +11,7 @@ import { hasCommand } from './redis-private';
 import { fmt, median, ratioRow, type BenchRow } from './results';
 
 const SIZES_MB = [1, 16, 64] as const;
-const ROUNDS: Record<(typeof SIZES_MB)[number], number> = { 1: 20, 16: 4, 64: 1 };
+const ROUNDS: Record<(typeof SIZES_MB)[number], number> = { 1: 40, 16: 8, 64: 2 };
 const TARGET_RATIO = 0.9;
 
 export interface KvHandoffContext {

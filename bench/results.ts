@@ -84,6 +84,31 @@ export function markdownTable(results: BenchResults): string {
   return lines.join('\n');
 }
 
+/**
+ * The rows that carry a target, as the README quotes them: figure, spread, target, result. The full
+ * table, notes included, is bench/results.md.
+ */
+export function targetsTable(results: BenchResults): string {
+  const lines = [
+    '| figure | value, median [min, max] | target | result |',
+    '| --- | --- | --- | --- |',
+  ];
+  for (const r of results.rows) {
+    if (r.target === '') continue;
+    const result = r.pass === null ? 'not judged' : r.pass ? 'met' : '**missed**';
+    const spread = r.spread ? ` [${fmt(r.spread.min)}, ${fmt(r.spread.max)}]` : '';
+    const floor = r.floor ? ` of ${r.floor}` : '';
+    lines.push(`| ${r.section}: ${r.metric} | ${fmt(r.value)} ${r.unit}${spread}${floor} | ${r.target} | ${result} |`);
+  }
+  const m = results.machine;
+  lines.push(
+    '',
+    `From the run of ${results.startedAt.slice(0, 10)} on ${m.cpus} x ${m.model}, load average ` +
+      `${m.loadAverageAtStart?.[0] ?? '?'} at the start and ${m.loadAverageAtEnd?.[0] ?? '?'} at the end.`,
+  );
+  return lines.join('\n');
+}
+
 function loadNote(machine: BenchResults['machine']): string {
   const fmtLoad = (l: number[] | undefined): string => (l ? l.join(' / ') : '?');
   return machine.loadAverageAtStart

@@ -25,7 +25,7 @@ import { orchestrationBench } from './orchestration';
 import { benchPrompts } from './prompts';
 import { startPrivateRedis } from './redis-private';
 import { referenceModelBench } from './reference-model';
-import { markdownTable, type BenchResults } from './results';
+import { markdownTable, targetsTable, type BenchResults } from './results';
 import { simulatorBench } from './simulator';
 
 const SECTIONS = ['orchestration', 'kv', 'hot-path', 'bundles', 'cli', 'reference-model', 'simulator'] as const;
@@ -121,7 +121,7 @@ const dir = new URL(values.update ? './' : './out/', import.meta.url);
 mkdirSync(dir, { recursive: true });
 writeFileSync(new URL('results.json', dir), `${JSON.stringify(finished, null, 2)}\n`);
 writeFileSync(new URL('results.md', dir), `${table}\n`);
-if (values.update) updateReadme(table);
+if (values.update) updateReadme(targetsTable(finished));
 process.stdout.write(`${table}\n`);
 const missed = finished.rows.filter((r) => r.pass === false);
 process.stdout.write(
@@ -129,7 +129,7 @@ process.stdout.write(
 );
 process.exit(0);
 
-/** Replaces the table between the README's bench markers with this run's. */
+/** Replaces the targets table between the README's bench markers with this run's. */
 function updateReadme(markdown: string): void {
   const readme = new URL('../README.md', import.meta.url);
   const text = readFileSync(readme, 'utf8');
