@@ -1,17 +1,19 @@
 /**
  * The `disagg` command line. Exit codes: 0 success, 2 bad input (unknown id, config that does not fit, bad flag).
  *
- * Only commander loads up front: each command imports its module when it runs, so `disagg profiles`
- * never loads the serve stack, nor `disagg --help` anything at all (bin/disagg.mjs answers --version itself).
+ * Only commander and the few values the help shows load up front: each command imports its module when it
+ * runs, so `disagg profiles` never loads the serve stack (and bin/disagg.mjs answers --version itself).
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { DTYPES } from '../lib/core/emulator/models';
+import { STACK_IDS } from '../lib/core/emulator/stacks';
 import type { EstimateFlags } from './commands/estimate';
 import type { writeReport } from './commands/report';
 import type { ServeFlags } from './commands/serve';
 import type { SimulateFlags } from './commands/simulate';
 import type { SweepFlags } from './commands/sweep';
-import { DEFAULT_SWEEP_TARGET, EXIT_USAGE } from './commands/constants';
+import { DEFAULT_COMPARE, DEFAULT_SWEEP_TARGET, DEFAULT_SYSTEM, EXIT_USAGE } from './commands/constants';
 import type { SimResult, Workload } from '../lib/core/sim';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -25,7 +27,8 @@ const program = new Command()
   )
   .version(version)
   .exitOverride()
-  .showHelpAfterError();
+  // One line of what went wrong (commander's own), then where the options are, not the whole help.
+  .showHelpAfterError('(add --help after the command to see its options)');
 
 const print = (text: string): void => void process.stdout.write(`${text}\n`);
 const printJson = (value: unknown): void => print(JSON.stringify(value, null, 2));
@@ -55,13 +58,18 @@ program
   )
   .option('--batch <n>', 'decode batch size', '1')
   .option('--cached-tokens <n>', 'prompt tokens already in the prefix cache (not recomputed)', '0')
+  .addOption(new Option('--dtype <dtype>', 'weight and KV precision (both)').choices([...DTYPES]))
   .addOption(
-    new Option('--dtype <dtype>', 'weight and KV precision')
-      .default('bf16')
-      .choices(['bf16', 'fp16', 'fp8', 'mxfp4', 'fp32']),
+    new Option('--weight-dtype <dtype>', "weight precision (default: the published checkpoint's)").choices([...DTYPES]),
   )
+  .addOption(new Option('--kv-dtype <dtype>', 'KV cache precision (default bf16)').choices([...DTYPES]))
+  .option('--memory-fraction <f>', 'share of device memory usable for weights and KV', '0.9')
+  .option('--stack <ids>', `serving stacks, one per device family (default: the newest; ${STACK_IDS.join(', ')})`)
   .option('--overlap', 'stream the KV layer by layer while prefill runs')
-  .option('--speculative-draft <model>', 'speculative decoding with this draft model (off by default)')
+  .option(
+    '--speculative-draft <model>',
+    'speculative decoding with this draft (a model, or eagle for a draft head; none turns a provider default off)',
+  )
   .option('--draft-tokens <k>', 'tokens drafted per verification step (with --speculative-draft)')
   .option('--acceptance <a>', 'probability a drafted token is accepted, 0..1 (with --speculative-draft)')
   .option('--json', 'print one JSON object')
@@ -75,18 +83,30 @@ program
 
 program
   .command('calibrate')
-  .description('compare the timing model with published measurements (point, source, measured, emulated, error %)')
+  .description('the timing model against published measurements, and its leave-one-group-out cross-validation')
   .option('--json', 'print JSON')
-  .option('--markdown', 'print the table as markdown (as in the README)')
-  .option('--fit', 'refit the efficiency factors to the points and show the result')
-  .action(async (opts: { json?: boolean; markdown?: boolean; fit?: boolean }) => {
-    const { calibrationJson, calibrationMarkdown, calibrationTable, calibrationText, refitText } =
-      await import('./commands/calibrate');
-    if (opts.fit) return print(refitText());
-    const rows = calibrationTable();
-    if (opts.json) printJson(calibrationJson(rows));
-    else if (opts.markdown) print(calibrationMarkdown(rows));
-    else print(calibrationText(rows));
+  .option('--markdown', 'print the fit and cross-validation tables as markdown (as in the README)')
+  .option('--all', 'list every serving point, the SplitwiseSim and Neuron table rows included')
+  .option('--fit', 'refit the factors and cross-validate (about a minute)')
+  .option('--write', 'with --fit: store the fitted factors, bands and cross-validation in the sources')
+  .action(async (opts: { json?: boolean; markdown?: boolean; all?: boolean; fit?: boolean; write?: boolean }) => {
+    const { UsageError } = await import('./commands/errors');
+    if (opts.write && !opts.fit) throw new UsageError('--write goes with --fit');
+    const [{ calibrationJson, calibrationMarkdown, calibrationText, refit }, { progressBar }, { calibrationTable }] =
+      await Promise.all([
+        import('./commands/calibrate'),
+        import('./commands/simulate'),
+        import('../lib/core/emulator/calibration'),
+      ]);
+    if (opts.fit) {
+      const bar = progressBar('cross-validation', 'folds');
+      const text = await refit(opts.write === true, (done, total) => bar.update(done, total));
+      bar.stop();
+      return print(text);
+    }
+    if (opts.json) printJson(calibrationJson(calibrationTable()));
+    else if (opts.markdown) print(calibrationMarkdown());
+    else print(calibrationText(opts.all === true));
   });
 
 program
@@ -115,6 +135,11 @@ program
   .option('--backend <name>', 'reference (default, offline) or bedrock')
   .option('--bedrock-model-id <id>', 'Bedrock model for --backend bedrock (env DISAGG_BEDROCK_MODEL_ID)')
   .option('--no-auth', 'serve without an API key (prints a warning)')
+  .option(
+    '--cors-origin <origins>',
+    'let browser pages from these origins call the API: comma-separated, or * (env DISAGG_CORS_ORIGINS; default none)',
+  )
+  .option('--debug', 'log the request fields that were accepted but not acted on (user, metadata, store, ...)')
   .option('--workers', 'run the prefill and decode stages in worker threads, so HTTP has this thread to itself')
   .action(async (flags: ServeFlags) => (await import('./commands/serve')).runServe(flags));
 
@@ -143,7 +168,10 @@ function simulationOptions(command: Command): Command {
     .option('--limit <n>', 'only the first n requests')
     .option('--seed <n>', 'seed for synthetic and agent workloads', '1')
     .option('--model <id>', 'emulated model', 'llama-3.3-70b')
-    .requiredOption('--system <spec>', 'colocated:DEVxN[*R] or disagg:DEVxN[*R]+DEVxN[*R], e.g. disagg:trn2x16*2+cs3x8')
+    .option(
+      '--system <spec>',
+      `colocated:DEVxN[*R] or disagg:DEVxN[*R]+DEVxN[*R], e.g. disagg:trn2x16*2+cs3x8 (default ${DEFAULT_SYSTEM}, compared with ${DEFAULT_COMPARE.join(' ')})`,
+    )
     .option('--compare <spec...>', 'more systems to run the same workload through')
     .option('--link <id>', 'network between prefill and decode pools (default: the slower instance network)')
     .option('--no-prefix-cache', 'turn off the per-replica LRU prefix cache')
@@ -168,9 +196,9 @@ function simulationOptions(command: Command): Command {
     .option('--report <file.html>', 'also write a self-contained HTML report (charts; no network needed to view it)');
 }
 
+/** Tells stderr where the report went, so stdout stays the table or the JSON. */
 type ReportData = Parameters<typeof writeReport>[1];
 
-/** Tells stderr where the report went, so stdout stays the table or the JSON. */
 async function report(file: string, data: ReportData): Promise<void> {
   const { writeReport } = await import('./commands/report');
   const bytes = await writeReport(file, data);
@@ -186,7 +214,8 @@ simulationOptions(
     'after',
     `
 Examples:
-  disagg simulate --trace ../shared/traces/azure-llm-2023-conv.csv --system disagg:trn2x16*2+cs3x8 --compare colocated:h100x8*4
+  disagg simulate --trace samples/azure-llm-2023-conv-sample.csv
+  disagg simulate --trace samples/azure-llm-2023-conv-sample.csv --system disagg:trn2x16*2+cs3x8 --compare colocated:h100x8*4
   disagg simulate --synthetic 5:1000:200 --lognormal --requests 5000 --system colocated:h100x8*2
   disagg simulate --agents 16 --turns 10 --tool-tokens 300 --think-ms 2000 --system disagg:trn2x16+cs3x8
 

@@ -1,11 +1,13 @@
 /**
- * The API function's side of the pipeline, as the embedded runtime does it in one process: create
- * and admit the request record, start prefill with an asynchronous invoke, read the record back
- * while the other functions work on it, and mark requests cancelled.
+ * The API function's side of the pipeline, as the embedded runtime does it in one process, behind the HTTP
+ * application's pipeline port: create and admit the request record, start prefill with an asynchronous invoke,
+ * watch the record in the result store while the other functions work on it, and mark requests cancelled.
  */
-import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../lib/core/engine/submission';
+import { serverError } from '../lib/core/api/errors';
+import type { CompletionPipeline, RequestProgress, Submission } from '../lib/core/api/pipeline-port';
 import { admit } from '../lib/core/engine/admission';
 import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
+import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../lib/core/engine/submission';
 import { describeError } from './observability';
 import { trackerDeps, type Wiring } from './wiring';
 
@@ -14,6 +16,30 @@ export type { SubmitRequest, SubmitResult };
 /** Thrown when the prefill function could not be started; the record has already ended failed. */
 export class PrefillInvokeError extends Error {
   override readonly name = 'PrefillInvokeError';
+}
+
+/** The pipeline port over the result store: progress is read back every poll interval. */
+export function lambdaPipeline(w: Wiring): CompletionPipeline {
+  return {
+    async submit(request, watch): Promise<Submission> {
+      let submitted: SubmitResult;
+      try {
+        submitted = await submit(w, request);
+      } catch (err) {
+        if (err instanceof PrefillInvokeError) throw serverError(err.message, 'prefill_invoke_failed');
+        throw err;
+      }
+      if (!submitted.accepted) return submitted;
+      return {
+        accepted: true,
+        record: submitted.record,
+        progress: new PolledProgress(w, request.id, watch.deadlineMs),
+      };
+    },
+    get: (id) => w.results.get(id),
+    cancel: (id) => cancel(w, id),
+    health: () => Promise.resolve({}),
+  };
 }
 
 /**
@@ -54,21 +80,52 @@ export async function submit(w: Wiring, req: SubmitRequest): Promise<SubmitResul
   return { accepted: true, record };
 }
 
-/**
- * Reads the record every poll interval until it is terminal or `deadlineMs` (epoch ms) comes;
- * `onRecord` sees every read. Resolves with the last record read (null if there is none).
- */
-export async function pollRecord(
-  w: Wiring,
-  id: string,
-  deadlineMs: number,
-  onRecord?: (record: RequestRecord) => void,
-): Promise<RequestRecord | null> {
-  for (;;) {
-    const record = await w.results.get(id);
-    if (record) onRecord?.(record);
-    if (record === null || isTerminal(record.state) || w.wallClockMs() + w.pollIntervalMs > deadlineMs) return record;
-    await new Promise((resolve) => setTimeout(resolve, w.pollIntervalMs));
+/** A request's progress from the result store: pieces are saved every few tokens and at the end. */
+class PolledProgress implements RequestProgress {
+  private last: RequestRecord | null = null;
+  private sent = 0;
+  private closed = false;
+
+  constructor(
+    private readonly w: Wiring,
+    private readonly id: string,
+    private readonly deadlineMs: number,
+  ) {}
+
+  async *pieces(): AsyncGenerator<string> {
+    for (;;) {
+      const record = await this.read();
+      while (record !== null && this.sent < record.pieces.length) yield record.pieces[this.sent++]!;
+      if (this.closed || record === null || isTerminal(record.state) || !(await this.pause())) return;
+    }
+  }
+
+  async outcome(): Promise<RequestRecord> {
+    if (this.last === null || !isTerminal(this.last.state)) {
+      for (;;) {
+        const record = await this.read();
+        if (this.closed || record === null || isTerminal(record.state) || !(await this.pause())) break;
+      }
+    }
+    if (this.last === null) throw new Error(`record of request ${this.id} vanished from the result store`);
+    return this.last;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private async read(): Promise<RequestRecord | null> {
+    const record = await this.w.results.get(this.id);
+    if (record !== null) this.last = record;
+    return record;
+  }
+
+  /** Waits one poll interval; false when that would pass the deadline. */
+  private async pause(): Promise<boolean> {
+    if (this.w.wallClockMs() + this.w.pollIntervalMs > this.deadlineMs) return false;
+    await new Promise((resolve) => setTimeout(resolve, this.w.pollIntervalMs));
+    return true;
   }
 }
 

@@ -1,50 +1,25 @@
 /**
- * The API function behind API Gateway (REST, proxy integration): the OpenAI-compatible routes of the
- * embedded server, with the same validation, limits and error format. Completions start the
- * pipeline and read the request's record back from the result store until it ends.
+ * The API function behind API Gateway (REST, proxy integration): the one HTTP application the embedded server
+ * runs (lib/core/api/app.ts), here through Hono's Lambda adapter, over the pipeline port implemented with the
+ * result store. Completions start the pipeline and read the request's record back until it ends.
  *   handler        buffered: JSON, or the whole SSE body once the request ends (202 + poll URL if it runs long)
  *   streamHandler  API Gateway response streaming: SSE chunks written as the record grows
  */
 import './bundle-require';
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { loadTokenizer, promptIdsFor } from '../lib/adapters/tokenizers';
-import {
-  completionId,
-  completionResult,
-  failedRequest,
-  jsonContentTypeError,
-  matchRoute,
-  modelList,
-  normalizePath,
-  overloaded,
-  parseCompletionBody,
-  promptParam,
-  requestNotFound,
-  requestView,
-  type CompletionEndpoint,
-} from '../lib/core/api/api-routes';
-import {
-  ApiError,
-  assertPromptFits,
-  chatCompletionResponse,
-  completionResponse,
-  serverError,
-  sseData,
-} from '../lib/core/api/openai';
-import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
+import { Hono } from 'hono';
+import { handle, streamHandle } from 'hono/aws-lambda';
+import { loadTokenizer, promptCounter } from '../lib/adapters/tokenizers';
+import { systemFingerprint } from '../lib/core/api/api-defaults';
+import { createApiApp } from '../lib/core/api/app';
+import { REFERENCE_CAPABILITIES } from '../lib/core/api/capabilities';
 import type { Tokenizer } from '../lib/core/ports';
-import { SSE_HEADERS, sseBody, sseClosing, sseOpening, ssePiece, type SseMeta } from '../lib/core/api/sse';
-import { errorResult, header, jsonResult, requestBody } from './api-gateway';
-import { cancel, pollRecord, PrefillInvokeError, submit } from './api-pipeline';
+import { isContentTypeBinary, lambdaContextOf, streamIntoSink, type ResponseSink } from './api-gateway';
+import { lambdaPipeline } from './api-pipeline';
 import { defaultWiring, type Wiring } from './wiring';
 
-/** Where a streamed response goes: Lambda's response stream, or a test's recorder. */
-export interface ResponseSink {
-  start(statusCode: number, headers: Record<string, string>): void;
-  write(chunk: string): void;
-  end(): void;
-}
+export type { ResponseSink };
 
 /** Left unspent of the function's own timeout, to write the last event and close the stream. */
 const STREAM_MARGIN_MS = 2000;
@@ -53,18 +28,88 @@ const RESPONSE_MARGIN_MS = 1000;
 
 type RemainingTime = Pick<Context, 'getRemainingTimeInMillis'> | undefined;
 
+/** The served family's tokenizer (or the wiring's), loaded on the first request: only this function counts prompts. */
+export function loadPromptTokenizer(w: Wiring): Promise<Tokenizer> {
+  return w.promptTokenizer ? w.promptTokenizer() : loadTokenizer(w.tokenizerFamily);
+}
+
+/** The application for a wiring, in its two transports: buffered (202 past the budget) and streamed. */
+interface ApiApps {
+  readonly buffered: Hono;
+  readonly streaming: Hono;
+}
+
+const apps = new WeakMap<Wiring, ApiApps>();
+
+function appsFor(w: Wiring): ApiApps {
+  let built = apps.get(w);
+  if (built) return built;
+  const backendName = w.settings.backend;
+  const common = {
+    pipeline: lambdaPipeline(w),
+    model: { id: w.config.model.id, maxContext: w.config.model.maxContext },
+    limits: w.limits,
+    maxBodyBytes: w.maxBodyBytes,
+    backend: backendName === 'bedrock' ? { name: 'bedrock', tools: false } : REFERENCE_CAPABILITIES,
+    systemFingerprint: systemFingerprint(backendName),
+    // The vocabulary loads on the first completion, not at cold start.
+    countPrompt: async (...args: Parameters<ReturnType<typeof promptCounter>>) =>
+      promptCounter(await loadPromptTokenizer(w), w.tokenizerFamily)(...args),
+    // API Gateway checks the key (x-api-key, usage plan) before the function runs.
+    apiKey: null,
+    newId: randomUUID,
+    nowMs: () => w.wallClockMs(),
+    log: {
+      debug: (message: string, attributes?: Record<string, unknown>) => w.logger.debug?.(message, attributes),
+      error: (message: string, attributes?: Record<string, unknown>) => w.logger.error(message, attributes),
+    },
+  };
+  const remaining = (context: RemainingTime, margin: number): number =>
+    context ? context.getRemainingTimeInMillis() - margin : Infinity;
+  built = {
+    buffered: createApiApp({
+      ...common,
+      bufferStreams: true,
+      responseDeadlineMs: (c) =>
+        w.wallClockMs() +
+        Math.max(0, Math.min(w.responseBudgetMs, remaining(lambdaContextOf(c.env), RESPONSE_MARGIN_MS))),
+    }) as unknown as Hono,
+    streaming: createApiApp({
+      ...common,
+      responseDeadlineMs: (c) =>
+        w.wallClockMs() +
+        Math.max(0, Math.min(w.config.requestTimeoutMs, remaining(lambdaContextOf(c.env), STREAM_MARGIN_MS))),
+    }) as unknown as Hono,
+  };
+  apps.set(w, built);
+  return built;
+}
+
 export function createApiHandler(
   wiring: () => Promise<Wiring>,
 ): (event: APIGatewayProxyEvent, context?: Context) => Promise<APIGatewayProxyResult> {
   return async (event, context) => {
-    const w = await wiring();
-    return (await respond(event, w, context, null)) as APIGatewayProxyResult;
+    const app = appsFor(await wiring()).buffered;
+    const result = (await handle(app, { isContentTypeBinary })(
+      event as never,
+      context as never,
+    )) as APIGatewayProxyResult;
+    return singleValueHeaders(result);
   };
 }
 
+/** Headers as one value each (what this API sends), in `headers`, whichever form the event came in. */
+function singleValueHeaders(result: APIGatewayProxyResult): APIGatewayProxyResult {
+  if (result.multiValueHeaders === undefined) return result;
+  const { multiValueHeaders, ...rest } = result;
+  const headers: Record<string, string> = {};
+  for (const [name, values] of Object.entries(multiValueHeaders)) headers[name] = values.map(String).join(', ');
+  return { ...rest, headers: { ...headers, ...(rest.headers as Record<string, string> | undefined) } };
+}
+
 /**
- * Answers one event into `sink`: streamed SSE for `stream: true` completions, any other response
- * written whole. This is the body of `streamHandler`, callable without the Lambda runtime.
+ * Answers one event into `sink` the way `streamHandler` does: streamed SSE for `stream: true` completions, any
+ * other response written whole. Callable without the Lambda runtime.
  */
 export async function streamApiEvent(
   event: APIGatewayProxyEvent,
@@ -72,16 +117,7 @@ export async function streamApiEvent(
   w: Wiring,
   context?: RemainingTime,
 ): Promise<void> {
-  const result = await respond(event, w, context, sink);
-  if (result === null) return;
-  sink.start(result.statusCode, stringHeaders(result.headers));
-  sink.write(result.body);
-  sink.end();
-}
-
-/** The served family's tokenizer (or the wiring's), loaded on the first request: only this function counts prompts. */
-export function loadPromptTokenizer(w: Wiring): Promise<Tokenizer> {
-  return w.promptTokenizer ? w.promptTokenizer() : loadTokenizer(w.tokenizerFamily);
+  await streamIntoSink(appsFor(w).streaming, event, sink, context);
 }
 
 /** The process's wiring, built on first use; exported so a cold start can be measured without an invocation. */
@@ -93,165 +129,12 @@ export const handler = createApiHandler(initWiring);
  * Set by the Lambda Node.js runtime. Tested by its method, not its presence: bundled SDK packages
  * create an empty `globalThis.awslambda` of their own outside Lambda.
  */
-const lambdaRuntime = (globalThis as { awslambda?: Partial<typeof awslambda> }).awslambda;
+const lambdaRuntime = (globalThis as { awslambda?: { streamifyResponse?: unknown } }).awslambda;
+
+/** The wiring is built on the first invocation, so the streamed app is looked up per request. */
+const lazyStreamingApp = new Hono().all('*', async (c) =>
+  appsFor(await initWiring()).streaming.fetch(c.req.raw, c.env),
+);
 
 export const streamHandler =
-  typeof lambdaRuntime?.streamifyResponse === 'function' && lambdaRuntime.HttpResponseStream !== undefined
-    ? lambdaRuntime.streamifyResponse(
-        async (event: APIGatewayProxyEvent, responseStream: awslambda.HttpResponseStream, context: Context) => {
-          const { HttpResponseStream } = lambdaRuntime as typeof awslambda;
-          let stream: awslambda.HttpResponseStream = responseStream;
-          const sink: ResponseSink = {
-            start: (statusCode, headers) => {
-              // Status and headers go first, as the prelude API Gateway turns into the HTTP response head.
-              stream = HttpResponseStream.from(responseStream, { statusCode, headers });
-            },
-            write: (chunk) => void stream.write(chunk),
-            end: () => stream.end(),
-          };
-          await streamApiEvent(event, sink, await initWiring(), context);
-        },
-      )
-    : undefined;
-
-/** The response, or null when it was streamed into `sink`. */
-async function respond(
-  event: APIGatewayProxyEvent,
-  w: Wiring,
-  context: RemainingTime,
-  sink: ResponseSink | null,
-): Promise<APIGatewayProxyResult | null> {
-  const path = normalizePath(event.path ?? '/');
-  const route = matchRoute(event.httpMethod, path);
-  try {
-    switch (route.kind) {
-      case 'healthz':
-        return jsonResult(200, { status: 'ok' });
-      case 'models':
-        return jsonResult(200, modelList(w.config.model.id, Math.floor(Date.now() / 1000)));
-      case 'completions':
-        return await completions(event, w, route.endpoint, context, sink);
-      case 'get-request': {
-        const record = await w.results.get(route.id);
-        if (!record) throw requestNotFound(route.id);
-        return jsonResult(200, requestView(record));
-      }
-      case 'cancel-request': {
-        const record = await cancel(w, route.id);
-        if (!record) throw requestNotFound(route.id);
-        return jsonResult(200, requestView(record));
-      }
-      case 'error':
-        return errorResult(route.error, w.logger, route.allow);
-    }
-  } catch (err) {
-    if (err instanceof PrefillInvokeError) return errorResult(serverError(err.message), w.logger);
-    return errorResult(err, w.logger);
-  }
-}
-
-async function completions(
-  event: APIGatewayProxyEvent,
-  w: Wiring,
-  endpoint: CompletionEndpoint,
-  context: RemainingTime,
-  sink: ResponseSink | null,
-): Promise<APIGatewayProxyResult | null> {
-  const contentTypeError = jsonContentTypeError(header(event, 'content-type'));
-  if (contentTypeError) throw contentTypeError;
-  const parsed = parseCompletionBody(endpoint, requestBody(event, w.maxBodyBytes), w.limits, [w.config.model.id]);
-  const tokenizer = await loadPromptTokenizer(w);
-  const promptIds =
-    parsed.kind === 'chat'
-      ? promptIdsFor(tokenizer, w.tokenizerFamily, 'chat', parsed.messages)
-      : promptIdsFor(tokenizer, w.tokenizerFamily, 'completion', parsed.prompt ?? '');
-  assertPromptFits(
-    promptIds.length,
-    w.limits,
-    w.config.model.maxContext,
-    parsed.sampling.maxTokens,
-    promptParam(endpoint),
-  );
-
-  const id = completionId(endpoint, randomUUID());
-  const createdS = Math.floor(Date.now() / 1000);
-  const submitted = await submit(w, {
-    id,
-    model: parsed.model,
-    promptIds,
-    messages: parsed.messages,
-    sampling: parsed.sampling,
-    mode: parsed.mode,
-  });
-  if (!submitted.accepted) throw overloaded(submitted.decision);
-
-  const meta: SseMeta = {
-    id,
-    model: parsed.model,
-    createdS,
-    endpoint,
-    promptTokens: promptIds.length,
-    includeUsage: parsed.includeUsageInStream,
-  };
-  if (parsed.stream && sink) {
-    await streamEvents(w, meta, sink, streamDeadline(w, context));
-    return null;
-  }
-  const record = await pollRecord(w, id, responseDeadline(w, context));
-  if (record === null) throw new Error(`record of request ${id} vanished from the result store`);
-  if (!isTerminal(record.state)) return stillRunning(record);
-  if (parsed.stream) {
-    return { statusCode: 200, headers: { ...SSE_HEADERS }, body: sseBody(meta, record) };
-  }
-  if (record.state !== 'completed') throw failedRequest(record);
-  const result = completionResult(record, parsed, id, createdS);
-  return jsonResult(200, endpoint === 'chat' ? chatCompletionResponse(result) : completionResponse(result));
-}
-
-/** SSE written as the polled record grows: pieces are saved every few tokens and at the end. */
-async function streamEvents(w: Wiring, meta: SseMeta, sink: ResponseSink, deadlineMs: number): Promise<void> {
-  sink.start(200, { ...SSE_HEADERS });
-  const opening = sseOpening(meta);
-  if (opening !== '') sink.write(opening);
-  let sent = 0;
-  const write = (record: RequestRecord): void => {
-    for (; sent < record.pieces.length; sent++) sink.write(ssePiece(meta, record.pieces[sent]!));
-  };
-  const record = await pollRecord(w, meta.id, deadlineMs, write);
-  if (record !== null && isTerminal(record.state)) {
-    sink.write(sseClosing(meta, record));
-  } else {
-    // Headers are gone: say in-band, in the API's error format, where the result will be.
-    sink.write(sseData(stillRunningError(meta.id).toBody()) + sseData('[DONE]'));
-  }
-  sink.end();
-}
-
-/** 202: the request runs on; the client reads the result from the poll URL. */
-function stillRunning(record: RequestRecord): APIGatewayProxyResult {
-  return jsonResult(202, { id: record.id, status: record.state, poll: `/v1/requests/${record.id}` });
-}
-
-function stillRunningError(id: string): ApiError {
-  return new ApiError(
-    504,
-    `request ${id} is still running; read its result from GET /v1/requests/${id}`,
-    'server_error',
-    null,
-    'still_running',
-  );
-}
-
-function responseDeadline(w: Wiring, context: RemainingTime): number {
-  const remaining = context ? context.getRemainingTimeInMillis() - RESPONSE_MARGIN_MS : Infinity;
-  return w.wallClockMs() + Math.max(0, Math.min(w.responseBudgetMs, remaining));
-}
-
-function streamDeadline(w: Wiring, context: RemainingTime): number {
-  const remaining = context ? context.getRemainingTimeInMillis() - STREAM_MARGIN_MS : Infinity;
-  return w.wallClockMs() + Math.max(0, Math.min(w.config.requestTimeoutMs, remaining));
-}
-
-function stringHeaders(headers: APIGatewayProxyResult['headers']): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers ?? {}).map(([name, value]) => [name, String(value)]));
-}
+  typeof lambdaRuntime?.streamifyResponse === 'function' ? streamHandle(lazyStreamingApp) : undefined;

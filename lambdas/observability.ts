@@ -8,6 +8,8 @@ import { METRIC } from './metric-names';
 
 /** The slice of the Powertools logger the handlers use (a test can pass a recorder). */
 export interface LogSink {
+  /** Below the function's default level: shown with POWERTOOLS_LOG_LEVEL=DEBUG. */
+  debug?(message: string, attributes?: Record<string, unknown>): void;
   info(message: string, attributes?: Record<string, unknown>): void;
   warn(message: string, attributes?: Record<string, unknown>): void;
   error(message: string, attributes?: Record<string, unknown>): void;

@@ -36,7 +36,7 @@ import {
   readDeploymentEnv,
   type DeploymentSettings,
 } from '../lib/core/engine/deployment-env';
-import type { ApiLimits } from '../lib/core/api/openai';
+import type { ApiLimits } from '../lib/core/api/limits';
 import type { PrefillDeps, PrefillJob } from '../lib/core/engine/prefill-stage';
 import type { RequestEvent, RequestRecord } from '../lib/core/engine/record';
 import type { TrackerDeps } from '../lib/core/engine/tracker';
@@ -271,6 +271,7 @@ function buildKvStore(
 /** Attributes become top-level keys of the structured log line. */
 function powertoolsLogSink(logger: Logger): LogSink {
   return {
+    debug: (message, attributes = {}) => logger.debug({ message, ...attributes } as LogItemMessage),
     info: (message, attributes = {}) => logger.info({ message, ...attributes } as LogItemMessage),
     warn: (message, attributes = {}) => logger.warn({ message, ...attributes } as LogItemMessage),
     error: (message, attributes = {}) => logger.error({ message, ...attributes } as LogItemMessage),

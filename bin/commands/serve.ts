@@ -22,6 +22,8 @@ export interface ServeFlags {
   backend?: string;
   bedrockModelId?: string;
   workers?: boolean;
+  corsOrigin?: string;
+  debug?: boolean;
   auth: boolean;
 }
 
@@ -43,6 +45,7 @@ const FILE_KEYS = [
   'backend',
   'bedrockModelId',
   'workers',
+  'corsOrigin',
 ] as const;
 
 function readConfigFile(path: string): Partial<Record<(typeof FILE_KEYS)[number], string | number | boolean>> {
@@ -71,8 +74,28 @@ function timeScale(value: string): number {
   return n;
 }
 
+/** `--cors-origin`: `*`, or origins like http://localhost:3000, comma-separated. */
+function corsOrigins(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const origins = value
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '');
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new UsageError(
+        `--cors-origin takes * or origins like http://localhost:3000 (scheme and host, no path), got "${origin}"`,
+      );
+    }
+  }
+  return origins;
+}
+
 /** Flags beat environment variables, which beat the config file, which beats the defaults. */
-export function serveOptions(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeOptions & { host: string; port: number } {
+export function serveOptions(
+  flags: ServeFlags,
+  env: NodeJS.ProcessEnv,
+): ServeOptions & { host: string; port: number; corsOrigins: string[] } {
   const file = flags.config ? readConfigFile(flags.config) : {};
   const pick = (
     flag: string | undefined,
@@ -129,6 +152,8 @@ export function serveOptions(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeOp
     backend,
     bedrockModelId: pick(flags.bedrockModelId, env.DISAGG_BEDROCK_MODEL_ID, 'bedrockModelId'),
     workers: flags.workers ?? file.workers === true,
+    corsOrigins: corsOrigins(pick(flags.corsOrigin, env.DISAGG_CORS_ORIGINS, 'corsOrigin')),
+    debug: flags.debug === true,
   };
 }
 
@@ -156,6 +181,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   );
   if (server.apiKey)
     say(`  API key${generated ? ' (generated; set DISAGG_API_KEY to choose one)' : ''}: ${server.apiKey}`);
+  if (options.corsOrigins.length > 0) say(`  CORS: browser pages from ${options.corsOrigins.join(', ')} may call it`);
   say('');
   say('Try:');
   say(`  curl -N ${server.url}/v1/chat/completions \\`);

@@ -2,6 +2,7 @@
  * `disagg simulate`: replay a workload through one or more systems on a virtual clock and compare
  * them. The workload and system flags are shared with `disagg sweep`.
  */
+import { DEFAULT_COMPARE, DEFAULT_SYSTEM } from './constants';
 import { SingleBar } from 'cli-progress';
 import { loadTraceFile } from '../../lib/adapters/trace-files';
 import { getLink, getModel } from '../../lib/core/emulator';
@@ -52,7 +53,8 @@ export interface WorkloadFlags {
 
 export interface SystemFlags {
   model: string;
-  system: string;
+  /** Default DEFAULT_SYSTEM, compared with DEFAULT_COMPARE. */
+  system?: string;
   compare?: string[];
   link?: string;
   prefixCache: boolean;
@@ -186,8 +188,11 @@ export function transformWorkload(workload: Workload, flags: WorkloadFlags, extr
   return out;
 }
 
+export { DEFAULT_COMPARE, DEFAULT_SYSTEM };
+
 export function systemsFromFlags(flags: SystemFlags): { specs: SystemSpec[]; options: SimOptions } {
-  const specs = [flags.system, ...(flags.compare ?? [])].map(parseSystemSpec);
+  const compare = flags.compare ?? (flags.system === undefined ? DEFAULT_COMPARE : []);
+  const specs = [flags.system ?? DEFAULT_SYSTEM, ...compare].map(parseSystemSpec);
   const model = getModel(flags.model);
   const count = (flag: string, value: string | undefined, min: number, max: number): number | undefined =>
     value === undefined ? undefined : parseCount(flag, value, min, max);
@@ -223,10 +228,13 @@ export function systemsFromFlags(flags: SystemFlags): { specs: SystemSpec[]; opt
 }
 
 /** A progress bar on stderr, only when stderr is a terminal (CI logs stay clean). */
-export function progressBar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
+export function progressBar(
+  label: string,
+  unit = 'requests',
+): { update: (done: number, total: number) => void; stop: () => void } {
   if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const bar = new SingleBar({
-    format: `${label} [{bar}] {percentage}% | {value}/{total} requests`,
+    format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit}`,
     stream: process.stderr,
     clearOnComplete: true,
     hideCursor: true,

@@ -1,15 +1,12 @@
 import { ConverseCommand, ConverseStreamCommand } from '@aws-sdk/client-bedrock-runtime';
 import type {
   BedrockRuntimeClient,
-  ContentBlock,
   ConverseStreamOutput,
   InferenceConfiguration,
-  Message,
-  SystemContentBlock,
   TokenUsage,
 } from '@aws-sdk/client-bedrock-runtime';
+import { toConverseMessages, toConverseToolConfig } from './bedrock-tools';
 import type {
-  ChatMessage,
   DecodeInput,
   DecodeSession,
   GeneratedToken,
@@ -17,6 +14,8 @@ import type {
   PrefillOutput,
   SamplingParams,
 } from '../core/ports';
+
+export { toConverseMessages };
 
 export interface BedrockBackendOptions {
   readonly client: BedrockRuntimeClient;
@@ -97,8 +96,10 @@ export class BedrockDecodeSession implements DecodeSession {
   private closed = false;
   private startedAt = 0;
   private events: AsyncIterator<ConverseStreamOutput> | null = null;
-  /** Converse (non-streaming) text waiting to be handed out as a single chunk. */
-  private pending: string | null = null;
+  /** Converse (non-streaming) output waiting to be handed out: the text as one chunk, then each tool call. */
+  private pending: GeneratedToken[] | null = null;
+  /** The tool call a stream is assembling, from its contentBlockStart to its contentBlockStop. */
+  private streamingCall: { id: string; name: string; input: string } | null = null;
 
   constructor(options: SessionOptions) {
     this.options = options;
@@ -140,10 +141,12 @@ export class BedrockDecodeSession implements DecodeSession {
 
   private async start(): Promise<void> {
     const { client, modelId, input } = this.options;
+    const toolConfig = toConverseToolConfig(input.tools, input.messages);
     const request = {
       modelId,
       ...toConverseMessages(input.messages),
       inferenceConfig: toInferenceConfig(input.sampling),
+      ...(toolConfig ? { toolConfig } : {}),
     };
     this.startedAt = this.options.now();
     if (this.options.streaming) {
@@ -166,21 +169,27 @@ export class BedrockDecodeSession implements DecodeSession {
     this.stopReason = out.stopReason ?? null;
     this.recordUsage(out.usage);
     this.serviceLatencyMs = out.metrics?.latencyMs ?? null;
-    const text = (out.output?.message?.content ?? []).map((block) => block.text ?? '').join('');
-    if (text !== '') {
-      this.pending = text;
-      this.measuredFirstTokenMs = elapsed;
+    const blocks = out.output?.message?.content ?? [];
+    const text = blocks.map((block) => block.text ?? '').join('');
+    this.pending = [];
+    if (text !== '') this.pending.push({ id: null, text });
+    for (const block of blocks) {
+      const use = block.toolUse;
+      if (use?.toolUseId && use.name) {
+        const call = { id: use.toolUseId, name: use.name, arguments: JSON.stringify(use.input ?? {}) };
+        this.pending.push({ id: null, text: '', toolCall: call });
+      }
     }
+    if (this.pending.length > 0) this.measuredFirstTokenMs = elapsed;
   }
 
   private takePending(): GeneratedToken | null {
-    const text = this.pending;
-    this.pending = null;
-    if (text === null) {
+    const next = this.pending?.shift();
+    if (next === undefined) {
       this.finished = true;
       return null;
     }
-    return { id: null, text };
+    return next;
   }
 
   private async nextFromStream(): Promise<GeneratedToken | null> {
@@ -191,6 +200,22 @@ export class BedrockDecodeSession implements DecodeSession {
       if (step.done) return this.finishStream();
       const event = step.value;
       throwIfStreamError(event);
+      const started = event.contentBlockStart?.start?.toolUse;
+      if (started?.toolUseId && started.name) {
+        this.streamingCall = { id: started.toolUseId, name: started.name, input: '' };
+        continue;
+      }
+      const partial = event.contentBlockDelta?.delta?.toolUse?.input;
+      if (partial !== undefined && this.streamingCall) {
+        this.streamingCall.input += partial;
+        continue;
+      }
+      if (event.contentBlockStop && this.streamingCall) {
+        const { id, name, input } = this.streamingCall;
+        this.streamingCall = null;
+        this.measuredFirstTokenMs ??= this.options.now() - this.startedAt;
+        return { id: null, text: '', toolCall: { id, name, arguments: input === '' ? '{}' : input } };
+      }
       if (event.contentBlockDelta) {
         const text = event.contentBlockDelta.delta?.text;
         if (text === undefined || text === '') continue;
@@ -232,32 +257,6 @@ export class BedrockDecodeSession implements DecodeSession {
     if (usage === undefined) return;
     this.usage = { inputTokens: usage.inputTokens ?? 0, outputTokens: usage.outputTokens ?? 0 };
   }
-}
-
-/**
- * Chat messages in Converse form: system text goes to `system`; the rest alternate user/assistant,
- * which Converse requires, so consecutive same-role messages are merged into one with several blocks.
- */
-export function toConverseMessages(messages: readonly ChatMessage[]): {
-  system: SystemContentBlock[];
-  messages: Message[];
-} {
-  const system: SystemContentBlock[] = [];
-  const turns: { role: 'user' | 'assistant'; content: ContentBlock[] }[] = [];
-  for (const m of messages) {
-    // Bedrock rejects blank text blocks.
-    if (m.content.trim() === '') continue;
-    if (m.role === 'system') {
-      system.push({ text: m.content });
-      continue;
-    }
-    // Converse has no tool-result turn without a toolUseId, so tool output is passed on as user text.
-    const role = m.role === 'assistant' ? 'assistant' : 'user';
-    const last = turns.at(-1);
-    if (last !== undefined && last.role === role) last.content.push({ text: m.content });
-    else turns.push({ role, content: [{ text: m.content }] });
-  }
-  return { system, messages: turns };
 }
 
 export function toInferenceConfig(sampling: SamplingParams): InferenceConfiguration {

@@ -1,9 +1,11 @@
 /**
- * Tokenizer adapter: the real Llama 3 BPE (llama3-tokenizer-js, vocabulary baked in),
- * plus the Llama 3 chat template built from special-token ids.
+ * Tokenizer adapter: the real Llama 3 BPE (llama3-tokenizer-js, vocabulary baked in), encoding piece by piece
+ * through a bounded cache, and prompts under the Llama 3.1 chat template (the one Llama 3.1 and 3.3 publish).
  */
 import { createRequire } from 'node:module';
 import type { ChatMessage, Tokenizer } from '../core/ports';
+import { renderChat, renderedIds } from './chat-template';
+import { encodeByPieces, LruCache } from './tokenizer-pieces';
 
 /** Llama 3 special-token ids (the same in Llama 3 and 3.1). */
 export const LLAMA3_SPECIAL_IDS = {
@@ -25,6 +27,13 @@ interface PackageTokenizer {
 // A regex that never matches: text is always plain text, so "<|eot_id|>" typed by a user cannot forge a turn.
 const NO_SPECIAL_TOKENS = /(?!)/g;
 
+/** Llama 3's pre-tokenizer split, as its tokenizer.json gives it (the case-insensitive contractions spelled out). */
+export const LLAMA3_SPLIT =
+  /(?:'([sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD]))|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+
+/** Piece → ids for every prompt this process encodes: 16,384 pieces of at most 64 characters, a few MB at most. */
+export const LLAMA3_PIECE_CACHE = new LruCache<readonly number[]>(16_384);
+
 export class Llama3Tokenizer implements Tokenizer {
   readonly name = 'llama3';
 
@@ -33,7 +42,12 @@ export class Llama3Tokenizer implements Tokenizer {
 
   /** Plain text to ids: no BOS/EOS, and special-token spellings are tokenized as ordinary text. */
   encode(text: string): number[] {
-    return this.impl().encode(text, { bos: false, eos: false, specialTokenRegex: NO_SPECIAL_TOKENS });
+    const impl = this.impl();
+    return encodeByPieces(text, {
+      split: LLAMA3_SPLIT,
+      encode: (piece) => impl.encode(piece, { bos: false, eos: false, specialTokenRegex: NO_SPECIAL_TOKENS }),
+      cache: LLAMA3_PIECE_CACHE,
+    });
   }
 
   decode(ids: readonly number[]): string {
@@ -93,31 +107,12 @@ export async function loadLlama3Tokenizer(): Promise<Llama3Tokenizer> {
   return shared;
 }
 
-// Llama 3.1 names the tool-result role "ipython"; the other roles keep their names.
-function headerRole(role: ChatMessage['role']): string {
-  return role === 'tool' ? 'ipython' : role;
-}
-
 /**
- * Prompt ids for a chat under the Llama 3 template:
- * <|begin_of_text|> then per message <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>,
- * ending with an open assistant header. Content is trimmed, as the official template does.
+ * Prompt ids for a chat under the Llama 3.1 template: <|begin_of_text|>, the system block (knowledge cutoff and
+ * date, then the system message), each turn between header tokens, ending with an open assistant header.
  */
-export function chatPromptIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
-  const { beginOfText, startHeaderId, endHeaderId, eotId } = LLAMA3_SPECIAL_IDS;
-  const ids: number[] = [beginOfText];
-  for (const message of messages) {
-    ids.push(startHeaderId);
-    append(ids, tokenizer.encode(headerRole(message.role)));
-    ids.push(endHeaderId);
-    append(ids, tokenizer.encode(`\n\n${message.content.trim()}`));
-    ids.push(eotId);
-  }
-  ids.push(startHeaderId);
-  append(ids, tokenizer.encode('assistant'));
-  ids.push(endHeaderId);
-  append(ids, tokenizer.encode('\n\n'));
-  return ids;
+export function chatPromptIds(tokenizer: Tokenizer, messages: readonly ChatMessage[], budget = Infinity): number[] {
+  return renderedIds('llama3', renderChat('llama3', messages), (text) => tokenizer.encode(text), budget);
 }
 
 /** Prompt ids for a plain completion: BOS then the text. */

@@ -7,11 +7,10 @@
  */
 import { MODELS, TOKENIZER_FAMILIES, type ModelId, type TokenizerFamily } from '../core/emulator/models';
 import type { ChatMessage, Tokenizer } from '../core/ports';
-import {
-  chatPromptIds as llama3ChatPromptIds,
-  completionPromptIds as llama3CompletionPromptIds,
-  loadLlama3Tokenizer,
-} from './tokenizer-llama3';
+import { pipelineMessages, type ConversationMessage, type ParsedCompletionRequest } from '../core/api/request';
+import { renderChat, renderedIds } from './chat-template';
+import { completionPromptIds as llama3CompletionPromptIds, loadLlama3Tokenizer } from './tokenizer-llama3';
+import { encodeByPieces, LruCache } from './tokenizer-pieces';
 
 export { TOKENIZER_FAMILIES, type TokenizerFamily };
 
@@ -102,11 +101,23 @@ function qwen3Tokenizer(impl: HfTokenizer): Tokenizer {
   };
 }
 
-function gptOssTokenizer(impl: GptEncoding): Tokenizer {
+/** gpt-oss's pieces → ids, shared by every prompt this process encodes. */
+const GPT_OSS_PIECE_CACHE = new LruCache<readonly number[]>(16_384);
+
+/**
+ * gpt-tokenizer merges a piece in time quadratic in its length (40 s for a 65,536-character run of CJK text,
+ * which o200k's split keeps as one piece), so pieces past 1,024 characters are encoded in 1,024-character chunks.
+ */
+const GPT_OSS_CHUNK_CHARS = 1024;
+
+function gptOssTokenizer(impl: GptEncoding, split: RegExp): Tokenizer {
+  // Neither allowed nor disallowed: special-token spellings are encoded as ordinary text, never thrown on.
+  const plain = (text: string): number[] =>
+    impl.encode(text, { allowedSpecial: NO_SPECIALS, disallowedSpecial: NO_SPECIALS });
   return {
     name: 'gpt-oss',
-    // Neither allowed nor disallowed: special-token spellings are encoded as ordinary text, never thrown on.
-    encode: (text) => impl.encode(text, { allowedSpecial: NO_SPECIALS, disallowedSpecial: NO_SPECIALS }),
+    encode: (text) =>
+      encodeByPieces(text, { split, encode: plain, cache: GPT_OSS_PIECE_CACHE, chunkChars: GPT_OSS_CHUNK_CHARS }),
     decode(ids) {
       checkIds('gpt-oss', ids, impl.vocabularySize);
       return impl.decode(ids);
@@ -164,8 +175,11 @@ async function importTokenizer(family: TokenizerFamily): Promise<Tokenizer> {
     family === 'gpt-oss' &&
     (process.env.DISAGG_TOKENIZER_FAMILY === undefined || process.env.DISAGG_TOKENIZER_FAMILY === 'gpt-oss')
   ) {
-    const mod = await import('gpt-tokenizer/encoding/o200k_harmony');
-    return gptOssTokenizer(mod.default as unknown as GptEncoding);
+    const [mod, params] = await Promise.all([
+      import('gpt-tokenizer/encoding/o200k_harmony'),
+      import('gpt-tokenizer/encodingParams/constants'),
+    ]);
+    return gptOssTokenizer(mod.default as unknown as GptEncoding, params.O200K_TOKEN_SPLIT_REGEX);
   }
   // Llama 3 is always available: the reference backend needs it for its word table whatever model is served.
   if (family === 'llama3') return loadLlama3Tokenizer();
@@ -177,7 +191,7 @@ export function promptIdsFor(
   tokenizer: Tokenizer,
   family: TokenizerFamily,
   kind: 'chat',
-  messages: readonly ChatMessage[],
+  messages: readonly ConversationMessage[],
 ): number[];
 export function promptIdsFor(
   tokenizer: Tokenizer,
@@ -189,13 +203,13 @@ export function promptIdsFor(
   tokenizer: Tokenizer,
   family: TokenizerFamily,
   kind: 'chat' | 'completion',
-  messagesOrPrompt: readonly ChatMessage[] | string,
+  messagesOrPrompt: readonly ConversationMessage[] | string,
 ): number[];
 export function promptIdsFor(
   tokenizer: Tokenizer,
   family: TokenizerFamily,
   kind: 'chat' | 'completion',
-  messagesOrPrompt: readonly ChatMessage[] | string,
+  messagesOrPrompt: readonly ConversationMessage[] | string,
 ): number[] {
   if (tokenizer.name !== family) {
     throw new Error(`promptIdsFor: the ${family} template needs the ${family} tokenizer, got ${tokenizer.name}`);
@@ -205,18 +219,18 @@ export function promptIdsFor(
     return completionIds(tokenizer, family, messagesOrPrompt);
   }
   if (typeof messagesOrPrompt === 'string') throw new TypeError('promptIdsFor: a chat takes messages');
-  switch (family) {
-    case 'llama3':
-      return llama3ChatPromptIds(tokenizer, messagesOrPrompt);
-    case 'llama2':
-      return llama2ChatIds(tokenizer, messagesOrPrompt);
-    case 'mistral':
-      return mistralChatIds(tokenizer, messagesOrPrompt);
-    case 'qwen3':
-      return qwen3ChatIds(tokenizer, messagesOrPrompt);
-    case 'gpt-oss':
-      return harmonyChatIds(tokenizer, messagesOrPrompt);
-  }
+  return chatIds(tokenizer, family, messagesOrPrompt);
+}
+
+/** A conversation's prompt ids under the family's published template; stops soon after `budget` ids. */
+function chatIds(
+  tokenizer: Tokenizer,
+  family: TokenizerFamily,
+  conversation: readonly ConversationMessage[],
+  budget = Infinity,
+): number[] {
+  if (family === 'gpt-oss') return harmonyChatIds(tokenizer, pipelineMessages(conversation));
+  return renderedIds(family, renderChat(family, conversation), (text) => tokenizer.encode(text), budget);
 }
 
 function completionIds(tokenizer: Tokenizer, family: TokenizerFamily, prompt: string): number[] {
@@ -233,102 +247,6 @@ function completionIds(tokenizer: Tokenizer, family: TokenizerFamily, prompt: st
       return ids.length > 0 ? ids : [SPECIAL_IDS[family].endOfText];
     }
   }
-}
-
-/** A user turn (system text folded in) and the assistant's reply to it, null while it is the open turn. */
-interface Turn {
-  system: string | null;
-  user: string;
-  assistant: string | null;
-}
-
-/**
- * Messages as the [INST] templates see them: alternating user and assistant turns. System text joins the next
- * user turn, consecutive user (or tool) messages share one turn, an assistant message without a user gets an empty one.
- */
-function instTurns(messages: readonly ChatMessage[]): Turn[] {
-  const turns: Turn[] = [];
-  let system: string | null = null;
-  for (const message of messages) {
-    const last = turns.at(-1);
-    if (message.role === 'system') {
-      system = system === null ? message.content : `${system}\n\n${message.content}`;
-    } else if (message.role === 'assistant') {
-      if (last && last.assistant === null && system === null) last.assistant = message.content;
-      else {
-        turns.push({ system, user: '', assistant: message.content });
-        system = null;
-      }
-    } else if (last && last.assistant === null && system === null) {
-      last.user = `${last.user}\n\n${message.content}`;
-    } else {
-      turns.push({ system, user: message.content, assistant: null });
-      system = null;
-    }
-  }
-  if (system !== null) turns.push({ system, user: '', assistant: null });
-  return turns;
-}
-
-/**
- * Llama 2 chat, as Meta's reference code encodes it: per exchange <s> + "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user}
- * [/INST] {assistant} " + </s>, the open turn <s> + "[INST] {user} [/INST]"; contents trimmed. [INST] is plain text.
- */
-function llama2ChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
-  const { bos, eos } = SPECIAL_IDS.llama2;
-  const ids: number[] = [];
-  for (const turn of instTurns(messages)) {
-    const system = turn.system === null ? '' : `<<SYS>>\n${turn.system}\n<</SYS>>\n\n`;
-    const inst = `[INST] ${`${system}${turn.user}`.trim()} [/INST]`;
-    ids.push(bos);
-    if (turn.assistant === null) append(ids, tokenizer.encode(inst));
-    else {
-      append(ids, tokenizer.encode(`${inst} ${turn.assistant.trim()} `));
-      ids.push(eos);
-    }
-  }
-  if (ids.length === 0) ids.push(bos);
-  return ids;
-}
-
-/**
- * Mistral v1 (Mistral 7B v0.1, Mixtral 8x7B), as mistral-common's V1 instruct tokenizer encodes it: <s> once, then
- * "[INST] {user} [/INST]" and "{assistant}" + </s> as separate pieces; the system text opens the first user turn.
- */
-function mistralChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
-  const { bos, eos } = SPECIAL_IDS.mistral;
-  const ids: number[] = [bos];
-  for (const turn of instTurns(messages)) {
-    const user = turn.system === null ? turn.user : `${turn.system}\n\n${turn.user}`;
-    append(ids, tokenizer.encode(`[INST] ${user} [/INST]`));
-    if (turn.assistant !== null) {
-      append(ids, tokenizer.encode(turn.assistant));
-      ids.push(eos);
-    }
-  }
-  return ids;
-}
-
-/**
- * Qwen3's ChatML: <|im_start|>{role}\n{content}<|im_end|>\n per message, then <|im_start|>assistant\n. Tool
- * results go in a user turn inside <tool_response> tags, as Qwen3's template puts them.
- */
-function qwen3ChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]): number[] {
-  const { imStart, imEnd } = SPECIAL_IDS.qwen3;
-  const ids: number[] = [];
-  for (const message of messages) {
-    const text =
-      message.role === 'tool'
-        ? `user\n<tool_response>\n${message.content}\n</tool_response>`
-        : `${message.role}\n${message.content}`;
-    ids.push(imStart);
-    append(ids, tokenizer.encode(text));
-    ids.push(imEnd);
-    append(ids, tokenizer.encode('\n'));
-  }
-  ids.push(imStart);
-  append(ids, tokenizer.encode('assistant\n'));
-  return ids;
 }
 
 /**
@@ -378,4 +296,17 @@ function harmonyChatIds(tokenizer: Tokenizer, messages: readonly ChatMessage[]):
 // A loop, not push(...more): spreading a long document's ids can overflow the call stack.
 function append(target: number[], more: readonly number[]): void {
   for (const id of more) target.push(id);
+}
+
+/** The HTTP application's prompt counter: a request's prompt ids under the served family's template. */
+export function promptCounter(
+  tokenizer: Tokenizer,
+  family: TokenizerFamily,
+): (request: ParsedCompletionRequest, budget: number) => Promise<readonly number[]> {
+  return (request, budget) =>
+    Promise.resolve(
+      request.kind === 'completion'
+        ? completionIds(tokenizer, family, request.prompt ?? '')
+        : chatIds(tokenizer, family, request.conversation, budget),
+    );
 }

@@ -98,12 +98,39 @@ export interface KvCache {
 export interface ChatMessage {
   readonly role: 'system' | 'user' | 'assistant' | 'tool';
   readonly content: string;
+  /** Function calls an assistant turn made (for backends that call tools). */
+  readonly toolCalls?: readonly FunctionCall[];
+  /** On a tool turn: the call it answers. */
+  readonly toolCallId?: string;
+}
+
+/** A function call as the model made it: the arguments are the JSON text it wrote. */
+export interface FunctionCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: string;
+}
+
+/** A function a backend may let the model call. */
+export interface FunctionTool {
+  readonly name: string;
+  readonly description?: string;
+  /** JSON Schema of the arguments. */
+  readonly parameters?: Readonly<Record<string, unknown>>;
+}
+
+/** The tools offered to a generation and how the model may use them. */
+export interface ToolOffer {
+  readonly tools: readonly FunctionTool[];
+  readonly choice: 'auto' | 'none' | 'required' | { readonly name: string };
 }
 
 /** One generated token: its id in the tokenizer's vocabulary (null when the backend gives text only) and text. */
 export interface GeneratedToken {
   readonly id: number | null;
   readonly text: string;
+  /** A function call the model made instead of (or after) text; `text` is then ''. */
+  readonly toolCall?: FunctionCall;
 }
 
 export interface PrefillOutput {
@@ -119,6 +146,8 @@ export interface DecodeInput {
   readonly kv: KvCache | null;
   readonly firstToken: GeneratedToken | null;
   readonly sampling: SamplingParams;
+  /** Tools the model may call, for backends that call them. */
+  readonly tools?: ToolOffer;
 }
 
 /** A running generation, advanced one token per decode step so the engine can batch continuously. */

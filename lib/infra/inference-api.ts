@@ -16,7 +16,9 @@ import { DisaggFunction, LAMBDA_ENTRIES, type FunctionNetwork } from './disagg-f
 export const API_ROUTES = [
   { method: 'POST', path: '/v1/chat/completions' },
   { method: 'POST', path: '/v1/completions' },
+  { method: 'POST', path: '/v1/responses' },
   { method: 'GET', path: '/v1/models' },
+  { method: 'GET', path: '/v1/models/{id}' },
   { method: 'GET', path: '/v1/requests/{id}' },
   { method: 'DELETE', path: '/v1/requests/{id}' },
   { method: 'GET', path: '/healthz' },
@@ -25,7 +27,7 @@ export const API_ROUTES = [
 /** A health check must answer load balancers and uptime probes that hold no key. */
 const OPEN_ROUTES: ReadonlySet<string> = new Set(['GET /healthz']);
 
-/** The same bounds the handler's request parser applies (lib/core/api/openai.ts), checked at the gateway first. */
+/** The same bounds the handler's request parser applies (lib/core/api/limits.ts), checked at the gateway first. */
 const MAX_MESSAGES = 2048;
 const MAX_MODEL_CHARS = 256;
 

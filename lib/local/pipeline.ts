@@ -32,6 +32,8 @@ export interface PipelineOptions {
 
 export interface RunningPipeline {
   readonly runtime: PipelineRuntime;
+  /** The generation backend's name (in stage threads: its kind, or `module` for one built by a module). */
+  readonly backendName: string;
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
   readonly events: MemoryEventBus<RequestEvent>;
@@ -57,6 +59,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
     );
     return {
       runtime: threads,
+      backendName: options.backend.kind,
       kv: threads.kv,
       results: threads.results,
       events: threads.events,
@@ -88,6 +91,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   runtime.start();
   return {
     runtime,
+    backendName: backend.name,
     kv: stores.kv,
     results: stores.results,
     events,

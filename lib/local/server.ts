@@ -5,9 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { MemoryEventBus } from '../adapters/events-memory';
-import { loadTokenizer, tokenizerFamily } from '../adapters/tokenizers';
+import { loadTokenizer, promptCounter, tokenizerFamily } from '../adapters/tokenizers';
+import { systemFingerprint } from '../core/api/api-defaults';
+import { REFERENCE_CAPABILITIES, type BackendCapabilities } from '../core/api/capabilities';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine/config';
-import type { ApiLimits } from '../core/api/openai';
+import type { ApiLimits } from '../core/api/limits';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { GenerationBackend, KvStore, ResultStore } from '../core/ports';
 import { createHttpApi } from './http-server';
@@ -36,6 +38,10 @@ export interface ServeOptions {
   readonly prefillConcurrency?: number;
   /** Run the prefill and decode stages in worker threads of their own (`disagg serve --workers`). */
   readonly workers?: boolean;
+  /** Origins a browser page may call the API from (`*` for any); none by default. */
+  readonly corsOrigins?: readonly string[];
+  /** Log the fields requests carried that nothing acted on. */
+  readonly debug?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -84,16 +90,21 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     workers: options.workers ?? false,
     log,
   });
-  const { runtime, kv, results, events } = pipeline;
+  const { runtime, kv, results, events, backendName } = pipeline;
   const apiKey = options.apiKey === undefined ? generateApiKey() : options.apiKey;
+  const backendCapabilities: BackendCapabilities =
+    backendName === 'bedrock' ? { name: 'bedrock', tools: false } : { ...REFERENCE_CAPABILITIES, name: backendName };
   const server = createHttpApi({
     runtime,
     events,
-    tokenizer: promptTokenizer,
-    tokenizerFamily: promptFamily,
+    countPrompt: promptCounter(promptTokenizer, promptFamily),
+    backend: backendCapabilities,
+    systemFingerprint: systemFingerprint(backendName),
     limits: { ...API_DEFAULTS.limits, ...options.limits },
     maxBodyBytes: options.maxBodyBytes ?? API_DEFAULTS.maxBodyBytes,
     apiKey,
+    corsOrigins: options.corsOrigins ?? [],
+    debug: options.debug ?? false,
     log,
   });
   const host = options.host ?? API_DEFAULTS.host;

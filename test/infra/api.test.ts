@@ -35,9 +35,11 @@ describe('InferenceApi routes', () => {
           'DELETE /v1/requests/{id}',
           'GET /healthz',
           'GET /v1/models',
+          'GET /v1/models/{id}',
           'GET /v1/requests/{id}',
           'POST /v1/chat/completions',
           'POST /v1/completions',
+          'POST /v1/responses',
         ].sort(),
       );
     });

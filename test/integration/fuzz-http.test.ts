@@ -513,9 +513,12 @@ const generators: { category: string; count: number; make: (rand: Rand, i: numbe
           '/healthz',
         ]);
         const allowed = path === '/v1/models' || path === '/healthz' ? 'GET' : 'POST';
+        // HEAD is GET without the body (RFC 9110 9.3.2), so it is allowed wherever GET is.
         const method = pick(
           rand,
-          ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'POST'].filter((m) => m !== allowed),
+          ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'POST'].filter(
+            (m) => m !== allowed && !(m === 'HEAD' && allowed === 'GET'),
+          ),
         );
         return {
           category: 'wrong methods and paths',
@@ -568,9 +571,10 @@ const generators: { category: string; count: number; make: (rand: Rand, i: numbe
         'Bearer wrong',
         `Basic ${API_KEY}`,
         `Bearer ${API_KEY}x`,
-        `bearer ${API_KEY}`,
+        // The scheme is case-insensitive (RFC 9110), so `bearer <key>` is the right key, not a wrong one.
+        `bearer ${API_KEY.slice(1)}`,
         'Bearer',
-        `Bearer  ${API_KEY}`,
+        `Bearer ${API_KEY} extra`,
         `Bearer ${'k'.repeat(4000)}`,
       ]);
       const headers: Record<string, string> = { 'content-type': 'application/json' };

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../../lib/adapters/backend-reference';
 import { llama3Tokenizer } from '../../lib/adapters/tokenizer-llama3';
 import type { GenerationBackend } from '../../lib/core/ports';
+import { normalizePath } from '../../lib/core/api/http-edge';
 import { startServer, type RunningServer } from '../../lib/local/server';
 import { apiEvent, createStack } from './lambda-fixtures';
 
@@ -186,4 +187,105 @@ describe('prompts and completions are not logged', () => {
       expect(log).not.toContain(completion.trim());
     }
   });
+});
+
+describe('the edge of every request: path, key, CORS', () => {
+  it('strips trailing slashes in linear time: a path of a million slashes is normalised in well under a second', () => {
+    expect(normalizePath('http://h/x' + '/'.repeat(15_000))).toBe('/x');
+    expect(normalizePath('http://h/v1/models/?a=/b//')).toBe('/v1/models');
+    expect(normalizePath('http://h')).toBe('/');
+    expect(normalizePath('http://h/////')).toBe('/');
+    // A quadratic scan (the /\/+$/ regex) of 10^6 slashes takes minutes; a linear one, milliseconds.
+    const started = performance.now();
+    expect(normalizePath('http://h/x' + '/'.repeat(1_000_000) + 'y' + '/'.repeat(1_000_000))).toHaveLength(1_000_003);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('answers /x and 15,000 slashes with a 404 before authentication, and /healthz stays fast meanwhile', async () => {
+    const server = await serve();
+    const hostile = Array.from({ length: 100 }, () =>
+      fetch(`${server.url}/x${'/'.repeat(15_000)}`, { signal: AbortSignal.timeout(15_000) }),
+    );
+    const answers = await Promise.all(hostile);
+    for (const res of answers) {
+      expect(res.status).toBe(404);
+      const body = (await res.json()) as ErrorBody;
+      expect(body.error.code).toBe('route_not_found');
+      // The path is cut short in the message, not echoed whole.
+      expect(body.error.message.length).toBeLessThan(300);
+    }
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+
+  it('takes the key as Bearer in any case or as x-api-key, and refuses anything else', async () => {
+    const server = await serve();
+    const status = async (h: Record<string, string>) =>
+      (await fetch(`${server.url}/v1/models`, { headers: h, signal: AbortSignal.timeout(5000) })).status;
+    expect(await status({ authorization: `Bearer ${API_KEY}` })).toBe(200);
+    expect(await status({ authorization: `bearer ${API_KEY}` })).toBe(200);
+    expect(await status({ authorization: `BEARER   ${API_KEY}` })).toBe(200);
+    expect(await status({ 'x-api-key': API_KEY })).toBe(200);
+    expect(await status({})).toBe(401);
+    expect(await status({ authorization: `Basic ${API_KEY}` })).toBe(401);
+    expect(await status({ 'x-api-key': `${API_KEY}x` })).toBe(401);
+    expect(await status({ authorization: `Bearer ${API_KEY} ${API_KEY}` })).toBe(401);
+  });
+
+  it('sends CORS headers only for allowed origins, and answers a preflight without a key', async () => {
+    const server = await serve({ corsOrigins: ['http://localhost:3000'] });
+    const preflight = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://localhost:3000',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/authorization/i);
+    const other = await fetch(`${server.url}/v1/models`, {
+      headers: { origin: 'http://evil.example', authorization: `Bearer ${API_KEY}` },
+    });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    const plain = await serve();
+    const none = await fetch(`${plain.url}/v1/models`, {
+      headers: { origin: 'http://localhost:3000', authorization: `Bearer ${API_KEY}` },
+    });
+    expect(none.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('a prompt at the character limit in an unspaced script is a 400, never a 500, in every family', () => {
+  // 65,536 characters: 8,192 prompt tokens × 8, the limit checked before tokenizing, so these reach the tokenizer.
+  const scripts = {
+    chinese: '预填充在一个芯片上运行解码在另一个芯片上运行键值缓存在两者之间传递',
+    'japanese, korean and thai': 'プレフィルとデコードを分けると프리필과디코드를분리하면การแยกพรีฟิลและดีโคด',
+  };
+  // gpt-oss-120b's weights need six CS-3s.
+  const models = [
+    ['llama-3.3-70b', 'cs3x4'],
+    ['llama-2-70b', 'cs3x4'],
+    ['mixtral-8x7b', 'cs3x4'],
+    ['qwen3-32b', 'cs3x4'],
+    ['gpt-oss-120b', 'cs3x8'],
+  ];
+
+  it.each(models)(
+    '%s',
+    async (model, decode) => {
+      const server = await startServer({ port: 0, engine: { timeScale: 0, model, decode }, apiKey: API_KEY });
+      servers.push(server);
+      for (const [script, sentence] of Object.entries(scripts)) {
+        const content = sentence.repeat(Math.ceil(65_536 / sentence.length)).slice(0, 65_536);
+        const res = await post(server, '/v1/chat/completions', { model, messages: [{ role: 'user', content }] });
+        const body = (await res.json()) as ErrorBody;
+        expect([script, res.status, body.error.code]).toEqual([script, 400, 'context_length_exceeded']);
+        expect(body.error.message).toMatch(
+          /^prompt is [\d,]+ tokens; this server accepts at most [\d,]+ prompt tokens/,
+        );
+      }
+    },
+    60_000,
+  );
 });

@@ -33,18 +33,107 @@ describe('disagg CLI (contract)', () => {
     );
     expect(code).toBe(0);
     const out = JSON.parse(stdout);
-    expect(Object.keys(out)).toEqual(['model', 'promptTokens', 'outputTokens', 'disaggregated', 'colocated']);
+    // The contract's fields keep their names and order; new ones (dtypes, bands, stacks) come after them.
+    expect(Object.keys(out).slice(0, 3)).toEqual(['model', 'promptTokens', 'outputTokens']);
+    expect(Object.keys(out)).toEqual(expect.arrayContaining(['disaggregated', 'colocated']));
     expect(out).toMatchObject({ model: 'llama-3.3-70b', promptTokens: 2000, outputTokens: 300 });
-    expect(Object.keys(out.disaggregated)).toEqual([
-      'prefillMs',
-      'transferMs',
-      'ttftMs',
-      'tpotMs',
-      'e2eMs',
-      'tokensPerSecond',
-    ]);
-    expect(Object.keys(out.colocated)).toEqual(['prefillMs', 'ttftMs', 'tpotMs', 'e2eMs', 'tokensPerSecond']);
-    expect(out.disaggregated.ttftMs).toBeGreaterThan(out.disaggregated.prefillMs);
+    const disaggKeys = ['prefillMs', 'transferMs', 'ttftMs', 'tpotMs', 'e2eMs', 'tokensPerSecond'];
+    const colocatedKeys = ['prefillMs', 'ttftMs', 'tpotMs', 'e2eMs', 'tokensPerSecond'];
+    expect(Object.keys(out.disaggregated).slice(0, 6)).toEqual(disaggKeys);
+    expect(Object.keys(out.colocated).slice(0, 5)).toEqual(colocatedKeys);
+    // TTFT is the prefill: the first token leaves with it.
+    expect(out.disaggregated.ttftMs).toBe(out.disaggregated.prefillMs);
+    // Every value has the ends of its error band beside it, low below high (per-user speed inverted).
+    for (const [block, keys] of [
+      [out.disaggregated, disaggKeys],
+      [out.colocated, colocatedKeys],
+    ] as const) {
+      for (const key of keys) {
+        expect(block.low[key]).toBeLessThanOrEqual(block[key]);
+        expect(block.high[key]).toBeGreaterThanOrEqual(block[key]);
+      }
+      expect(block.low.ttftMs).toBeLessThan(block.high.ttftMs);
+    }
+    expect(out.disaggregated.stacks).toEqual({ prefill: 'nxdi', decode: 'cerebras-2025' });
+    expect(out.disaggregated.speculative.draft).toBe('llama-3.2-1b');
+    expect(out.colocated.speculative).toBeNull();
+  });
+
+  it('--stack selects an older serving stack; --speculative-draft none removes a provider default', async () => {
+    const base = [
+      'estimate',
+      '--model',
+      'llama-3.1-70b',
+      '--prompt-tokens',
+      '1000',
+      '--output-tokens',
+      '500',
+      '--colocated',
+      'cs3x4',
+      '--json',
+    ];
+    const today = JSON.parse((await run(...base)).stdout).colocated;
+    const launch = JSON.parse((await run(...base, '--stack', 'cerebras-2024-08')).stdout).colocated;
+    const plain = JSON.parse((await run(...base, '--speculative-draft', 'none')).stdout).colocated;
+    expect(launch.tokensPerSecond).toBeGreaterThan(400);
+    expect(launch.tokensPerSecond).toBeLessThan(500);
+    expect(today.tokensPerSecond).toBeGreaterThan(3 * launch.tokensPerSecond);
+    expect(plain.speculative).toBeNull();
+    expect(plain.tokensPerSecond).toBeLessThan(today.tokensPerSecond);
+  });
+
+  it('--weight-dtype and --kv-dtype set the precisions apart; --dtype sets both', async () => {
+    const base = [
+      'estimate',
+      '--model',
+      'llama-3.1-70b',
+      '--prompt-tokens',
+      '1000',
+      '--output-tokens',
+      '10',
+      '--colocated',
+      'h100x2',
+      '--json',
+    ];
+    const fp8 = JSON.parse((await run(...base, '--weight-dtype', 'fp8')).stdout);
+    expect([fp8.weightDtype, fp8.kvDtype]).toEqual(['fp8', 'bf16']);
+    const both = JSON.parse((await run(...base, '--dtype', 'fp8')).stdout);
+    expect([both.weightDtype, both.kvDtype]).toEqual(['fp8', 'fp8']);
+  });
+
+  it.each([
+    [['--prompt-tokens', '131072', '--output-tokens', '1'], /context limit is 131072/],
+    [['--prompt-tokens', '131000', '--output-tokens', '500'], /at most 72 output tokens fit/],
+    [['--prompt-tokens', '100', '--output-tokens', '5', '--draft-tokens', '4'], /only apply with --speculative-draft/],
+    [
+      ['--prompt-tokens', '100', '--output-tokens', '5', '--speculative-draft', 'eagle'],
+      /needs --draft-tokens K and --acceptance A/,
+    ],
+    [
+      [
+        '--prompt-tokens',
+        '100',
+        '--output-tokens',
+        '5',
+        '--speculative-draft',
+        'qwen3-32b',
+        '--draft-tokens',
+        '4',
+        '--acceptance',
+        '0.7',
+      ],
+      /tokenizer/,
+    ],
+    [['--prompt-tokens', '100', '--output-tokens', '5', '--colocated', 'h100x12'], /use h100x8 or h100x16/],
+    [
+      ['--prompt-tokens', '100', '--output-tokens', '5', '--colocated', 'h100x3'],
+      /does not divide llama-3.1-70b's 64 attention heads/,
+    ],
+    [['--prompt-tokens', '100', '--output-tokens', '5', '--stack', 'gpu-2025,splitwise-2023'], /choose one/],
+  ])('refuses %j with a clear reason (exit 2)', async (args, message) => {
+    const { code, stderr } = await run('estimate', '--model', 'llama-3.1-70b', ...args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
   });
 
   it('estimate prints only the block whose flags were given', async () => {
@@ -144,11 +233,13 @@ describe('disagg CLI (contract)', () => {
     expect(out.devices.every((d: { sources: string[] }) => d.sources.length > 0)).toBe(true);
   });
 
-  it('calibrate prints the table with every point within tolerance', async () => {
+  it('calibrate --json gives every point with its source and the cross-validation within its limit', async () => {
     const { code, stdout } = await run('calibrate', '--json');
     expect(code).toBe(0);
     const out = JSON.parse(stdout);
-    expect(out.points.length).toBeGreaterThanOrEqual(7);
-    for (const p of out.points) expect(Math.abs(p.errorPercent)).toBeLessThanOrEqual(15);
+    expect(out.points.length).toBeGreaterThan(300);
+    for (const p of out.points) expect(p.source.length).toBeGreaterThan(20);
+    expect(out.crossValidation.overallMedianError).toBeLessThanOrEqual(out.crossValidation.limit);
+    expect(out.crossValidation.groups.length).toBeGreaterThan(20);
   });
 });

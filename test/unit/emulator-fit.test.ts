@@ -12,6 +12,7 @@ import {
   parsePool,
   ProfileError,
   USABLE_MEMORY_FRACTION,
+  resolveDraft,
 } from '../../lib/core/emulator';
 
 describe('fit check', () => {
@@ -81,10 +82,10 @@ describe('pool specs', () => {
 describe('estimates', () => {
   const shape = { model: MODELS['llama-3.3-70b'], promptTokens: 2000, outputTokens: 300 };
 
-  it('disaggregated TTFT = prefill + transfer + first decode step; e2e = TTFT + (n - 1) x TPOT', () => {
+  it('disaggregated TTFT = prefill (the prefill side emits the first token); e2e = TTFT + transfer + (n - 1) x TPOT', () => {
     const d = estimateDisaggregated(shape, parsePool('trn2x16'), parsePool('cs3x4'));
-    expect(d.ttftMs).toBeGreaterThan(d.prefillMs + d.transferMs);
-    expect(d.e2eMs).toBeCloseTo(d.ttftMs + 299 * d.tpotMs, 6);
+    expect(d.ttftMs).toBe(d.prefillMs);
+    expect(d.e2eMs).toBeCloseTo(d.ttftMs + d.transferMs + 299 * d.tpotMs, 6);
     expect(d.tokensPerSecond).toBeCloseTo(1000 / d.tpotMs, 6);
   });
 
@@ -94,15 +95,23 @@ describe('estimates', () => {
     expect(c.tpotMs / d.tpotMs).toBeGreaterThan(3);
   });
 
-  it('speculative decoding is off by default and, with a good draft, lowers TPOT on HBM', () => {
+  it('speculative decoding is off on GPU stacks by default and, with a good draft, lowers TPOT on HBM', () => {
     const pool = parsePool('h100x8');
     const plain = estimateColocated(shape, pool);
-    const spec = estimateColocated(
-      { ...shape, speculative: { draftModel: MODELS['llama-3.1-8b'], draftTokens: 4, acceptanceRate: 0.8 } },
-      pool,
-    );
+    expect(plain.speculative).toBeNull();
+    const draft = resolveDraft('llama-3.2-1b', shape.model);
+    if (!draft) throw new Error('llama-3.2-1b must resolve to a draft');
+    const spec = estimateColocated({ ...shape, speculative: { draft, draftTokens: 4, acceptanceRate: 0.8 } }, pool);
     expect(spec.tpotMs).toBeLessThan(plain.tpotMs);
-    expect(estimateColocated({ ...shape }, pool).tpotMs).toBe(plain.tpotMs);
+    expect(spec.fit.draftBytes).toBeGreaterThan(0);
+  });
+
+  it('refuses drafts that cannot draft for the target: another tokenizer, or not smaller', () => {
+    expect(() => resolveDraft('qwen3-32b', shape.model)).toThrow(/tokenizer/);
+    expect(() => resolveDraft('llama-3.1-405b', shape.model)).toThrow(/not smaller/);
+    expect(() => resolveDraft(shape.model.id, shape.model)).toThrow(/target model itself/);
+    expect(resolveDraft('none', shape.model)).toBeNull();
+    expect(resolveDraft('eagle', shape.model)?.model.layers).toBe(1);
   });
 
   it('expected tokens per speculative step follows (1 - a^(k+1)) / (1 - a)', () => {

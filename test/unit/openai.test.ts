@@ -1,26 +1,32 @@
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
+import { REFERENCE_CAPABILITIES } from '../../lib/core/api/capabilities';
+import { parseChatCompletionRequest, parseCompletionRequest } from '../../lib/core/api/chat-request';
 import {
-  ApiError,
-  MAX_CONTENT_CHARS,
-  MAX_PROMPT_CHARS_PER_TOKEN,
-  assertPromptFits,
-  badRequest,
   chatCompletionChunk,
   chatCompletionResponse,
   completionChunk,
   completionResponse,
-  maxPromptChars,
+  type CompletionResult,
+} from '../../lib/core/api/completion-shapes';
+import {
+  ApiError,
+  badRequest,
   notFound,
-  parseChatCompletionRequest,
-  parseCompletionRequest,
-  parseJsonBody,
   payloadTooLarge,
-  sseData,
   tooManyRequests,
   unsupportedMediaType,
-} from '../../lib/core/api/openai';
-import type { ApiLimits, CompletionResult, ParsedCompletionRequest } from '../../lib/core/api/openai';
+} from '../../lib/core/api/errors';
+import {
+  MAX_CONTENT_CHARS,
+  MAX_PROMPT_CHARS_PER_TOKEN,
+  assertPromptFits,
+  maxPromptChars,
+  type ApiLimits,
+} from '../../lib/core/api/limits';
+import type { ParsedCompletionRequest } from '../../lib/core/api/request';
+import { sseData } from '../../lib/core/api/sse';
+import { parseJsonBody } from '../../lib/core/api/validation';
 import { mulberry32 } from '../../lib/core/random';
 
 const LIMITS: ApiLimits = { maxOutputTokens: 4096, maxPromptTokens: 8192, defaultMaxTokens: 256 };
@@ -46,21 +52,25 @@ function apiErrorFrom(fn: () => unknown): ApiError {
   throw new Error('expected an ApiError, but nothing was thrown');
 }
 
-const parseChat = (body: unknown, limits: ApiLimits = LIMITS) => parseChatCompletionRequest(body, limits, SERVED);
-const parseCompletion = (body: unknown, limits: ApiLimits = LIMITS) => parseCompletionRequest(body, limits, SERVED);
+const context = (limits: ApiLimits) => ({ limits, servedModels: SERVED, backend: REFERENCE_CAPABILITIES });
+const parseChat = (body: unknown, limits: ApiLimits = LIMITS) => parseChatCompletionRequest(body, context(limits));
+const parseCompletion = (body: unknown, limits: ApiLimits = LIMITS) => parseCompletionRequest(body, context(limits));
 
 describe('parseChatCompletionRequest: valid requests', () => {
   it('fills every default for a minimal request', () => {
     expect(parseChat(chat())).toEqual({
       kind: 'chat',
       model: MODEL,
-      messages: [{ role: 'user', content: 'hello' }],
+      conversation: [{ role: 'user', content: 'hello' }],
       prompt: null,
+      tools: [],
+      toolChoice: 'auto',
       sampling: { temperature: 1, topP: 1, seed: 0, maxTokens: 256 },
       stream: false,
       includeUsageInStream: false,
       mode: 'auto',
       user: null,
+      ignoredFields: [],
     } satisfies ParsedCompletionRequest);
   });
 
@@ -71,7 +81,7 @@ describe('parseChatCompletionRequest: valid requests', () => {
           { role: 'system', content: 'be brief' },
           { role: 'user', content: 'hi' },
           { role: 'assistant', content: 'hello' },
-          { role: 'tool', content: '{"ok":true}' },
+          { role: 'tool', content: '{"ok":true}', tool_call_id: 'call_1' },
         ],
         temperature: 0,
         top_p: 0.9,
@@ -85,7 +95,7 @@ describe('parseChatCompletionRequest: valid requests', () => {
         disagg: { mode: 'colocated' },
       }),
     );
-    expect(r.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool']);
+    expect(r.conversation.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool']);
     expect(r.sampling).toEqual({ temperature: 0, topP: 0.9, seed: 42, maxTokens: 4096, stop: ['\n\n', 'END'] });
     expect(r.stream).toBe(true);
     expect(r.includeUsageInStream).toBe(true);
@@ -150,21 +160,24 @@ describe('parseChatCompletionRequest: valid requests', () => {
         ],
       }),
     );
-    expect(r.messages).toEqual([{ role: 'user', content: 'first\nsecond' }]);
+    expect(r.conversation).toEqual([{ role: 'user', content: 'first\nsecond' }]);
   });
 
-  it('ignores unknown top-level and per-message fields that clients send', () => {
+  it('accepts fields at their neutral values and unknown fields, and lists what it did not act on', () => {
     const r = parseChat({
       ...chat(),
-      messages: [{ role: 'user', content: 'hi', name: 'alice' }],
+      messages: [{ role: 'user', content: 'hi', name: 'alice', cache_control: { type: 'ephemeral' } }],
       frequency_penalty: 0,
-      logit_bias: { '50256': -100 },
+      logit_bias: {},
       tools: [],
       response_format: { type: 'text' },
       metadata: { deep: { deeper: [1, 2, 3] } },
+      store: false,
+      x_vendor_field: 1,
     });
-    expect(r.messages).toEqual([{ role: 'user', content: 'hi' }]);
+    expect(r.conversation).toEqual([{ role: 'user', content: 'hi', name: 'alice' }]);
     expect(r).not.toHaveProperty('frequency_penalty');
+    expect(r.ignoredFields).toEqual(['metadata', 'store', 'x_vendor_field']);
   });
 
   it('caps the default max_tokens at maxOutputTokens', () => {
@@ -173,13 +186,13 @@ describe('parseChatCompletionRequest: valid requests', () => {
 
   it('accepts exactly 2048 messages and a content string of exactly the maximum length', () => {
     const many = Array.from({ length: 2048 }, () => ({ role: 'user', content: 'x' }));
-    expect(parseChat(chat({ messages: many })).messages).toHaveLength(2048);
+    expect(parseChat(chat({ messages: many })).conversation).toHaveLength(2048);
     const long = 'y'.repeat(MAX_CONTENT_CHARS);
     // A prompt-token limit high enough that the prompt character limit is not what is tested here.
     const roomy = { ...LIMITS, maxPromptTokens: MAX_CONTENT_CHARS };
-    expect(parseChat(chat({ messages: [{ role: 'user', content: long }] }), roomy).messages[0]!.content).toHaveLength(
-      MAX_CONTENT_CHARS,
-    );
+    expect(
+      parseChat(chat({ messages: [{ role: 'user', content: long }] }), roomy).conversation[0]!.content,
+    ).toHaveLength(MAX_CONTENT_CHARS);
   });
 });
 
@@ -226,7 +239,7 @@ const INVALID_CHAT: InvalidCase[] = [
     name: 'unknown role',
     body: chat({ messages: [{ role: 'bot', content: 'a' }] }),
     param: 'messages[0].role',
-    says: ["'system', 'user', 'assistant', 'tool'", 'got "bot"'],
+    says: ["'system', 'developer', 'user', 'assistant', 'tool'", 'got "bot"'],
   },
   {
     name: 'missing content',
@@ -249,7 +262,7 @@ const INVALID_CHAT: InvalidCase[] = [
     name: 'null content',
     body: chat(user(null)),
     param: 'messages[0].content',
-    says: ['must be a string or an array of text parts', 'got null'],
+    says: ['only an assistant message with tool_calls may have null content'],
   },
   {
     name: 'an image part',
@@ -450,13 +463,16 @@ describe('parseCompletionRequest', () => {
     expect(parseCompletion(completion())).toEqual({
       kind: 'completion',
       model: MODEL,
-      messages: [{ role: 'user', content: 'Once upon a time' }],
+      conversation: [{ role: 'user', content: 'Once upon a time' }],
       prompt: 'Once upon a time',
+      tools: [],
+      toolChoice: 'none',
       sampling: { temperature: 1, topP: 1, seed: 0, maxTokens: 256 },
       stream: false,
       includeUsageInStream: false,
       mode: 'auto',
       user: null,
+      ignoredFields: [],
     } satisfies ParsedCompletionRequest);
   });
 
@@ -536,7 +552,7 @@ describe('prompt character limit (maxPromptTokens × MAX_PROMPT_CHARS_PER_TOKEN,
       { role: 'system', content: 'a'.repeat(40) },
       { role: 'user', content: 'b'.repeat(40) },
     ];
-    expect(parseChat(chat({ messages }), small).messages).toHaveLength(2);
+    expect(parseChat(chat({ messages }), small).conversation).toHaveLength(2);
     expect(parseCompletion(completion({ prompt: 'c'.repeat(80) }), small).prompt).toHaveLength(80);
   });
 
@@ -642,6 +658,7 @@ const RESULT: CompletionResult = {
   finishReason: 'stop',
   promptTokens: 12,
   completionTokens: 4,
+  systemFingerprint: 'fp_disagg_reference',
   disagg: { mode: 'disaggregated', handoffMs: 3.5 },
 };
 
@@ -652,6 +669,7 @@ describe('response shapes', () => {
       object: 'chat.completion',
       created: 1_700_000_000,
       model: MODEL,
+      system_fingerprint: 'fp_disagg_reference',
       choices: [
         {
           index: 0,
@@ -671,6 +689,7 @@ describe('response shapes', () => {
       object: 'text_completion',
       created: 1_700_000_000,
       model: MODEL,
+      system_fingerprint: 'fp_disagg_reference',
       choices: [{ index: 0, text: 'Hi there.', logprobs: null, finish_reason: 'length' }],
       usage: { prompt_tokens: 12, completion_tokens: 4, total_tokens: 16 },
       disagg: { mode: 'disaggregated', handoffMs: 3.5 },
@@ -681,7 +700,7 @@ describe('response shapes', () => {
     expect(chatCompletionResponse(RESULT).disagg).toBe(RESULT.disagg);
   });
 
-  const base = { id: 'chatcmpl-abc', model: MODEL, createdS: 1_700_000_000 };
+  const base = { id: 'chatcmpl-abc', model: MODEL, createdS: 1_700_000_000, systemFingerprint: 'fp_disagg_reference' };
 
   it('builds chat chunks: role first, then content, then the finish reason', () => {
     expect(
@@ -691,6 +710,7 @@ describe('response shapes', () => {
       object: 'chat.completion.chunk',
       created: 1_700_000_000,
       model: MODEL,
+      system_fingerprint: 'fp_disagg_reference',
       choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
     });
     const last = chatCompletionChunk({ ...base, delta: {}, finishReason: 'length', disagg: { a: 1 } });
@@ -719,6 +739,7 @@ describe('response shapes', () => {
       object: 'text_completion',
       created: 1_700_000_000,
       model: MODEL,
+      system_fingerprint: 'fp_disagg_reference',
       choices: [{ index: 0, text: 'Hi', logprobs: null, finish_reason: null }],
     });
     const u = completionChunk({
@@ -760,7 +781,7 @@ describe('the official openai client reads these shapes', () => {
   });
 
   it('streams chat chunks ending in a usage chunk and [DONE]', async () => {
-    const base = { id: 'chatcmpl-s', model: MODEL, createdS: 1_700_000_000 };
+    const base = { id: 'chatcmpl-s', model: MODEL, createdS: 1_700_000_000, systemFingerprint: 'fp_disagg_reference' };
     const frames = [
       chatCompletionChunk({ ...base, delta: { role: 'assistant', content: '' }, finishReason: null, usage: null }),
       chatCompletionChunk({ ...base, delta: { content: 'Hel' }, finishReason: null, usage: null }),
@@ -800,7 +821,7 @@ describe('the official openai client reads these shapes', () => {
   });
 
   it('streams text_completion chunks', async () => {
-    const base = { id: 'cmpl-s', model: MODEL, createdS: 1_700_000_000 };
+    const base = { id: 'cmpl-s', model: MODEL, createdS: 1_700_000_000, systemFingerprint: 'fp_disagg_reference' };
     const frames = [
       completionChunk({ ...base, text: 'A', finishReason: null }),
       completionChunk({ ...base, text: 'B', finishReason: 'length' }),
@@ -918,7 +939,7 @@ describe('hostile input', () => {
           const r = parse(value);
           parsed++;
           expect(SERVED).toContain(r.model);
-          expect(r.messages.length).toBeGreaterThan(0);
+          expect(r.conversation.length).toBeGreaterThan(0);
         } catch (e) {
           expect(e).toBeInstanceOf(ApiError);
           const err = e as ApiError;

@@ -9,6 +9,7 @@ import {
   type TokenizerFamily,
 } from '../../lib/adapters/tokenizers';
 import { MODEL_IDS } from '../../lib/core/emulator/models';
+import type { ConversationMessage } from '../../lib/core/api/request';
 import type { ChatMessage, Tokenizer } from '../../lib/core/ports';
 import { startServer, type RunningServer } from '../../lib/local/server';
 import { apiEvent, createStack } from '../integration/lambda-fixtures';
@@ -19,8 +20,16 @@ beforeAll(async () => {
   for (const family of TOKENIZER_FAMILIES) tokenizers[family] = await loadTokenizer(family);
 }, 60_000);
 
-const ids = (family: TokenizerFamily, kind: 'chat' | 'completion', input: readonly ChatMessage[] | string) =>
+const ids = (family: TokenizerFamily, kind: 'chat' | 'completion', input: readonly ConversationMessage[] | string) =>
   promptIdsFor(tokenizers[family], family, kind, input);
+
+/** The conversation whose known-good ids the template tests compare with. */
+const KNOWN_CONVERSATION: ChatMessage[] = [
+  { role: 'system', content: 'You are a helpful assistant.' },
+  { role: 'user', content: '  What is the capital of France?\n' },
+  { role: 'assistant', content: 'Paris.' },
+  { role: 'user', content: 'And of Japan? 日本' },
+];
 
 const chat: ChatMessage[] = [
   { role: 'system', content: 'Be brief.' },
@@ -138,22 +147,119 @@ describe('chat templates', () => {
     ]);
   });
 
-  it('Mistral v1: one <s>, system text opening the first user turn, </s> after each reply', () => {
+  it("Mixtral: the published template's ' [INST] … [/INST]' turns after one <s>, </s> after each reply", () => {
     const got = ids('mistral', 'chat', [
       ...chat,
       { role: 'assistant', content: 'Hi.' },
       { role: 'user', content: 'Why?' },
     ]);
     const sp = (text: string) => tokenizers.mistral.encode(text);
-    expect(got).toEqual([
-      1,
-      ...sp('[INST] Be brief.\n\nHello world [/INST]'),
-      ...sp('Hi.'),
-      2,
-      ...sp('[INST] Why? [/INST]'),
-    ]);
+    // Each text run after a special token gets SentencePiece's dummy-prefix space, as the HF tokenizer's legacy mode.
+    expect(got).toEqual([1, ...sp(' [INST] Be brief.\n\nHello world [/INST] Hi.'), 2, ...sp(' [INST] Why? [/INST]')]);
     expect(got.filter((id) => id === 1)).toHaveLength(1);
-    expect(ids('mistral', 'chat', [{ role: 'user', content: 'Hello' }]).slice(0, 4)).toEqual([1, 733, 16289, 28793]);
+  });
+
+  it('Mixtral: known-good ids (transformers.js apply_chat_template over the published tokenizer.json)', () => {
+    expect(ids('mistral', 'chat', [{ role: 'user', content: 'Hello' }])).toEqual([
+      1, 28705, 733, 16289, 28793, 22557, 733, 28748, 16289, 28793,
+    ]);
+    expect(ids('mistral', 'chat', KNOWN_CONVERSATION)).toEqual([
+      1, 28705, 733, 16289, 28793, 995, 460, 264, 10865, 13892, 28723, 13, 13, 28705, 1824, 349, 272, 5565, 302, 4843,
+      28804, 13, 733, 28748, 16289, 28793, 5465, 28723, 2, 28705, 733, 16289, 28793, 1015, 302, 4720, 28804, 28705,
+      29142, 29119, 733, 28748, 16289, 28793,
+    ]);
+  });
+
+  it('Llama 3.1/3.3: known-good ids, the system block (knowledge cutoff, date) included', () => {
+    // The same ids as transformers.js (the @lenml/tokenizers port) gives for meta-llama/Llama-3.1-8B-Instruct's
+    // tokenizer.json and published template: 36 prompt tokens for one "Hello", 25 of them the system block.
+    const systemBlock = [
+      128000, 128006, 9125, 128007, 271, 38766, 1303, 33025, 2696, 25, 6790, 220, 2366, 18, 198, 15724, 2696, 25, 220,
+      1627, 10263, 220, 2366, 19, 271,
+    ];
+    expect(ids('llama3', 'chat', [{ role: 'user', content: 'Hello' }])).toEqual([
+      ...systemBlock,
+      128009,
+      128006,
+      882,
+      128007,
+      271,
+      9906,
+      128009,
+      128006,
+      78191,
+      128007,
+      271,
+    ]);
+    expect(ids('llama3', 'chat', KNOWN_CONVERSATION)).toEqual([
+      ...systemBlock,
+      2675,
+      527,
+      264,
+      11190,
+      18328,
+      13,
+      128009,
+      128006,
+      882,
+      128007,
+      271,
+      3923,
+      374,
+      279,
+      6864,
+      315,
+      9822,
+      30,
+      128009,
+      128006,
+      78191,
+      128007,
+      271,
+      60704,
+      13,
+      128009,
+      128006,
+      882,
+      128007,
+      271,
+      3112,
+      315,
+      6457,
+      30,
+      105180,
+      128009,
+      128006,
+      78191,
+      128007,
+      271,
+    ]);
+  });
+
+  it('Qwen3: known-good ChatML ids', () => {
+    expect(ids('qwen3', 'chat', KNOWN_CONVERSATION)).toEqual([
+      151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198, 151644, 872, 198, 220, 3555, 374, 279, 6722,
+      315, 9625, 5267, 151645, 198, 151644, 77091, 198, 59604, 13, 151645, 198, 151644, 872, 198, 3036, 315, 6323, 30,
+      75402, 21894, 151645, 198, 151644, 77091, 198,
+    ]);
+  });
+
+  it('renders agent histories (developer, tool calls, tool results) in every family', () => {
+    const agent: ConversationMessage[] = [
+      { role: 'developer', content: 'Use tools.' },
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'weather', arguments: '{"city":"Paris"}' }] },
+      { role: 'tool', content: '{"celsius":21}', toolCallId: 'c1' },
+    ];
+    for (const family of TOKENIZER_FAMILIES) {
+      const got = ids(family, 'chat', agent);
+      expect(tokenizers[family].decode(got)).toContain('Paris');
+      expect(tokenizers[family].decode(got)).toContain('21');
+    }
+    // Llama 3.1 writes the call as its JSON and the result under the ipython header.
+    const llama = tokenizers.llama3.decode(ids('llama3', 'chat', agent));
+    expect(llama).toContain('{"name": "weather", "parameters": {"city": "Paris"}}<|eot_id|>');
+    expect(llama).toContain('<|start_header_id|>ipython<|end_header_id|>');
   });
 
   it('Qwen3: ChatML turns ending with an open assistant turn', () => {

@@ -1,74 +1,97 @@
 /**
- * The server-sent event stream of a completion, shared by the embedded HTTP server (which writes
- * pieces as tokens arrive) and the API Lambda (which writes them as the polled record grows, or
- * all at once when buffered): an opening chunk, one chunk per piece, then the closing events.
+ * Server-sent event framing of the completion streams, written the same way by every transport: an opening
+ * chunk, one chunk per text piece, then the closing events. Chat and text completions end with `data: [DONE]`;
+ * the Responses API sends named events (`event: response.output_text.delta`) and no [DONE].
  */
-import { failedRequest, type CompletionEndpoint } from './api-routes';
-import { chatCompletionChunk, completionChunk, sseData, type FinishReason } from './openai';
-import type { RequestRecord } from '../engine/record';
-import { disaggSummary } from './summary';
+import { chatCompletionChunk, completionChunk, type FinishReason } from './completion-shapes';
+import type { Endpoint } from './request';
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+} as const;
+
+/** One server-sent event. JSON.stringify escapes CR and LF, so the payload is always a single line. */
+export function sseData(obj: object | '[DONE]'): string {
+  return obj === '[DONE]' ? 'data: [DONE]\n\n' : `data: ${JSON.stringify(obj)}\n\n`;
+}
+
+/** A named server-sent event (the Responses API's framing). */
+export function sseEvent(type: string, data: object): string {
+  return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
 
 export interface SseMeta {
   readonly id: string;
   readonly model: string;
   /** Unix seconds. */
   readonly createdS: number;
-  readonly endpoint: CompletionEndpoint;
+  readonly endpoint: Exclude<Endpoint, 'responses'>;
+  readonly systemFingerprint: string;
   readonly promptTokens: number;
-  /** stream_options.include_usage: a usage chunk before [DONE]. */
+  /** stream_options.include_usage: `usage: null` on every chunk, and a usage chunk before [DONE]. */
   readonly includeUsage: boolean;
 }
 
-export const SSE_HEADERS = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
-} as const;
-
 function chunk(meta: SseMeta, text: string | null, finishReason: FinishReason | null, disagg?: unknown): object {
-  const base = { id: meta.id, model: meta.model, createdS: meta.createdS };
-  const extra = disagg === undefined ? {} : { disagg };
+  const base = {
+    id: meta.id,
+    model: meta.model,
+    createdS: meta.createdS,
+    systemFingerprint: meta.systemFingerprint,
+    ...(meta.includeUsage ? { usage: null } : {}),
+    ...(disagg === undefined ? {} : { disagg }),
+  };
   return meta.endpoint === 'chat'
-    ? chatCompletionChunk({ ...base, delta: text === null ? {} : { content: text }, finishReason, ...extra })
-    : completionChunk({ ...base, text: text ?? '', finishReason, ...extra });
+    ? chatCompletionChunk({ ...base, delta: text === null ? {} : { content: text }, finishReason })
+    : completionChunk({ ...base, text: text ?? '', finishReason });
 }
 
 /** Chat streams open with the assistant role, as OpenAI's do; completions have no opening event (''). */
 export function sseOpening(meta: SseMeta): string {
   if (meta.endpoint !== 'chat') return '';
-  const base = { id: meta.id, model: meta.model, createdS: meta.createdS };
-  return sseData(chatCompletionChunk({ ...base, delta: { role: 'assistant', content: '' }, finishReason: null }));
+  return sseData(
+    chatCompletionChunk({
+      id: meta.id,
+      model: meta.model,
+      createdS: meta.createdS,
+      systemFingerprint: meta.systemFingerprint,
+      ...(meta.includeUsage ? { usage: null } : {}),
+      delta: { role: 'assistant', content: '' },
+      finishReason: null,
+    }),
+  );
 }
 
 export function ssePiece(meta: SseMeta, text: string): string {
   return sseData(chunk(meta, text, null));
 }
 
-/**
- * After the last piece: the finish chunk with `disagg` (or, since headers are gone, the failure
- * in the API's error format), the usage chunk when asked for, and `data: [DONE]`.
- */
-export function sseClosing(meta: SseMeta, record: RequestRecord): string {
-  let out =
-    record.state === 'completed'
-      ? sseData(chunk(meta, null, record.finishReason ?? 'stop', disaggSummary(record)))
-      : sseData(failedRequest(record).toBody());
+/** The finish chunk with `disagg`, the usage chunk when asked for, and `data: [DONE]`. */
+export function sseFinish(
+  meta: SseMeta,
+  finishReason: FinishReason,
+  completionTokens: number,
+  disagg: unknown,
+): string {
+  let out = sseData(chunk(meta, null, finishReason, disagg));
   if (meta.includeUsage) {
-    const base = { id: meta.id, model: meta.model, createdS: meta.createdS };
+    const base = { id: meta.id, model: meta.model, createdS: meta.createdS, systemFingerprint: meta.systemFingerprint };
     const usage = {
       prompt_tokens: meta.promptTokens,
-      completion_tokens: record.completionTokens,
-      total_tokens: meta.promptTokens + record.completionTokens,
+      completion_tokens: completionTokens,
+      total_tokens: meta.promptTokens + completionTokens,
     };
-    const usageChunk =
+    out +=
       meta.endpoint === 'chat'
-        ? { ...chatCompletionChunk({ ...base, delta: {}, finishReason: null, usage }), choices: [] }
-        : { ...completionChunk({ ...base, text: '', finishReason: null, usage }), choices: [] };
-    out += sseData(usageChunk);
+        ? sseData(chatCompletionChunk({ ...base, delta: {}, finishReason: null, usage }))
+        : sseData(completionChunk({ ...base, text: '', finishReason: null, usage }));
   }
   return out + sseData('[DONE]');
 }
 
-/** The whole stream of a finished request, from its record. */
-export function sseBody(meta: SseMeta, record: RequestRecord): string {
-  return sseOpening(meta) + record.pieces.map((piece) => ssePiece(meta, piece)).join('') + sseClosing(meta, record);
+/** Headers are gone when a stream fails: the failure goes in-band, in the API's error format, then [DONE]. */
+export function sseFailure(errorBody: object): string {
+  return sseData(errorBody) + sseData('[DONE]');
 }

@@ -6,7 +6,10 @@
 export const DEVICE_IDS = ['trn1', 'trn2', 'inf2', 'cs3', 'a100', 'h100', 'h200', 'b200'] as const;
 export type DeviceId = (typeof DEVICE_IDS)[number];
 
-/** Efficiency family: devices without calibration points of their own borrow their family's factors. */
+/**
+ * Device family: which serving stacks run on it (see stacks.ts) and which cross-validated error band its
+ * predictions carry. Factors are per device; a device a stack has no data for borrows from a named one.
+ */
 export type DeviceFamily = 'neuron' | 'gpu' | 'wafer';
 
 export interface DeviceProfile {
@@ -18,7 +21,7 @@ export interface DeviceProfile {
   /** Dense FP8 FLOP/s; null where the device has no FP8 tensor path (it then runs FP8 weights at BF16 rate). */
   readonly fp8Flops: number | null;
   readonly memoryKind: 'hbm' | 'sram';
-  /** Memory per device, bytes. */
+  /** Memory per device in bytes, as the device reports it (nvidia-smi, neuron-top), not the marketing figure. */
   readonly memoryBytes: number;
   /** Memory bandwidth per device, bytes/s. */
   readonly memoryBandwidth: number;
@@ -26,6 +29,11 @@ export interface DeviceProfile {
   readonly instance: { readonly name: string; readonly devices: number };
   /** On-demand USD per hour for the whole instance (us-east-1), null where no public price exists. */
   readonly instancePricePerHour: number | null;
+  /**
+   * Collective ranks per device: tensor-parallel degrees are quoted in these (NeuronCores on Neuron: TP 32 on a
+   * trn1.32xlarge is 16 chips of 2 cores; TP 64 on a trn2.48xlarge is 16 chips of 4 logical cores at LNC 2).
+   */
+  readonly ranksPerDevice: number;
   /** Link between devices inside one instance (tensor-parallel collectives). */
   readonly intraLink: LinkRef;
   /** Network between instances (pipeline stages, KV handoff). */
@@ -53,6 +61,7 @@ export type LinkRef =
 const TERA = 1e12;
 const GIB = 1024 ** 3;
 const GB = 1e9;
+const MIB = 1024 ** 2;
 
 export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
   trn1: {
@@ -66,6 +75,7 @@ export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
     memoryBandwidth: 820 * GIB,
     instance: { name: 'trn1.32xlarge', devices: 16 },
     instancePricePerHour: 21.5,
+    ranksPerDevice: 2,
     intraLink: 'neuronlink-v2',
     interLink: 'efa-trn1',
     sources: [
@@ -85,10 +95,12 @@ export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
     memoryBandwidth: 2.9 * TERA,
     instance: { name: 'trn2.48xlarge', devices: 16 },
     instancePricePerHour: 46.98, // approximate: AWS lists Trn2 mostly through Capacity Blocks
+    ranksPerDevice: 4,
     intraLink: 'neuronlink-v3',
     interLink: 'efa-trn2',
     sources: [
       'AWS Neuron docs, "Trainium2 Architecture": 667 BF16 and 1,299 FP8 dense TFLOPS, 96 GiB HBM at 2.9 TB/s per chip',
+      'Trainium2 has 8 NeuronCores; NxD Inference runs them as 4 logical cores per chip (LNC 2), so TP 64 = 16 chips',
       'AWS Trn2 instance announcement (Dec 2024): trn2.48xlarge = 16 Trainium2, 3.2 Tbps EFAv3',
       'trn2.48xlarge price: approximate on-demand equivalent, us-east-1 (2025); treat cost figures as indicative',
     ],
@@ -104,10 +116,11 @@ export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
     memoryBandwidth: 820 * GIB,
     instance: { name: 'inf2.48xlarge', devices: 12 },
     instancePricePerHour: 12.98,
+    ranksPerDevice: 2,
     intraLink: 'neuronlink-v2',
     interLink: 'tcp-100g',
     sources: [
-      'AWS Neuron docs, "Inferentia2 Architecture": 190 FP16/BF16/cFP8 TFLOPS, 32 GiB at 820 GB/s per chip',
+      'AWS Neuron docs, "Inferentia2 Architecture": 190 FP16/BF16/cFP8 TFLOPS, 32 GiB at 820 GB/s per chip, 2 NeuronCores',
       'AWS EC2 on-demand pricing, inf2.48xlarge (12 chips, 100 Gbps network) us-east-1: $12.98/h',
     ],
   },
@@ -122,6 +135,7 @@ export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
     memoryBandwidth: 21_000 * TERA,
     instance: { name: 'CS-3 system (one wafer)', devices: 1 },
     instancePricePerHour: null,
+    ranksPerDevice: 1,
     intraLink: 'wafer-fabric',
     interLink: 'cs3-io',
     sources: [
@@ -137,14 +151,16 @@ export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
     bf16Flops: 312 * TERA,
     fp8Flops: null,
     memoryKind: 'hbm',
-    memoryBytes: 80 * GB,
+    memoryBytes: 81_920 * MIB,
     memoryBandwidth: 2039 * GB,
     instance: { name: 'p4de.24xlarge', devices: 8 },
     instancePricePerHour: 40.96,
+    ranksPerDevice: 1,
     intraLink: 'nvlink3',
     interLink: 'efa-p4d',
     sources: [
       'NVIDIA A100 datasheet: 312 TFLOPS BF16 dense, 80 GB HBM2e at 2,039 GB/s (SXM)',
+      'nvidia-smi reports 81,920 MiB on an A100 80GB (modal-labs/modal-client pull request 2797)',
       'AWS EC2 on-demand pricing, p4de.24xlarge (8 x A100 80GB, 400 Gbps EFA) us-east-1: $40.96/h',
     ],
   },
@@ -155,14 +171,16 @@ export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
     bf16Flops: 989 * TERA,
     fp8Flops: 1979 * TERA,
     memoryKind: 'hbm',
-    memoryBytes: 80 * GB,
+    memoryBytes: 81_559 * MIB,
     memoryBandwidth: 3.35 * TERA,
     instance: { name: 'p5.48xlarge', devices: 8 },
     instancePricePerHour: 55.04,
+    ranksPerDevice: 1,
     intraLink: 'nvlink4',
     interLink: 'efa-p5',
     sources: [
       'NVIDIA H100 datasheet: 989 TFLOPS BF16 and 1,979 TFLOPS FP8 dense, 80 GB HBM3 at 3.35 TB/s (SXM5)',
+      'nvidia-smi reports 81,559 MiB on an H100 SXM (modal-labs/modal-client pull request 2797)',
       'AWS EC2 on-demand pricing after the June 2025 reduction, p5.48xlarge (8 x H100, 3,200 Gbps EFA) us-east-1: $55.04/h',
     ],
   },
@@ -173,14 +191,16 @@ export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
     bf16Flops: 989 * TERA,
     fp8Flops: 1979 * TERA,
     memoryKind: 'hbm',
-    memoryBytes: 141 * GB,
+    memoryBytes: 143_771 * MIB,
     memoryBandwidth: 4.8 * TERA,
     instance: { name: 'p5en.48xlarge', devices: 8 },
     instancePricePerHour: 63.3,
+    ranksPerDevice: 1,
     intraLink: 'nvlink4',
     interLink: 'efa-p5',
     sources: [
       'NVIDIA H200 datasheet: same tensor cores as H100, 141 GB HBM3e at 4.8 TB/s',
+      'nvidia-smi reports 143,771 MiB on an H200 (NVIDIA/cuda-samples issue 311)',
       'AWS EC2 on-demand pricing after the June 2025 reduction, p5en.48xlarge (8 x H200) us-east-1: about $63.30/h',
     ],
   },
@@ -191,14 +211,16 @@ export const DEVICES: Readonly<Record<DeviceId, DeviceProfile>> = {
     bf16Flops: 2250 * TERA,
     fp8Flops: 4500 * TERA,
     memoryKind: 'hbm',
-    memoryBytes: 180 * GB,
+    memoryBytes: 183_359 * MIB,
     memoryBandwidth: 7.7 * TERA,
     instance: { name: 'p6-b200.48xlarge', devices: 8 },
     instancePricePerHour: 113.93,
+    ranksPerDevice: 1,
     intraLink: 'nvlink5',
     interLink: 'efa-p6',
     sources: [
       'NVIDIA HGX B200 datasheet: 2.25 PFLOPS BF16 and 4.5 PFLOPS FP8 dense per GPU, 180 GB HBM3e at 7.7 TB/s',
+      'nvidia-smi reports 183,359 MiB per B200 (a public HGX B200 environment report)',
       'AWS EC2 on-demand pricing, p6-b200.48xlarge (8 x B200, 3,200 Gbps EFAv4) us-east-1: about $113.93/h',
     ],
   },

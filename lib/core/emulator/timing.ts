@@ -1,76 +1,402 @@
 /**
- * The timing model: pure functions from (model, devices, work) to emulated device time in ms.
+ * The timing model: pure functions from (model, devices, work, serving stack) to emulated device time in ms.
  *
- *   prefill  = max(FLOPs / (devices x peak x MFU), weights / (devices x bandwidth x eff)) + collectives + pipeline hops
- *   decode   = HBM:   max((weights read + KV read) / (TP x bandwidth x eff), FLOPs / (TP x peak x MFU)) + collectives + hops
- *              wafer: layers x per-layer latency + (weights + KV) / (SRAM bandwidth x eff) + hops between systems
- *   transfer = KV bytes / min(sender, receiver network bandwidth) + latency, optionally overlapped layer by layer
+ * One forward pass (a prefill, a decode step, a speculative verification) on a device with HBM:
+ *
+ *   pass = step overhead + layers x (matmuls + attention + elementwise + 2 all-reduces + layer overhead) + head + hops
+ *   matmul    = max(FLOPs / (TP x peak x matmul eff), weight bytes / (TP x HBM bandwidth x bandwidth eff)) + kernel floor
+ *   attention = max(attention FLOPs / (TP x peak x attention eff), KV bytes read / (TP x HBM bandwidth x bandwidth eff))
+ *   all-reduce = (base + per-hop x log2 ranks) + 2 (TP-1)/TP x activation bytes / (link bandwidth x link eff)
+ *
+ * On a wafer (CS-3), weights stay in SRAM laid out layer by layer, so a token's time is its walk:
+ *
+ *   pass = step overhead + layers x (latency + resident bytes per wafer / (SRAM bandwidth x read eff))
+ *          + FLOPs / (peak x matmul eff) (pipelined over the systems) + KV read + hops between systems
+ *
+ * Factors are per serving stack and device (factors.ts, fitted in calibration/). Transfer time is KV bytes /
+ * min(sender, receiver network bandwidth) + latency, optionally overlapped layer by layer with prefill.
  */
-import { DEVICES, type DeviceProfile } from './devices';
-import { FITTED_EFFICIENCY, type EfficiencyTable, type HbmEfficiency, type WaferEfficiency } from './efficiency';
+import { DEVICES, type DeviceFamily, type DeviceId, type DeviceProfile } from './devices';
+import {
+  FITTED_ACCEPTANCE,
+  FITTED_BANDS,
+  FITTED_FACTORS,
+  type FactorTable,
+  type HbmFactors,
+  type WaferFactors,
+} from './factors';
 import { LINKS, type LinkProfile } from './links';
 import {
   attentionFlops,
   DTYPE_BYTES,
   kvBytesForContext,
-  linearFlopsPerToken,
+  mlpMatrices,
   parameterCounts,
+  weightBytes,
+  weightPartBytes,
   type Dtype,
   type ModelProfile,
 } from './models';
-import { poolLayout, type DevicePool, type PoolLayout } from './pool';
+import { poolLayout, ProfileError, type DevicePool, type PoolLayout } from './pool';
+import { DEFAULT_STACKS, factorSource, stackFor, type StackId, type StackSelection } from './stacks';
 
 const MS = 1000;
+const US = 1e-6;
 /** Activations crossing a collective or a pipeline boundary are BF16. */
 const ACTIVATION_BYTES = 2;
 /** Prompt chunk that fills a pipeline in prefill (chunked prefill, as in vLLM and Neuron's NxDI). */
 const PREFILL_PIPELINE_CHUNK_TOKENS = 2048;
 
+/** Which end of the cross-validated error band to charge (see bands in factors.ts). */
+export type TimingBand = 'mid' | 'low' | 'high';
+
 export interface ComputeOptions {
   readonly weightDtype: Dtype;
   readonly kvDtype: Dtype;
-  readonly efficiency: EfficiencyTable;
+  /** The serving stack each device family runs. */
+  readonly stacks: StackSelection;
+  readonly factors: FactorTable;
+  /** Acceptance rates of the providers' speculative decoding (factors.ts FITTED_ACCEPTANCE). */
+  readonly acceptance: Readonly<Record<string, number>>;
+  /** 'low' and 'high' scale device time by the family's cross-validated error band. */
+  readonly band: TimingBand;
 }
 
-export const DEFAULT_COMPUTE: ComputeOptions = { weightDtype: 'bf16', kvDtype: 'bf16', efficiency: FITTED_EFFICIENCY };
+export const DEFAULT_COMPUTE: ComputeOptions = {
+  weightDtype: 'bf16',
+  kvDtype: 'bf16',
+  stacks: DEFAULT_STACKS,
+  factors: FITTED_FACTORS,
+  acceptance: FITTED_ACCEPTANCE,
+  band: 'mid',
+};
+
+/** The default compute options for a model: weights at the precision its checkpoint is published in. */
+export function defaultCompute(model: ModelProfile, overrides: Partial<ComputeOptions> = {}): ComputeOptions {
+  return { ...DEFAULT_COMPUTE, weightDtype: model.nativeWeightDtype, ...overrides };
+}
 
 function peakFlops(device: DeviceProfile, dtype: Dtype): number {
-  // FP8 (and MXFP4) weights run on the FP8 tensor path where there is one, else at the BF16 rate.
-  const lowPrecision = dtype === 'fp8' || dtype === 'mxfp4';
+  // FP8 (and INT8, MXFP4) weights run on the FP8 tensor path where there is one, else at the BF16 rate.
+  const lowPrecision = dtype === 'fp8' || dtype === 'int8' || dtype === 'mxfp4';
   return lowPrecision && device.fp8Flops !== null ? device.fp8Flops : device.bf16Flops;
+}
+
+export interface ResolvedFactors<F> {
+  readonly factors: F;
+  readonly stack: StackId;
+  /** The device the factors were measured on (differs from the pool's when borrowed). */
+  readonly source: DeviceId;
+  readonly borrowed: boolean;
+}
+
+/** The factors a device runs with under the chosen stacks. */
+export function resolveFactors(device: DeviceId, opts: ComputeOptions): ResolvedFactors<HbmFactors | WaferFactors> {
+  const stack = stackFor(device, opts.stacks);
+  const source = factorSource(stack, device);
+  const factors = opts.factors[stack.id][source.device];
+  if (factors === undefined) {
+    throw new ProfileError(`serving stack "${stack.id}" has no fitted factors for "${source.device}"`);
+  }
+  return { factors, stack: stack.id, source: source.device, borrowed: source.borrowed };
+}
+
+/** The relative error band of a device's predictions: calibrated devices, or devices borrowing factors. */
+export function bandFor(device: DeviceId, opts: ComputeOptions): number {
+  const { borrowed } = resolveFactors(device, opts);
+  const band = FITTED_BANDS[DEVICES[device].family as DeviceFamily];
+  return borrowed ? band.borrowed : band.calibrated;
+}
+
+function bandScale(device: DeviceId, opts: ComputeOptions): number {
+  if (opts.band === 'mid') return 1;
+  const band = bandFor(device, opts);
+  return opts.band === 'low' ? Math.exp(-band) : Math.exp(band);
 }
 
 /** Weight bytes read by a forward pass of `tokensInBatch` tokens: MoE reads only the experts some token routes to. */
 export function weightBytesRead(model: ModelProfile, tokensInBatch: number, dtype: Dtype): number {
   const p = parameterCounts(model);
-  let params = p.alwaysRead + p.outputHead;
-  if (model.moe) {
-    const { experts, activeExperts } = model.moe;
-    // Expected distinct experts hit by n tokens each picking k of E uniformly.
-    const touched = experts * (1 - Math.pow(1 - activeExperts / experts, tokensInBatch));
-    params += touched * p.expertParams * p.moeLayers;
+  if (!model.moe) return weightBytes(model, dtype);
+  const bytes = weightPartBytes(dtype);
+  const routedAll = p.expertParams * model.moe.experts * p.moeLayers;
+  const touched = expectedExpertsTouched(model, tokensInBatch);
+  const otherBytes = weightBytes(model, dtype) - routedAll * bytes.mlp;
+  return otherBytes + touched * p.expertParams * p.moeLayers * bytes.mlp;
+}
+
+/** Expected distinct experts hit by n tokens each picking k of E uniformly. */
+function expectedExpertsTouched(model: ModelProfile, tokens: number): number {
+  if (!model.moe) return 0;
+  const { experts, activeExperts } = model.moe;
+  return experts * (1 - Math.pow(1 - activeExperts / experts, tokens));
+}
+
+/** One sequence's share of a forward pass: tokens computed now, after tokens whose KV is already cached. */
+export interface PassSequence {
+  readonly newTokens: number;
+  readonly contextTokens: number;
+}
+
+export type PassKind = 'prefill' | 'decode';
+
+export interface PassBreakdown {
+  readonly ms: number;
+  /** Matrix multiplies and attention (the larger of their compute and memory time, per kernel). */
+  readonly kernelMs: number;
+  /** Collectives and pipeline hops. */
+  readonly communicationMs: number;
+  /** Fixed costs of the stack: per pass, per layer, per sequence, kernel floors; on a wafer, layer latency. */
+  readonly overheadMs: number;
+  readonly flops: number;
+}
+
+const EMPTY_PASS: PassBreakdown = { ms: 0, kernelMs: 0, communicationMs: 0, overheadMs: 0, flops: 0 };
+
+/** The work of one pass, summed over its sequences. */
+interface PassWork {
+  readonly tokens: number;
+  readonly sequences: number;
+  /** Positions whose logits are computed: each prompt's last in prefill, every new token in decode. */
+  readonly logits: number;
+  readonly attentionFlops: number;
+  readonly kvBytesRead: number;
+}
+
+function passWork(model: ModelProfile, seqs: readonly PassSequence[], kind: PassKind, kvDtype: Dtype): PassWork {
+  let tokens = 0;
+  let sequences = 0;
+  let flops = 0;
+  let kv = 0;
+  for (const s of seqs) {
+    if (s.newTokens <= 0) continue;
+    tokens += s.newTokens;
+    sequences += 1;
+    flops += attentionFlops(model, s.newTokens, s.contextTokens);
+    kv += kvBytesForContext(model, s.contextTokens + s.newTokens, kvDtype);
   }
-  return params * DTYPE_BYTES[dtype];
+  return {
+    tokens,
+    sequences,
+    logits: kind === 'prefill' ? sequences : tokens,
+    attentionFlops: flops,
+    kvBytesRead: kv,
+  };
+}
+
+/** The time of one forward pass on a pool (one replica). */
+export function forwardPassTime(
+  model: ModelProfile,
+  pool: DevicePool,
+  seqs: readonly PassSequence[],
+  kind: PassKind,
+  opts: ComputeOptions = DEFAULT_COMPUTE,
+): PassBreakdown {
+  const work = passWork(model, seqs, kind, opts.kvDtype);
+  if (work.tokens === 0) return EMPTY_PASS;
+  return passFromWork(model, pool, work, kind, opts, new HbmLayerCache());
+}
+
+function passFromWork(
+  model: ModelProfile,
+  pool: DevicePool,
+  work: PassWork,
+  kind: PassKind,
+  opts: ComputeOptions,
+  cache: HbmLayerCache,
+): PassBreakdown {
+  const resolved = resolveFactors(pool.device, opts);
+  const f = resolved.factors;
+  const raw =
+    f.kind === 'wafer' ? waferPass(model, pool, work, kind, f, opts) : hbmPass(model, pool, work, kind, f, opts, cache);
+  const scale = bandScale(pool.device, opts);
+  if (scale === 1) return raw;
+  return {
+    ms: raw.ms * scale,
+    kernelMs: raw.kernelMs * scale,
+    communicationMs: raw.communicationMs * scale,
+    overheadMs: raw.overheadMs * scale,
+    flops: raw.flops,
+  };
+}
+
+/** One matrix multiply's shape per layer: K x N weights, read at `bytesPerParam`. */
+interface Gemm {
+  readonly k: number;
+  readonly n: number;
+  readonly bytesPerParam: number;
+}
+
+/** The matrix multiplies of one dense layer (attention projections and MLP) and of one MoE layer's non-expert part. */
+function layerGemms(model: ModelProfile, dtype: Dtype): { attention: Gemm[]; denseMlp: Gemm[] } {
+  const b = weightPartBytes(dtype);
+  const h = model.hiddenSize;
+  const attention: Gemm[] = [
+    { k: h, n: (model.heads + 2 * model.kvHeads) * model.headDim, bytesPerParam: b.other },
+    { k: model.heads * model.headDim, n: h, bytesPerParam: b.other },
+  ];
+  const up = model.mlp === 'gated' ? 2 * model.intermediateSize : model.intermediateSize;
+  const denseMlp: Gemm[] = [
+    { k: h, n: up, bytesPerParam: b.mlp },
+    { k: model.intermediateSize, n: h, bytesPerParam: b.mlp },
+  ];
+  return { attention, denseMlp };
+}
+
+/** Per-token-count parts of an HBM pass, memoized by the simulator's fast path. */
+class HbmLayerCache {
+  readonly byTokens = new Map<number, { gemmS: number; flops: number }>();
+}
+
+function hbmPass(
+  model: ModelProfile,
+  pool: DevicePool,
+  work: PassWork,
+  kind: PassKind,
+  f: HbmFactors,
+  opts: ComputeOptions,
+  cache: HbmLayerCache,
+): PassBreakdown {
+  const device = DEVICES[pool.device];
+  const layout = poolLayout(pool);
+  const t = layout.tensorParallel;
+  const ranks = t * device.ranksPerDevice;
+  const n = work.tokens;
+  const peak = peakFlops(device, opts.weightDtype);
+  const bw = device.memoryBandwidth * f.bandwidthEfficiency;
+
+  // Matrix multiplies of all layers and the head, memoized per token count (they depend on nothing else).
+  let g = cache.byTokens.get(n * 1e6 + work.logits);
+  if (g === undefined) {
+    g = hbmGemms(model, t, n, work.logits, peak, bw, f, opts.weightDtype);
+    cache.byTokens.set(n * 1e6 + work.logits, g);
+  }
+
+  // Attention over the KV actually read, all layers: the larger of its compute and its memory time.
+  const attentionS = Math.max(
+    work.attentionFlops / (t * device.bf16Flops * f.attentionEfficiency),
+    work.kvBytesRead / (t * bw),
+  );
+  const activeIntermediate = model.moe
+    ? (model.moe.activeExperts + model.moe.sharedExperts) * model.moe.expertIntermediate
+    : model.intermediateSize;
+  const elementwiseBytes =
+    n * (f.elementwiseVectors * model.hiddenSize + (mlpMatrices(model) * activeIntermediate) / t) * ACTIVATION_BYTES;
+  const elementwiseS = (model.layers * elementwiseBytes) / bw;
+  const activationBytes = n * model.hiddenSize * ACTIVATION_BYTES;
+  const allReduceS = ranks > 1 ? 2 * model.layers * allReduceSeconds(activationBytes, device, t, ranks, f) : 0;
+  const layerOverheadS = model.layers * (f.layerOverheadUs + f.sequenceOverheadUs * work.sequences) * US;
+  const fixedUs = kind === 'prefill' ? f.prefillOverheadUs : f.stepOverheadUs;
+  const stepS = (fixedUs + f.stepOverheadPerHopUs * Math.log2(ranks)) * US;
+
+  // Pipeline stages run one after another; chunked prefill overlaps them ((chunks + stages - 1) / (chunks x stages)).
+  const exposed = pipelineFactor(kind, n, layout.pipelineStages);
+  const kernelS = (g.gemmS + attentionS + elementwiseS) * exposed;
+  const layersS = kernelS + (allReduceS + layerOverheadS) * exposed;
+  const hopsS = pipelineHopsSeconds(model, device, layout.pipelineStages, n);
+  const ms = (stepS + layersS + hopsS) * MS;
+  return {
+    ms,
+    kernelMs: kernelS * MS,
+    communicationMs: (allReduceS * exposed + hopsS) * MS,
+    overheadMs: (stepS + layerOverheadS * exposed) * MS,
+    flops: g.flops + work.attentionFlops,
+  };
+}
+
+/** Matrix multiplies of a pass over `n` tokens: all layers, plus the output head for `logits` positions. */
+function hbmGemms(
+  model: ModelProfile,
+  t: number,
+  n: number,
+  logits: number,
+  peak: number,
+  bw: number,
+  f: HbmFactors,
+  dtype: Dtype,
+): { gemmS: number; flops: number } {
+  const gemm = (flops: number, bytes: number): number => gemmSeconds(flops / t, bytes / t, peak, bw, f);
+  const shapes = layerGemms(model, dtype);
+  const p = parameterCounts(model);
+  let seconds = 0;
+  let flops = 0;
+  const run = (shape: Gemm, tokens: number, layers: number): void => {
+    const fl = 2 * tokens * shape.k * shape.n;
+    seconds += layers * gemm(fl, shape.k * shape.n * shape.bytesPerParam);
+    flops += layers * fl;
+  };
+  for (const shape of shapes.attention) run(shape, n, model.layers);
+  const denseLayers = model.layers - p.moeLayers;
+  for (const shape of shapes.denseMlp) run(shape, n, denseLayers);
+  if (model.moe) {
+    const b = weightPartBytes(dtype);
+    const expert = p.expertParams;
+    // Routed experts as one grouped multiply: the FLOPs of the active experts, the bytes of those touched.
+    const routedFlops = 2 * n * model.moe.activeExperts * expert;
+    const routedBytes = expectedExpertsTouched(model, n) * expert * b.mlp;
+    seconds += p.moeLayers * gemm(routedFlops, routedBytes);
+    flops += p.moeLayers * routedFlops;
+    if (model.moe.sharedExperts > 0) {
+      const sharedFlops = 2 * n * model.moe.sharedExperts * expert;
+      seconds += p.moeLayers * gemm(sharedFlops, model.moe.sharedExperts * expert * b.mlp);
+      flops += p.moeLayers * sharedFlops;
+    }
+  }
+  // Output head: only the positions whose logits are sampled.
+  const headFlops = 2 * logits * model.hiddenSize * model.vocabSize;
+  const headBytes = model.hiddenSize * model.vocabSize * weightPartBytes(dtype).other;
+  const headS = gemm(headFlops, headBytes);
+  return { gemmS: seconds + headS, flops: flops + headFlops };
 }
 
 /**
- * Time of the tensor-parallel all-reduces of one forward pass: two per layer (after attention and
- * after the MLP), a ring's bandwidth term plus a tree's log2(TP) hop latencies and a fitted overhead.
+ * One device's share of a matrix multiply: the larger of its compute and memory time, and never less than
+ * the shortest kernel the stack runs (launch tail and wave quantisation bound tiny multiplies).
  */
-function collectivesSeconds(
-  model: ModelProfile,
-  device: DeviceProfile,
-  tensorParallel: number,
-  tokens: number,
-  eff: HbmEfficiency,
-): number {
-  if (tensorParallel <= 1) return 0;
+function gemmSeconds(flops: number, bytes: number, peak: number, bandwidth: number, f: HbmFactors): number {
+  return Math.max(flops / (peak * f.matmulEfficiency), bytes / bandwidth, f.kernelFloorUs * US);
+}
+
+/** The time of one all-reduce of `bytes` over `t` devices (`ranks` collective ranks). */
+function allReduceSeconds(bytes: number, device: DeviceProfile, t: number, ranks: number, f: HbmFactors): number {
   const link = LINKS[device.intraLink];
-  const bytes = tokens * model.hiddenSize * ACTIVATION_BYTES;
-  const bandwidthTerm = ((2 * (tensorParallel - 1)) / tensorParallel) * (bytes / link.bandwidth);
-  const latencyTerm = 2 * Math.ceil(Math.log2(tensorParallel)) * link.latency;
-  const perCollective = bandwidthTerm + latencyTerm + eff.collectiveOverheadUs * 1e-6;
-  return 2 * model.layers * perCollective;
+  const latency = (f.allReduceBaseUs + f.allReducePerHopUs * Math.log2(ranks)) * US;
+  const bandwidth = t > 1 ? ((2 * (t - 1)) / t) * (bytes / (link.bandwidth * f.linkEfficiency)) : 0;
+  return latency + bandwidth;
+}
+
+/**
+ * Calibration handles on the kernel model: one device's share of a matrix multiply of `tokens` rows against
+ * a K x N weight shard, and one all-reduce of `bytes` over `workers` devices, in ms.
+ */
+export function matmulMs(
+  deviceId: DeviceId,
+  f: HbmFactors,
+  tokens: number,
+  k: number,
+  n: number,
+  dtype: Dtype,
+): number {
+  const device = DEVICES[deviceId];
+  const flops = 2 * tokens * k * n;
+  const bytes = k * n * weightPartBytes(dtype).other;
+  const bandwidth = device.memoryBandwidth * f.bandwidthEfficiency;
+  return gemmSeconds(flops, bytes, peakFlops(device, dtype), bandwidth, f) * MS;
+}
+
+export function allReduceMs(deviceId: DeviceId, f: HbmFactors, bytes: number, workers: number): number {
+  const device = DEVICES[deviceId];
+  return allReduceSeconds(bytes, device, workers, workers * device.ranksPerDevice, f) * MS;
+}
+
+/**
+ * How much of a pass's layer time a pipeline of `stages` exposes: all of it for one chunk (a token crosses
+ * the stages in turn), (chunks + stages - 1) / (chunks x stages) when a prompt's chunks overlap.
+ */
+function pipelineFactor(kind: PassKind, tokens: number, stages: number): number {
+  if (stages <= 1) return 1;
+  const chunks = kind === 'prefill' ? Math.max(1, Math.ceil(tokens / PREFILL_PIPELINE_CHUNK_TOKENS)) : 1;
+  return (chunks + stages - 1) / (chunks * stages);
 }
 
 /** Activations handed from one pipeline stage (instance or CS-3 system) to the next. */
@@ -81,6 +407,84 @@ function pipelineHopsSeconds(model: ModelProfile, device: DeviceProfile, stages:
   return (stages - 1) * (link.latency + bytes / link.bandwidth);
 }
 
+/**
+ * Wafer-scale pass. Each system holds `layers / systems` layers; within a wafer every layer owns cores in
+ * proportion to its bytes, so each layer takes its latency plus the time its region reads the bytes
+ * resident on that wafer. Computation pipelines across systems: one token crosses them in turn, a batch
+ * (or a chunked prompt) keeps them all busy.
+ */
+function waferPass(
+  model: ModelProfile,
+  pool: DevicePool,
+  work: PassWork,
+  kind: PassKind,
+  f: WaferFactors,
+  opts: ComputeOptions,
+): PassBreakdown {
+  const device = DEVICES[pool.device];
+  const systems = pool.count;
+  const residentPerWafer = weightBytes(model, opts.weightDtype) / systems;
+  const layerS =
+    model.layers * (f.layerLatencyUs * US + residentPerWafer / (device.memoryBandwidth * f.residentReadEfficiency));
+  const flops = linearFlops(model, work) + work.attentionFlops;
+  const units = kind === 'prefill' ? Math.max(1, Math.ceil(work.tokens / PREFILL_PIPELINE_CHUNK_TOKENS)) : work.tokens;
+  const overlap = (units + systems - 1) / (units * systems);
+  const computeS = (flops / (device.bf16Flops * f.matmulEfficiency)) * overlap;
+  const kvS = work.kvBytesRead / (device.memoryBandwidth * f.kvBandwidthEfficiency);
+  // Hops between systems: the fitted hand-over latency plus the activations over the system I/O.
+  const link = LINKS[device.interLink];
+  const hopsS =
+    (systems - 1) * (f.hopLatencyUs * US + (work.tokens * model.hiddenSize * ACTIVATION_BYTES) / link.bandwidth);
+  const stepS = f.stepOverheadUs * US;
+  const ms = (stepS + layerS + computeS + kvS + hopsS) * MS;
+  return { ms, kernelMs: (computeS + kvS) * MS, communicationMs: hopsS * MS, overheadMs: (stepS + layerS) * MS, flops };
+}
+
+/** Dense FLOPs of a pass's weight multiplies: active parameters per token, the head only where logits are taken. */
+function linearFlops(model: ModelProfile, work: PassWork): number {
+  const p = parameterCounts(model);
+  const perToken = 2 * (p.active - p.embedding - p.outputHead);
+  return perToken * work.tokens + 2 * p.outputHead * work.logits;
+}
+
+/**
+ * A speculative draft's pass: a full copy on one device of the pool, no collectives, fused into the
+ * target's step (no step overhead of its own), as NxD Inference's fused speculation runs it.
+ */
+export function draftPassTime(
+  draft: ModelProfile,
+  pool: DevicePool,
+  seqs: readonly PassSequence[],
+  opts: ComputeOptions = DEFAULT_COMPUTE,
+): PassBreakdown {
+  const work = passWork(draft, seqs, 'decode', opts.kvDtype);
+  if (work.tokens === 0) return EMPTY_PASS;
+  const resolved = resolveFactors(pool.device, opts);
+  const one: DevicePool = { device: pool.device, count: 1 };
+  const f = resolved.factors;
+  const raw =
+    f.kind === 'wafer'
+      ? waferPass(draft, one, work, 'decode', { ...f, stepOverheadUs: 0 }, opts)
+      : hbmPass(
+          draft,
+          one,
+          work,
+          'decode',
+          {
+            ...f,
+            stepOverheadUs: 0,
+            prefillOverheadUs: 0,
+            stepOverheadPerHopUs: 0,
+            allReduceBaseUs: 0,
+            allReducePerHopUs: 0,
+          },
+          opts,
+          new HbmLayerCache(),
+        );
+  const scale = bandScale(pool.device, opts);
+  return { ...raw, ms: raw.ms * scale };
+}
+
 export interface PrefillItem {
   /** Prompt tokens to compute. */
   readonly newTokens: number;
@@ -88,56 +492,23 @@ export interface PrefillItem {
   readonly cachedTokens: number;
 }
 
-export interface PrefillBreakdown {
-  readonly ms: number;
-  readonly computeMs: number;
-  readonly memoryMs: number;
-  readonly communicationMs: number;
-  readonly flops: number;
-}
+export type PrefillBreakdown = PassBreakdown;
+export type DecodeBreakdown = PassBreakdown;
 
-/** Time to prefill a batch of prompts on a pool (one replica). */
+/** Time to prefill a batch of prompts on a pool (one replica): one pass that also yields each first token. */
 export function prefillTime(
   model: ModelProfile,
   pool: DevicePool,
   batch: readonly PrefillItem[],
   opts: ComputeOptions = DEFAULT_COMPUTE,
 ): PrefillBreakdown {
-  const device = DEVICES[pool.device];
-  const eff = opts.efficiency[device.family];
-  const layout = poolLayout(pool);
-  const p = parameterCounts(model);
-  const tokens = batch.reduce((sum, item) => sum + item.newTokens, 0);
-  if (tokens === 0) return { ms: 0, computeMs: 0, memoryMs: 0, communicationMs: 0, flops: 0 };
-  // The output head runs only for each prompt's last position: that is where the first token comes from.
-  const bodyFlopsPerToken = linearFlopsPerToken(model) - 2 * p.outputHead;
-  let flops = 0;
-  for (const item of batch) {
-    if (item.newTokens <= 0) continue;
-    flops +=
-      bodyFlopsPerToken * item.newTokens + 2 * p.outputHead + attentionFlops(model, item.newTokens, item.cachedTokens);
-  }
-  // Chunked prefill keeps pipeline stages busy; the bubble is (stages - 1) chunks.
-  const chunks = Math.max(1, Math.ceil(tokens / PREFILL_PIPELINE_CHUNK_TOKENS));
-  const bubble = (chunks + layout.pipelineStages - 1) / chunks;
-  const computeS = (flops / (pool.count * peakFlops(device, opts.weightDtype) * eff.prefillMfu)) * bubble;
-  let memoryS = 0;
-  let commS = pipelineHopsSeconds(model, device, layout.pipelineStages, tokens);
-  if (eff.kind === 'hbm') {
-    memoryS =
-      weightBytesRead(model, tokens, opts.weightDtype) / (pool.count * device.memoryBandwidth * eff.decodeBandwidth);
-    commS += collectivesSeconds(model, device, layout.tensorParallel, tokens, eff);
-  }
-  const ms = (Math.max(computeS, memoryS) + commS) * MS;
-  return { ms, computeMs: computeS * MS, memoryMs: memoryS * MS, communicationMs: commS * MS, flops };
-}
-
-export interface DecodeBreakdown {
-  readonly ms: number;
-  readonly memoryMs: number;
-  readonly computeMs: number;
-  readonly latencyMs: number;
-  readonly communicationMs: number;
+  return forwardPassTime(
+    model,
+    pool,
+    batch.map((item) => ({ newTokens: item.newTokens, contextTokens: item.cachedTokens })),
+    'prefill',
+    opts,
+  );
 }
 
 /**
@@ -151,65 +522,20 @@ export function decodeStepTime(
   opts: ComputeOptions = DEFAULT_COMPUTE,
   queryTokens = 1,
 ): DecodeBreakdown {
-  const batchTokens = contexts.length * queryTokens;
-  if (batchTokens === 0) return { ms: 0, memoryMs: 0, computeMs: 0, latencyMs: 0, communicationMs: 0 };
-  let kvBytes = 0;
-  let flops = 0;
-  for (const context of contexts) {
-    kvBytes += kvBytesForContext(model, context, opts.kvDtype);
-    flops += linearFlopsPerToken(model) * queryTokens + attentionFlops(model, queryTokens, context);
-  }
-  const device = DEVICES[pool.device];
-  const eff = opts.efficiency[device.family];
-  const layout = poolLayout(pool);
-  const weightRead = weightBytesRead(model, batchTokens, opts.weightDtype);
-  const hopsS = pipelineHopsSeconds(model, device, layout.pipelineStages, batchTokens);
-  const collS = eff.kind === 'hbm' ? collectivesSeconds(model, device, layout.tensorParallel, batchTokens, eff) : 0;
-  const out = { ms: 0, memoryMs: 0, computeMs: 0, latencyMs: 0, communicationMs: 0 };
-  decodeStepFromWork(model, pool, opts, layout, weightRead + kvBytes, flops, hopsS, collS, out);
-  return out;
-}
-
-type MutableDecodeBreakdown = { -readonly [K in keyof DecodeBreakdown]: DecodeBreakdown[K] };
-
-/**
- * The step formula once the batch's bytes and FLOPs are known; shared by decodeStepTime and
- * DecodeStepTimer so the two cannot drift apart. Writes into `out` (no allocation).
- */
-function decodeStepFromWork(
-  model: ModelProfile,
-  pool: DevicePool,
-  opts: ComputeOptions,
-  layout: PoolLayout,
-  bytes: number,
-  flops: number,
-  hopsS: number,
-  collectivesS: number,
-  out: MutableDecodeBreakdown,
-): void {
-  const device = DEVICES[pool.device];
-  const eff = opts.efficiency[device.family];
-  if (eff.kind === 'wafer') {
-    waferDecode(model, pool, device, eff, bytes, flops, hopsS, out);
-    return;
-  }
-  // Pipeline stages run one after another for a token, so only one stage's devices serve a step.
-  const memoryS = bytes / (layout.tensorParallel * device.memoryBandwidth * eff.decodeBandwidth);
-  const computeS =
-    flops / (layout.tensorParallel * layout.pipelineStages * peakFlops(device, opts.weightDtype) * eff.prefillMfu);
-  const commS = collectivesS + hopsS;
-  out.ms = (Math.max(memoryS, computeS) + commS) * MS;
-  out.memoryMs = memoryS * MS;
-  out.computeMs = computeS * MS;
-  out.latencyMs = 0;
-  out.communicationMs = commS * MS;
+  return forwardPassTime(
+    model,
+    pool,
+    contexts.map((context) => ({ newTokens: queryTokens, contextTokens: context })),
+    'decode',
+    opts,
+  );
 }
 
 /**
  * Decode step time from a batch's totals, for callers that step millions of times (the simulator).
- * For one query token per request it equals decodeStepTime exactly: the per-request terms it
- * aggregates (KV bytes, attention keys) are integers, whose floating-point sums are exact in any
- * order, and the rest is the same formula (decodeStepFromWork). Per-batch-size terms are memoized.
+ * For one query token per request it equals decodeStepTime: the per-request terms it aggregates (KV bytes,
+ * attention keys) are integers, whose floating-point sums are exact in any order, and the rest is the
+ * same pass formula (passFromWork). Matrix-multiply terms are memoized per batch size.
  */
 export class DecodeStepTimer {
   /** Keys a windowed layer attends to at most; Infinity when the model has no windowed layers. */
@@ -218,18 +544,7 @@ export class DecodeStepTimer {
   private readonly globalLayers: number;
   private readonly kvBytesPerLayerToken: number;
   private readonly attentionFlopsPerKey: number;
-  private readonly linearFlops: number;
-  private readonly layout: PoolLayout;
-  private readonly weightRead: number[] = [];
-  private readonly hops: number[] = [];
-  private readonly collectives: number[] = [];
-  private readonly scratch: MutableDecodeBreakdown = {
-    ms: 0,
-    memoryMs: 0,
-    computeMs: 0,
-    latencyMs: 0,
-    communicationMs: 0,
-  };
+  private readonly cache = new HbmLayerCache();
 
   constructor(
     private readonly model: ModelProfile,
@@ -241,70 +556,29 @@ export class DecodeStepTimer {
     this.globalLayers = model.layers - this.windowedLayers;
     this.kvBytesPerLayerToken = 2 * model.kvHeads * model.headDim * DTYPE_BYTES[opts.kvDtype];
     this.attentionFlopsPerKey = 4 * model.heads * model.headDim;
-    this.linearFlops = linearFlopsPerToken(model);
-    this.layout = poolLayout(pool);
+    resolveFactors(pool.device, opts);
   }
 
   /**
    * One step for `requests` requests of one query token each. `contextSum` is the sum of their
-   * contexts; `windowedContextSum` the sum of min(context, window) and `windowedKeySum` the sum of
-   * min(context + 1, window) (both ignored for models without windowed attention).
+   * contexts; `windowedKeySum` the sum of min(context + 1, window), the keys a windowed layer reads and
+   * attends to (ignored for models without windowed attention). `windowedContextSum` is accepted for
+   * callers written against the earlier signature and not needed.
    */
-  stepMs(requests: number, contextSum: number, windowedContextSum = 0, windowedKeySum = 0): number {
+  stepMs(requests: number, contextSum: number, _windowedContextSum = 0, windowedKeySum = 0): number {
     if (requests === 0) return 0;
     const w = this.windowedLayers;
-    const kvBytes = this.kvBytesPerLayerToken * (this.globalLayers * contextSum + (w > 0 ? w * windowedContextSum : 0));
+    // Each request reads its context plus the new token on every layer (windowed layers: capped).
     const keys = this.globalLayers * (contextSum + requests) + (w > 0 ? w * windowedKeySum : 0);
-    const flops = this.linearFlops * requests + this.attentionFlopsPerKey * keys;
-    if (this.weightRead[requests] === undefined) this.memoize(requests);
-    const bytes = (this.weightRead[requests] as number) + kvBytes;
-    decodeStepFromWork(
-      this.model,
-      this.pool,
-      this.opts,
-      this.layout,
-      bytes,
-      flops,
-      this.hops[requests] as number,
-      this.collectives[requests] as number,
-      this.scratch,
-    );
-    return this.scratch.ms;
+    const work: PassWork = {
+      tokens: requests,
+      sequences: requests,
+      logits: requests,
+      attentionFlops: this.attentionFlopsPerKey * keys,
+      kvBytesRead: this.kvBytesPerLayerToken * keys,
+    };
+    return passFromWork(this.model, this.pool, work, 'decode', this.opts, this.cache).ms;
   }
-
-  private memoize(tokens: number): void {
-    const device = DEVICES[this.pool.device];
-    const eff = this.opts.efficiency[device.family];
-    this.weightRead[tokens] = weightBytesRead(this.model, tokens, this.opts.weightDtype);
-    this.hops[tokens] = pipelineHopsSeconds(this.model, device, this.layout.pipelineStages, tokens);
-    this.collectives[tokens] =
-      eff.kind === 'hbm' ? collectivesSeconds(this.model, device, this.layout.tensorParallel, tokens, eff) : 0;
-  }
-}
-
-/**
- * Wafer-scale decode: weights stay in SRAM, so a token's time is its walk through the layer
- * pipeline (a fixed latency per layer) plus reading the bytes at the small fraction of SRAM
- * bandwidth a single pass achieves. Batched tokens add their compute.
- */
-function waferDecode(
-  model: ModelProfile,
-  pool: DevicePool,
-  device: DeviceProfile,
-  eff: WaferEfficiency,
-  bytes: number,
-  flops: number,
-  hopsS: number,
-  out: MutableDecodeBreakdown,
-): void {
-  const latencyS = model.layers * eff.layerLatencyUs * 1e-6;
-  const memoryS = bytes / (device.memoryBandwidth * eff.sramEfficiency);
-  const computeS = flops / (pool.count * device.bf16Flops * eff.prefillMfu);
-  out.ms = (latencyS + Math.max(memoryS, computeS) + hopsS) * MS;
-  out.memoryMs = memoryS * MS;
-  out.computeMs = computeS * MS;
-  out.latencyMs = latencyS * MS;
-  out.communicationMs = hopsS * MS;
 }
 
 export interface TransferRequest {
@@ -326,7 +600,7 @@ export interface TransferBreakdown {
 }
 
 /** Bandwidth a pool has on a network link: per-instance links scale with instances, per-device with devices. */
-function poolBandwidth(pool: DevicePool, link: LinkProfile): number {
+export function poolBandwidth(pool: DevicePool, link: LinkProfile): number {
   const units = link.scope === 'per-instance' ? poolLayout(pool).instances : pool.count;
   return units * link.bandwidth;
 }
@@ -347,3 +621,5 @@ export function kvTransferTime(req: TransferRequest): TransferBreakdown {
   }
   return { ms: (exposedS + latency) * MS, serialMs: (serialS + latency) * MS, bandwidth };
 }
+
+export type { PoolLayout };

@@ -1,0 +1,191 @@
+/**
+ * A conversation as the served model sees it: its family's published chat template (chat-templates.ts) rendered
+ * by a template engine, then tokenized with the template's special tokens as single ids and everything the client
+ * wrote as plain text, so "<|eot_id|>" typed in a message cannot forge a turn.
+ */
+import { Template } from '@huggingface/jinja';
+import type { ConversationMessage } from '../core/api/request';
+import { badRequest } from '../core/api/errors';
+import { CHAT_TEMPLATES } from './chat-templates';
+
+export type TemplatedFamily = keyof typeof CHAT_TEMPLATES;
+
+export interface TemplateVocabulary {
+  /** Special and added tokens the template may emit, spelling → id. */
+  readonly specials: Readonly<Record<string, number>>;
+  readonly bos: string;
+  readonly eos: string;
+  /** Templates that only know alternating user/assistant turns (and an optional first system message). */
+  readonly alternating: boolean;
+}
+
+/** From each family's published tokenizer_config.json (added_tokens_decoder). */
+export const TEMPLATE_VOCABULARIES: Record<TemplatedFamily, TemplateVocabulary> = {
+  llama3: {
+    specials: {
+      '<|begin_of_text|>': 128000,
+      '<|end_of_text|>': 128001,
+      '<|start_header_id|>': 128006,
+      '<|end_header_id|>': 128007,
+      '<|eom_id|>': 128008,
+      '<|eot_id|>': 128009,
+      '<|python_tag|>': 128010,
+    },
+    bos: '<|begin_of_text|>',
+    eos: '<|eot_id|>',
+    alternating: false,
+  },
+  llama2: { specials: { '<s>': 1, '</s>': 2 }, bos: '<s>', eos: '</s>', alternating: true },
+  mistral: { specials: { '<s>': 1, '</s>': 2 }, bos: '<s>', eos: '</s>', alternating: true },
+  qwen3: {
+    specials: {
+      '<|endoftext|>': 151643,
+      '<|im_start|>': 151644,
+      '<|im_end|>': 151645,
+      '<tool_call>': 151657,
+      '</tool_call>': 151658,
+      '<tool_response>': 151665,
+      '</tool_response>': 151666,
+      '<think>': 151667,
+      '</think>': 151668,
+    },
+    bos: '',
+    eos: '<|im_end|>',
+    alternating: false,
+  },
+};
+
+/** Marks a special-token spelling in client text as text (and itself, doubled): private use, never in a vocabulary's specials. */
+const MARK = '\uE000';
+
+const compiled = new Map<TemplatedFamily, { template: Template; split: RegExp; escape: RegExp }>();
+
+function compile(family: TemplatedFamily) {
+  let c = compiled.get(family);
+  if (!c) {
+    const spellings = Object.keys(TEMPLATE_VOCABULARIES[family].specials).sort((a, b) => b.length - a.length);
+    const alternatives = spellings.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+    c = {
+      template: new Template(CHAT_TEMPLATES[family]),
+      split: new RegExp(`(${alternatives})`, 'g'),
+      escape: new RegExp(`${MARK}|${alternatives}`, 'g'),
+    };
+    compiled.set(family, c);
+  }
+  return c;
+}
+
+/** The conversation rendered by the family's template, with an open assistant turn; client text escaped. */
+export function renderChat(family: TemplatedFamily, conversation: readonly ConversationMessage[]): string {
+  const vocabulary = TEMPLATE_VOCABULARIES[family];
+  const { template, escape } = compile(family);
+  const text = (s: string): string => s.replace(escape, (m) => (m === MARK ? MARK + MARK : m[0] + MARK + m.slice(1)));
+  const messages = (vocabulary.alternating ? alternatingTurns(conversation) : conversation).map((m) =>
+    templateMessage(m, text),
+  );
+  try {
+    return template.render({
+      messages,
+      bos_token: vocabulary.bos,
+      eos_token: vocabulary.eos,
+      add_generation_prompt: true,
+    });
+  } catch (err) {
+    // The template's own raise_exception (a conversation shape the model's template refuses), or a render failure.
+    const reason = err instanceof Error ? err.message : String(err);
+    throw badRequest(
+      `the ${family} chat template cannot render these messages: ${reason}`,
+      'messages',
+      'invalid_messages',
+    );
+  }
+}
+
+/**
+ * Token ids of a rendered prompt: the template's special tokens as their ids, the text between them through
+ * `encodeText` (which sees the client's text unescaped).
+ */
+export function renderedIds(
+  family: TemplatedFamily,
+  rendered: string,
+  encodeText: (text: string) => number[],
+  budget = Infinity,
+): number[] {
+  const { split } = compile(family);
+  const specials = TEMPLATE_VOCABULARIES[family].specials;
+  const ids: number[] = [];
+  for (const part of rendered.split(split)) {
+    if (part === '') continue;
+    const special = specials[part];
+    if (special !== undefined) ids.push(special);
+    else for (const id of encodeText(unescape(part))) ids.push(id);
+    // Past the budget the request is refused anyway: stop spending tokenizer time on it.
+    if (ids.length > budget) break;
+  }
+  return ids;
+}
+
+function unescape(text: string): string {
+  return text.includes(MARK)
+    ? text.replace(/\uE000(\uE000)?/g, (_m, doubled: string | undefined) => (doubled ? MARK : ''))
+    : text;
+}
+
+/** A turn in the shape templates read (OpenAI's, with tool-call arguments parsed, as vLLM passes them). */
+function templateMessage(m: ConversationMessage, text: (s: string) => string): Record<string, unknown> {
+  const role = m.role === 'developer' ? 'system' : m.role;
+  const out: Record<string, unknown> = { role, content: text(m.content) };
+  if (m.toolCalls && m.toolCalls.length > 0) {
+    out.tool_calls = m.toolCalls.map((c) => ({
+      id: c.id,
+      type: 'function',
+      function: { name: text(c.name), arguments: parsedArguments(c.arguments, text) },
+    }));
+  }
+  if (m.toolCallId !== undefined) out.tool_call_id = m.toolCallId;
+  if (m.name !== undefined) out.name = text(m.name);
+  return out;
+}
+
+function parsedArguments(json: string, text: (s: string) => string): unknown {
+  try {
+    const value: unknown = JSON.parse(json);
+    if (typeof value === 'object' && value !== null) return escapeStrings(value, text);
+  } catch {
+    // Not JSON: the template gets the text as the model wrote it.
+  }
+  return text(json);
+}
+
+function escapeStrings(value: unknown, text: (s: string) => string): unknown {
+  if (typeof value === 'string') return text(value);
+  if (Array.isArray(value)) return value.map((v) => escapeStrings(v, text));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [text(k), escapeStrings(v, text)]));
+  }
+  return value;
+}
+
+/**
+ * For templates that take only an optional first system message and then strictly alternating user/assistant turns
+ * (Llama 2, Mixtral): later system text and tool results join the next user turn, consecutive turns of one role
+ * merge, a tool-calling turn carries its calls as text, and a conversation that opens with the assistant gets an
+ * empty user turn first, so every conversation an agent sends renders.
+ */
+export function alternatingTurns(conversation: readonly ConversationMessage[]): ConversationMessage[] {
+  const turns: { role: 'system' | 'user' | 'assistant'; content: string }[] = [];
+  for (const m of conversation) {
+    const calls = (m.toolCalls ?? []).map((c) => JSON.stringify({ name: c.name, arguments: c.arguments }));
+    const content = [m.content, ...calls].filter((s) => s !== '').join('\n');
+    const system = m.role === 'system' || m.role === 'developer';
+    const role =
+      system && turns.every((t) => t.role === 'system') ? 'system' : m.role === 'assistant' ? 'assistant' : 'user';
+    const last = turns.at(-1);
+    if (last && last.role === role) last.content = `${last.content}\n\n${content}`;
+    else turns.push({ role, content });
+  }
+  const first = turns.findIndex((t) => t.role !== 'system');
+  if (first !== -1 && turns[first]!.role === 'assistant') turns.splice(first, 0, { role: 'user', content: '' });
+  if (first === -1) turns.push({ role: 'user', content: '' });
+  return turns;
+}

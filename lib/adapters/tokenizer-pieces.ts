@@ -1,0 +1,101 @@
+/**
+ * Byte-level BPE tokenizers split text into pieces with a regex before merging, and a piece always encodes to
+ * the same ids. So prompts are encoded piece by piece through one bounded, process-wide LRU cache of piece → ids
+ * (common words and whitespace runs repeat across requests), in the family's own split, which keeps the result
+ * identical to encoding the whole text at once.
+ */
+
+/** A bounded least-recently-used map: a Map keeps insertion order, so the first key is the oldest. */
+export class LruCache<V> {
+  private readonly entries = new Map<string, V>();
+  hits = 0;
+  misses = 0;
+
+  constructor(readonly capacity: number) {}
+
+  get(key: string): V | undefined {
+    const value = this.entries.get(key);
+    if (value === undefined) {
+      this.misses += 1;
+      return undefined;
+    }
+    this.hits += 1;
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    return value;
+  }
+
+  set(key: string, value: V): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+export interface PieceEncoderOptions {
+  /** The family's pre-tokenizer split, global and unicode (`gu`). */
+  readonly split: RegExp;
+  /** Encodes one piece (or several whole pieces) as plain text. */
+  readonly encode: (text: string) => number[];
+  readonly cache: LruCache<readonly number[]>;
+  /** Pieces longer than this are not cached (one-off runs of an unspaced script, or junk). Default 64. */
+  readonly maxCachedChars?: number;
+  /**
+   * Where the family's own merge loop is quadratic in a piece's length, a longer piece is encoded in chunks of
+   * this many characters: a bounded cost for a 65,536-character run of CJK text, at most a token or two of
+   * difference per chunk boundary, and only in pieces no spaced script produces.
+   */
+  readonly chunkChars?: number;
+}
+
+/** Ids of `text`, piece by piece, through the cache. */
+export function encodeByPieces(text: string, o: PieceEncoderOptions): number[] {
+  const ids: number[] = [];
+  const maxCached = o.maxCachedChars ?? 64;
+  const split = new RegExp(o.split.source, o.split.flags);
+  let end = 0;
+  for (let match = split.exec(text); match !== null; match = split.exec(text)) {
+    const piece = match[0];
+    if (piece === '') {
+      split.lastIndex += 1;
+      continue;
+    }
+    // Text the split skipped (it matches everything in these families, but never drop a character).
+    if (match.index > end) append(ids, o.encode(text.slice(end, match.index)));
+    end = match.index + piece.length;
+    if (piece.length <= maxCached) {
+      let cached = o.cache.get(piece);
+      if (cached === undefined) {
+        cached = o.encode(piece);
+        o.cache.set(piece, cached);
+      }
+      append(ids, cached);
+    } else if (o.chunkChars !== undefined && piece.length > o.chunkChars) {
+      for (const chunk of chunks(piece, o.chunkChars)) append(ids, o.encode(chunk));
+    } else {
+      append(ids, o.encode(piece));
+    }
+  }
+  if (end < text.length) append(ids, o.encode(text.slice(end)));
+  return ids;
+}
+
+/** `text` in chunks of at most `size` UTF-16 units, never splitting a surrogate pair. */
+function* chunks(text: string, size: number): Generator<string> {
+  for (let start = 0; start < text.length;) {
+    let stop = Math.min(text.length, start + size);
+    const last = text.charCodeAt(stop - 1);
+    if (stop < text.length && last >= 0xd800 && last <= 0xdbff) stop -= 1;
+    yield text.slice(start, stop);
+    start = stop;
+  }
+}
+
+// A loop, not push(...more): spreading a long document's ids can overflow the call stack.
+function append(target: number[], more: readonly number[]): void {
+  for (const id of more) target.push(id);
+}

@@ -1,0 +1,383 @@
+/**
+ * The OpenAI-compatible HTTP application, written once and served two ways: by `disagg serve` through Hono's
+ * Node adapter and by the API function through its Lambda adapter (buffered, or with response streaming). It
+ * owns routes, validation, limits, errors and SSE framing; it reaches the pipeline only through
+ * CompletionPipeline, and the tokenizer only through `countPrompt`.
+ *
+ *   POST /v1/chat/completions, POST /v1/completions, POST /v1/responses (JSON or SSE)
+ *   GET /v1/models, GET /v1/models/{id}, GET|DELETE /v1/requests/{id}, GET /healthz
+ */
+import { Hono, type Context } from 'hono';
+import { cors } from 'hono/cors';
+import { isTerminal, type RequestRecord } from '../engine/record';
+import type { BackendCapabilities } from './capabilities';
+import { parseChatCompletionRequest, parseCompletionRequest, type ParseContext } from './chat-request';
+import { chatCompletionResponse, completionResponse, type FinishReason } from './completion-shapes';
+import { ApiError, internalError, methodNotAllowed, notFound, requestNotFound, routeNotFound } from './errors';
+import {
+  assertJsonContentType,
+  authenticate,
+  normalizePath,
+  presentedKey,
+  readBodyText,
+  requestIdFor,
+  requiresAuth,
+} from './http-edge';
+import { assertPromptFits, promptTokenBudget, type ApiLimits } from './limits';
+import type { CompletionPipeline, RequestProgress } from './pipeline-port';
+import { completionResult, failedRequest, overloaded, requestView, stillRunningError } from './record-view';
+import { pipelineMessages, type Endpoint, type ParsedCompletionRequest } from './request';
+import { parseResponsesRequest } from './responses-request';
+import { ResponseEvents, responseBody, type ResponseState } from './responses-shapes';
+import { SSE_HEADERS, sseData, sseEvent, sseFailure, sseFinish, sseOpening, ssePiece, type SseMeta } from './sse';
+import { disaggSummary } from './summary';
+import { parseJsonBody } from './validation';
+
+/** Where the application logs; attributes are ids, sizes and timings, never prompts or completions. */
+export interface ApiLog {
+  debug(message: string, attributes?: Record<string, unknown>): void;
+  error(message: string, attributes?: Record<string, unknown>): void;
+}
+
+export interface ServedModel {
+  readonly id: string;
+  /** The model's context window, tokens. */
+  readonly maxContext: number;
+}
+
+export interface ApiAppOptions {
+  readonly pipeline: CompletionPipeline;
+  readonly model: ServedModel;
+  readonly limits: ApiLimits;
+  /** Largest request body accepted, bytes. */
+  readonly maxBodyBytes: number;
+  readonly backend: BackendCapabilities;
+  /** OpenAI's `system_fingerprint`: which backend and build answered. */
+  readonly systemFingerprint: string;
+  /**
+   * The prompt's token ids under the served model's tokenizer and chat template. May stop counting past
+   * `budget` tokens (the answer is then a refusal anyway); throws an ApiError for a conversation the
+   * template refuses.
+   */
+  readonly countPrompt: (request: ParsedCompletionRequest, budget: number) => Promise<readonly number[]>;
+  /** Key required on /v1 routes; null turns checking off (API Gateway checks it in front of the function). */
+  readonly apiKey: string | null;
+  /** Origins a browser page may call from; empty: no CORS headers. `*` allows any. */
+  readonly corsOrigins?: readonly string[];
+  readonly newId: () => string;
+  /** Epoch ms. */
+  readonly nowMs: () => number;
+  /** Epoch ms by which a response must be written (a Lambda's remaining time); omitted: no limit. */
+  readonly responseDeadlineMs?: (c: Context) => number;
+  /** Buffered transports (Lambda without streaming): a stream's SSE body is written whole once it ends. */
+  readonly bufferStreams?: boolean;
+  readonly log: ApiLog;
+}
+
+/** The routes and the methods each allows, for 405 answers. */
+const ROUTES: readonly { path: string; allow: string }[] = [
+  { path: '/healthz', allow: 'GET' },
+  { path: '/v1/models', allow: 'GET' },
+  { path: '/v1/models/:id', allow: 'GET' },
+  { path: '/v1/chat/completions', allow: 'POST' },
+  { path: '/v1/completions', allow: 'POST' },
+  { path: '/v1/responses', allow: 'POST' },
+  { path: '/v1/requests/:id{[A-Za-z0-9_-]{1,128}}', allow: 'GET, DELETE' },
+];
+
+const PROMPT_PARAM: Record<Endpoint, string> = { chat: 'messages', completion: 'prompt', responses: 'input' };
+const ID_PREFIX: Record<Endpoint, string> = { chat: 'chatcmpl-', completion: 'cmpl-', responses: 'resp_' };
+
+type Env = { Variables: { requestId: string } };
+
+export function createApiApp(o: ApiAppOptions): Hono<Env> {
+  const app = new Hono<Env>({ getPath: (request) => normalizePath(request.url) });
+  const parseContext: ParseContext = { limits: o.limits, servedModels: [o.model.id], backend: o.backend };
+
+  app.use('*', async (c, next) => {
+    const requestId = requestIdFor(c.req.header('x-request-id'), o.newId);
+    c.set('requestId', requestId);
+    c.header('x-request-id', requestId);
+    await next();
+  });
+  if (o.corsOrigins && o.corsOrigins.length > 0) {
+    const origins = [...o.corsOrigins];
+    app.use(
+      '*',
+      cors({
+        origin: origins.includes('*') ? '*' : origins,
+        allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+        exposeHeaders: ['x-request-id', 'retry-after'],
+        maxAge: 600,
+      }),
+    );
+  }
+  app.use('/v1/*', async (c, next) => {
+    if (requiresAuth(normalizePath(c.req.url))) {
+      authenticate(presentedKey(c.req.header('authorization'), c.req.header('x-api-key')), o.apiKey);
+    }
+    await next();
+  });
+
+  app.get('/healthz', async (c) => c.json({ status: 'ok', ...(await o.pipeline.health()) }));
+  app.get('/v1/models', (c) => c.json({ object: 'list', data: [modelCard(o, c)] }));
+  app.get('/v1/models/:id', (c) => {
+    const id = c.req.param('id');
+    if (id !== o.model.id) {
+      throw notFound(
+        `The model ${JSON.stringify(id)} does not exist on this server; served models: ${o.model.id}`,
+        'model',
+        'model_not_found',
+      );
+    }
+    return c.json(modelCard(o, c));
+  });
+  app.post('/v1/chat/completions', (c) => completions(c, 'chat', o, parseContext));
+  app.post('/v1/completions', (c) => completions(c, 'completion', o, parseContext));
+  app.post('/v1/responses', (c) => completions(c, 'responses', o, parseContext));
+  app.get('/v1/requests/:id{[A-Za-z0-9_-]{1,128}}', async (c) => {
+    const id = c.req.param('id');
+    const record = await o.pipeline.get(id);
+    if (!record) throw requestNotFound(id);
+    return c.json(requestView(record));
+  });
+  app.delete('/v1/requests/:id{[A-Za-z0-9_-]{1,128}}', async (c) => {
+    const id = c.req.param('id');
+    const record = await o.pipeline.cancel(id);
+    if (!record) throw requestNotFound(id);
+    return c.json(requestView(record));
+  });
+  // A known route with the wrong method is a 405 naming the allowed ones, not a 404 (the route exists).
+  for (const route of ROUTES) {
+    app.all(route.path, (c) => {
+      throw methodNotAllowed(c.req.method, normalizePath(c.req.url), route.allow);
+    });
+  }
+
+  app.notFound((c) => errorResponse(c, routeNotFound(c.req.method, normalizePath(c.req.url))));
+  app.onError((err, c) => {
+    if (!(err instanceof ApiError)) {
+      o.log.error('unexpected error in the API', {
+        requestId: c.get('requestId'),
+        error: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+      });
+    }
+    return errorResponse(c, err instanceof ApiError ? err : internalError());
+  });
+  return app;
+}
+
+function errorResponse(c: Context, error: ApiError): Response {
+  if (error.retryAfterSeconds !== undefined) c.header('retry-after', String(error.retryAfterSeconds));
+  if (error.allow !== undefined) c.header('allow', error.allow);
+  return c.json(error.toBody(), error.status as 400);
+}
+
+function modelCard(o: ApiAppOptions, _c: Context): Record<string, unknown> {
+  return {
+    id: o.model.id,
+    object: 'model',
+    created: Math.floor(o.nowMs() / 1000),
+    owned_by: 'disagg',
+    // What one request may use here: the model's window, or the server's prompt and output limits if smaller.
+    max_model_len: Math.min(o.model.maxContext, o.limits.maxPromptTokens + o.limits.maxOutputTokens),
+  };
+}
+
+function parse(endpoint: Endpoint, body: unknown, ctx: ParseContext): ParsedCompletionRequest {
+  if (endpoint === 'chat') return parseChatCompletionRequest(body, ctx);
+  if (endpoint === 'completion') return parseCompletionRequest(body, ctx);
+  return parseResponsesRequest(body, ctx);
+}
+
+async function completions(
+  c: Context<Env>,
+  endpoint: Endpoint,
+  o: ApiAppOptions,
+  ctx: ParseContext,
+): Promise<Response> {
+  assertJsonContentType(c.req.header('content-type'));
+  const parsed = parse(endpoint, parseJsonBody(await readBodyText(c.req.raw, o.maxBodyBytes)), ctx);
+  const requestId = c.get('requestId');
+  if (parsed.ignoredFields.length > 0) {
+    o.log.debug('request fields accepted but not acted on', { requestId, fields: parsed.ignoredFields });
+  }
+  const budget = promptTokenBudget(o.limits, o.model.maxContext, parsed.sampling.maxTokens);
+  const promptIds = await o.countPrompt(parsed, budget);
+  assertPromptFits(promptIds.length, o.limits, o.model.maxContext, parsed.sampling.maxTokens, PROMPT_PARAM[endpoint]);
+
+  const id = `${ID_PREFIX[endpoint]}${o.newId()}`;
+  const createdS = Math.floor(o.nowMs() / 1000);
+  const deadlineMs = o.responseDeadlineMs?.(c) ?? Infinity;
+  const submitted = await o.pipeline.submit(
+    {
+      id,
+      model: parsed.model,
+      promptIds,
+      messages: pipelineMessages(parsed.conversation),
+      sampling: parsed.sampling,
+      mode: parsed.mode,
+    },
+    { deadlineMs },
+  );
+  if (!submitted.accepted) throw overloaded(submitted.decision);
+  const { progress } = submitted;
+  const run: Run = { id, createdS, parsed, promptTokens: promptIds.length, progress, o };
+
+  // A client that goes away cancels its request: decode stops and the KV is freed.
+  let finished = false;
+  const onAbort = (): void => {
+    progress.close();
+    if (!finished) void o.pipeline.cancel(id).catch(() => undefined);
+  };
+  c.req.raw.signal.addEventListener('abort', onAbort, { once: true });
+  const done = (): void => {
+    finished = true;
+    c.req.raw.signal.removeEventListener('abort', onAbort);
+  };
+
+  if (parsed.stream && !o.bufferStreams) return streamResponse(c, run, done);
+  try {
+    const record = await progress.outcome();
+    if (!isTerminal(record.state)) {
+      // Only where responses have a deadline (Lambda): the request runs on, its result stays readable.
+      return c.json({ id, status: record.state, poll: `/v1/requests/${id}` }, 202);
+    }
+    if (parsed.stream) return c.body(bufferedStream(run, record), 200, { ...SSE_HEADERS });
+    if (record.state !== 'completed') throw failedRequest(record);
+    return c.json(jsonBody(run, record));
+  } finally {
+    done();
+    progress.close();
+  }
+}
+
+/** One accepted request on its way to a response. */
+interface Run {
+  readonly id: string;
+  readonly createdS: number;
+  readonly parsed: ParsedCompletionRequest;
+  readonly promptTokens: number;
+  readonly progress: RequestProgress;
+  readonly o: ApiAppOptions;
+}
+
+function jsonBody(run: Run, record: RequestRecord): Record<string, unknown> {
+  const { parsed, id, createdS, o } = run;
+  if (parsed.kind === 'responses') return responseBody(responseState(run, record));
+  const result = completionResult(record, parsed, id, createdS, o.systemFingerprint);
+  return parsed.kind === 'chat'
+    ? (chatCompletionResponse(result) as unknown as Record<string, unknown>)
+    : (completionResponse(result) as unknown as Record<string, unknown>);
+}
+
+function responseState(run: Run, record: RequestRecord | null): ResponseState {
+  const failed = record !== null && isTerminal(record.state) && record.state !== 'completed';
+  return {
+    id: run.id,
+    messageId: `msg_${run.id.slice(ID_PREFIX.responses.length)}`,
+    createdS: run.createdS,
+    request: run.parsed,
+    status:
+      record === null || !isTerminal(record.state)
+        ? 'in_progress'
+        : failed
+          ? 'failed'
+          : record.finishReason === 'length'
+            ? 'incomplete'
+            : 'completed',
+    text: record?.pieces.join('') ?? '',
+    incompleteReason: record?.finishReason === 'length' ? 'max_output_tokens' : null,
+    error: failed ? failedRequest(record).toBody().error : null,
+    usage: record === null ? null : { input: run.promptTokens, output: record.completionTokens },
+    ...(record !== null && isTerminal(record.state) ? { disagg: disaggSummary(record) } : {}),
+  };
+}
+
+/** The stream's events around the pieces: the opening, one event per piece, and the close for the record. */
+interface StreamFraming {
+  opening(): string;
+  piece(text: string): string;
+  closing(record: RequestRecord): string;
+}
+
+function framing(run: Run): StreamFraming {
+  if (run.parsed.kind === 'responses') {
+    const events = new ResponseEvents({ id: run.id, messageId: `msg_${run.id.slice(ID_PREFIX.responses.length)}` });
+    const frame = (e: { type: string; data: object }): string => sseEvent(e.type, e.data);
+    return {
+      opening: () => events.opening(responseState(run, null)).map(frame).join(''),
+      piece: (text) => frame(events.delta(text)),
+      closing: (record) =>
+        isTerminal(record.state)
+          ? events.closing(responseState(run, record)).map(frame).join('')
+          : stillRunningEvent(run.id),
+    };
+  }
+  const meta: SseMeta = {
+    id: run.id,
+    model: run.parsed.model,
+    createdS: run.createdS,
+    endpoint: run.parsed.kind,
+    systemFingerprint: run.o.systemFingerprint,
+    promptTokens: run.promptTokens,
+    includeUsage: run.parsed.includeUsageInStream,
+  };
+  return {
+    opening: () => sseOpening(meta),
+    piece: (text) => ssePiece(meta, text),
+    closing: (record) => {
+      if (record.state === 'completed') {
+        const reason: FinishReason = record.finishReason ?? 'stop';
+        return sseFinish(meta, reason, record.completionTokens, disaggSummary(record));
+      }
+      // Headers are gone: say in-band, in the API's error format, what happened (or where the result will be).
+      const error = isTerminal(record.state) ? failedRequest(record) : stillRunningError(run.id);
+      return sseFailure(error.toBody());
+    },
+  };
+}
+
+function bufferedStream(run: Run, record: RequestRecord): string {
+  const f = framing(run);
+  return f.opening() + record.pieces.map((p) => f.piece(p)).join('') + f.closing(record);
+}
+
+/** SSE written as pieces arrive; the stream's end (or the client leaving) ends the watch. */
+function streamResponse(c: Context<Env>, run: Run, done: () => void): Response {
+  const f = framing(run);
+  const encoder = new TextEncoder();
+  const body = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      const write = (text: string): void => {
+        if (text !== '') controller.enqueue(encoder.encode(text));
+      };
+      try {
+        write(f.opening());
+        for await (const piece of run.progress.pieces()) write(f.piece(piece));
+        write(f.closing(await run.progress.outcome()));
+      } catch (err) {
+        run.o.log.error('stream failed', { requestId: c.get('requestId'), id: run.id, error: String(err) });
+        write(sseData(internalError().toBody()) + sseData('[DONE]'));
+      } finally {
+        done();
+        run.progress.close();
+        try {
+          controller.close();
+        } catch {
+          // Already cancelled by the client.
+        }
+      }
+    },
+    cancel() {
+      run.progress.close();
+    },
+  });
+  return c.body(body, 200, { ...SSE_HEADERS });
+}
+
+/** The Responses API's in-band `error` event, for a stream whose request outlived the response deadline. */
+function stillRunningEvent(id: string): string {
+  const { message, code, param } = stillRunningError(id).toBody().error;
+  return sseEvent('error', { type: 'error', code, message, param });
+}

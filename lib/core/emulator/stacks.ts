@@ -1,0 +1,172 @@
+/**
+ * Serving stacks: the same chip runs at different speeds under different software (a 2023 research harness
+ * against vLLM with CUDA graphs; Cerebras at launch against its service a year later). A stack names its
+ * software, its date and its sources; the timing model's factors are per stack and per device
+ * (factors.ts), fitted to measurements taken on that stack (calibration/). Each family's default is its
+ * newest published stack; older ones stay selectable so a published number can always be reproduced.
+ */
+import { DEVICES, type DeviceFamily, type DeviceId } from './devices';
+import { ProfileError } from './pool';
+
+export const STACK_IDS = [
+  'gpu-2025',
+  'splitwise-2023',
+  'nxdi',
+  'tnx-2.18',
+  'cerebras-2025',
+  'cerebras-2024-08',
+] as const;
+export type StackId = (typeof STACK_IDS)[number];
+
+export interface StackProfile {
+  readonly id: StackId;
+  readonly name: string;
+  readonly family: DeviceFamily;
+  /** When the measurements this stack's factors come from were published (YYYY-MM). */
+  readonly date: string;
+  /** Devices with measurements of their own on this stack. */
+  readonly calibratedDevices: readonly DeviceId[];
+  /**
+   * Devices of the family without measurements here, and the device whose factors they use. Their
+   * predictions carry the wider error band measured by holding a whole device out (calibration/cv.ts).
+   */
+  readonly borrowed: Readonly<Partial<Record<DeviceId, DeviceId>>>;
+  readonly description: string;
+  readonly sources: readonly string[];
+}
+
+export const STACKS: Readonly<Record<StackId, StackProfile>> = {
+  'gpu-2025': {
+    id: 'gpu-2025',
+    name: 'Optimised GPU serving (TensorRT-LLM/NIM, vLLM 0.6+, SGLang: CUDA graphs, FlashAttention, fused kernels)',
+    family: 'gpu',
+    date: '2025-06',
+    calibratedDevices: ['a100', 'h100'],
+    borrowed: { h200: 'h100', b200: 'h100' },
+    description:
+      'Kernel efficiencies from Vidur operator profiles (2024), all-reduce latency and bandwidth from Vidur NCCL ' +
+      'profiles, fixed costs from published single-user NIM and TensorRT-LLM latencies.',
+    sources: [
+      'Agrawal et al., "Vidur: A Large-Scale Simulation Framework for LLM Inference", MLSys 2024 (profiles in microsoft/vidur)',
+      'NVIDIA NIM for LLMs benchmarking page (NIM 1.8.0, Llama 3.3 70B on 2 x H100, concurrency 1)',
+      'NVIDIA TensorRT-LLM docs/source/performance.md, low-latency table (v0.5, batch 1)',
+    ],
+  },
+  'splitwise-2023': {
+    id: 'splitwise-2023',
+    name: 'SplitwiseSim measured harness (2023, PyTorch, no CUDA graphs)',
+    family: 'gpu',
+    date: '2023-11',
+    calibratedDevices: ['a100', 'h100'],
+    borrowed: { h200: 'h100', b200: 'h100' },
+    description:
+      'The measured performance model SplitwiseSim ships (Llama-2-70B and BLOOM-176B at TP 2, 4, 8): large ' +
+      'per-layer and per-sequence overheads, attention without FlashAttention.',
+    sources: ['Patel et al., "Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024'],
+  },
+  nxdi: {
+    id: 'nxdi',
+    name: 'AWS Neuron NxD Inference (Neuron SDK 2.21 onwards, with the Neuron vLLM fork or plugin)',
+    family: 'neuron',
+    date: '2025-02',
+    calibratedDevices: ['trn2'],
+    borrowed: { trn1: 'trn2', inf2: 'trn2' },
+    description:
+      'NxD Inference on trn2.48xlarge (TP 64, LNC 2): the Llama 3.3 70B and Llama 3.1 405B tutorial measurements ' +
+      '(10k-token prompts, batch 1) and the vLLM Neuron plugin measurements of Llama 3.1 8B and gpt-oss-120b.',
+    sources: [
+      'AWS Neuron SDK, NxD Inference tutorial "Llama-3.3-70B on trn2.48xlarge" (revised 2025-02-04)',
+      'AWS Neuron SDK, NxD Inference tutorial "Llama-3.1-405B on trn2.48xlarge" (Neuron 2.22)',
+      'AWS Neuron SDK, vLLM Neuron plugin EAGLE3 tutorials (Llama 3.1 8B, gpt-oss-120b)',
+    ],
+  },
+  'tnx-2.18': {
+    id: 'tnx-2.18',
+    name: 'AWS Neuron transformers-neuronx (Neuron SDK 2.18)',
+    family: 'neuron',
+    date: '2024-04',
+    calibratedDevices: ['trn1', 'inf2'],
+    borrowed: { trn2: 'trn1' },
+    description: 'The Neuron SDK 2.18 decoder latency tables for trn1.32xlarge and inf2.48xlarge.',
+    sources: ['AWS Neuron SDK documentation, "Inference Performance" latency tables for trn1 and inf2 (SDK 2.18)'],
+  },
+  'cerebras-2025': {
+    id: 'cerebras-2025',
+    name: 'Cerebras Inference service (Oct 2024 release onwards)',
+    family: 'wafer',
+    date: '2025-08',
+    calibratedDevices: ['cs3'],
+    borrowed: {},
+    description:
+      'Per-user speeds Cerebras and Artificial Analysis published from the Oct 2024 release ("3x faster", ' +
+      'speculative decoding for Llama 70B) through the 2025 models.',
+    sources: ['Cerebras announcements and inference documentation; Artificial Analysis measurements (see calibration)'],
+  },
+  'cerebras-2024-08': {
+    id: 'cerebras-2024-08',
+    name: 'Cerebras Inference at launch (Aug 2024)',
+    family: 'wafer',
+    date: '2024-08',
+    calibratedDevices: ['cs3'],
+    borrowed: {},
+    description:
+      'The launch release, which Cerebras later said used a fraction of the hardware: 16-bit weights, no ' +
+      'speculative decoding.',
+    sources: ['Cerebras Inference launch announcement (2024-08-27)'],
+  },
+};
+
+/** The default stack of each family: its newest published one. */
+export const DEFAULT_STACKS: Readonly<Record<DeviceFamily, StackId>> = {
+  gpu: 'gpu-2025',
+  neuron: 'nxdi',
+  wafer: 'cerebras-2025',
+};
+
+/** Which stack each device family runs: the defaults, with any family the user chose replaced. */
+export type StackSelection = Readonly<Record<DeviceFamily, StackId>>;
+
+export function getStack(id: string): StackProfile {
+  if ((STACK_IDS as readonly string[]).includes(id)) return STACKS[id as StackId];
+  throw new ProfileError(`unknown serving stack "${id}"; valid stacks: ${STACK_IDS.join(', ')}`);
+}
+
+/**
+ * Parses `--stack a,b`: each id replaces its family's default. Two stacks of one family are an error,
+ * since a device runs one stack at a time.
+ */
+export function parseStacks(spec: string | undefined, base: StackSelection = DEFAULT_STACKS): StackSelection {
+  if (spec === undefined || spec.trim() === '') return base;
+  const chosen: Partial<Record<DeviceFamily, StackId>> = {};
+  for (const part of spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '')) {
+    const stack = getStack(part);
+    const already = chosen[stack.family];
+    if (already !== undefined && already !== stack.id) {
+      throw new ProfileError(`stacks "${already}" and "${stack.id}" both run ${stack.family} devices; choose one`);
+    }
+    chosen[stack.family] = stack.id;
+  }
+  return { ...base, ...chosen };
+}
+
+export function formatStacks(stacks: StackSelection): string {
+  return [stacks.gpu, stacks.neuron, stacks.wafer].join(',');
+}
+
+/** The stack a device runs under a selection. */
+export function stackFor(device: DeviceId, stacks: StackSelection): StackProfile {
+  return STACKS[stacks[DEVICES[device].family]];
+}
+
+/** The device whose factors `device` uses on `stack`: itself when calibrated there, else the named one. */
+export function factorSource(stack: StackProfile, device: DeviceId): { device: DeviceId; borrowed: boolean } {
+  if (stack.calibratedDevices.includes(device)) return { device, borrowed: false };
+  const from = stack.borrowed[device];
+  if (from === undefined) {
+    throw new ProfileError(`serving stack "${stack.id}" has no factors for device "${device}"`);
+  }
+  return { device: from, borrowed: true };
+}
