@@ -35,7 +35,7 @@ const CODE_FILES = [
   'lib/core/engine/config.ts',
   'lib/local/stage-threads.ts',
   'lib/core/sim/engine.ts',
-  'lib/core/api/openai.ts',
+  'lib/core/api/app.ts',
 ];
 
 const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');

@@ -13,6 +13,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch, cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createRedis } from '../lib/adapters/redis-connection';
 import type { ModelId } from '../lib/core/emulator';
@@ -121,7 +122,7 @@ const dir = new URL(values.update ? './' : './out/', import.meta.url);
 mkdirSync(dir, { recursive: true });
 writeFileSync(new URL('results.json', dir), `${JSON.stringify(finished, null, 2)}\n`);
 writeFileSync(new URL('results.md', dir), `${table}\n`);
-if (values.update) updateReadme(targetsTable(finished));
+if (values.update) await updateReadme(targetsTable(finished));
 process.stdout.write(`${table}\n`);
 const missed = finished.rows.filter((r) => r.pass === false);
 process.stdout.write(
@@ -129,8 +130,8 @@ process.stdout.write(
 );
 process.exit(0);
 
-/** Replaces the targets table between the README's bench markers with this run's. */
-function updateReadme(markdown: string): void {
+/** Replaces the targets table between the README's bench markers with this run's, formatted as lint expects. */
+async function updateReadme(markdown: string): Promise<void> {
   const readme = new URL('../README.md', import.meta.url);
   const text = readFileSync(readme, 'utf8');
   const begin = '<!-- bench:begin (npm run bench -- --update) -->';
@@ -138,5 +139,9 @@ function updateReadme(markdown: string): void {
   const from = text.indexOf(begin);
   const to = text.indexOf(end);
   if (from === -1 || to < from) throw new Error(`README.md has no "${begin}" ... "${end}" markers`);
-  writeFileSync(readme, `${text.slice(0, from + begin.length)}\n\n${markdown}\n\n${text.slice(to)}`);
+  const updated = `${text.slice(0, from + begin.length)}\n\n${markdown}\n\n${text.slice(to)}`;
+  const prettier = await import('prettier');
+  const path = fileURLToPath(readme);
+  const options = (await prettier.resolveConfig(path)) ?? {};
+  writeFileSync(readme, await prettier.format(updated, { ...options, filepath: path }));
 }
