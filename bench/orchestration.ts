@@ -1,158 +1,309 @@
 /**
- * Orchestration overhead: wall time of a request through the HTTP API, prefill, KV handoff, decode and
- * response at timeScale 0 with a backend that does no model compute: 1,000 prompt tokens, 100 output tokens.
+ * Orchestration against its floor: requests through `disagg serve` (HTTP API, tokenizing, prefill, KV
+ * handoff, decode, response) at timeScale 0 with a backend that does no model compute, 1,000-token
+ * prompts and 100 output tokens, beside a bare node:http server answering the same requests, both in
+ * processes of their own and driven by the same client. Each row is several blocks, floor and project
+ * interleaved in alternating order, and reports the median and range of the per-block ratios.
  */
 import { randomUUID } from 'node:crypto';
-import { llama3Tokenizer, completionPromptIds } from '../lib/adapters/tokenizer-llama3';
-import { startServer } from '../lib/local/server';
-import { NullBackend } from './null-backend';
-import { median, percentile, type BenchRow } from './results';
+import type { Redis } from 'ioredis';
+import {
+  OUTPUT_TOKENS,
+  runLoad,
+  startServerProcess,
+  type LoadResult,
+  type LoadSpec,
+  type ServerProcess,
+} from './load-client';
+import type { BenchPrompt } from './prompts';
+import { deleteAllButLeaks, describeLeaks, leakCount } from '../scripts/redis-leaks';
+import { commandCounts, countsBetween } from './redis-private';
+import { fmt, median, ratioRow, type BenchRow } from './results';
 
-/** The server's own stage times for a request (the response's `disagg.measured`). */
-interface Measured {
-  readonly queueMs: number;
-  readonly prefillMs: number;
-  readonly handoffMs: number;
-  readonly decodeMs: number;
-  readonly totalMs: number;
+export interface OrchestrationContext {
+  readonly prompts: readonly BenchPrompt[];
+  /** The private Redis (commands counted), or null to skip the Redis rows. */
+  readonly redis: { readonly url: string; readonly client: Redis } | null;
+  readonly progress: (line: string) => void;
+  /** Fewer and shorter blocks (a quick look while iterating, not for the committed table). */
+  readonly quick: boolean;
 }
 
-const PROMPT_TOKENS = 1000;
-const OUTPUT_TOKENS = 100;
+const CPU_TARGET = { memory: 10, redis: 20 } as const;
+const COMMANDS_TARGET = 10;
+const THROUGHPUT_TARGET = { concurrency: 32, share: 0.05 } as const;
+const CONCURRENCIES = [1, 8, 32, 128] as const;
 
-/** A prompt that is exactly PROMPT_TOKENS tokens with the BOS the completion template adds. */
-function promptText(): string {
-  const tokenizer = llama3Tokenizer();
-  const text = ' hello'.repeat(PROMPT_TOKENS - 1);
-  const n = completionPromptIds(tokenizer, text).length;
-  if (n !== PROMPT_TOKENS) throw new Error(`bench prompt is ${n} tokens, expected ${PROMPT_TOKENS}`);
-  return text;
-}
+type Store = 'memory' | 'redis';
 
-async function timeRequests(
-  url: string,
-  prompt: string,
-  concurrency: number,
-  total: number,
-): Promise<{ latencies: number[]; measured: Measured[]; seconds: number }> {
-  const body = JSON.stringify({ model: 'llama-3.3-70b', prompt, max_tokens: OUTPUT_TOKENS, temperature: 0 });
-  const latencies: number[] = [];
-  const measured: Measured[] = [];
-  let issued = 0;
-  const worker = async (): Promise<void> => {
-    while (issued < total) {
-      issued += 1;
-      const t0 = performance.now();
-      const res = await fetch(`${url}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-      });
-      const json = (await res.json()) as { usage?: { completion_tokens: number }; disagg?: { measured: Measured } };
-      if (res.status !== 200 || json.usage?.completion_tokens !== OUTPUT_TOKENS || !json.disagg) {
-        throw new Error(`bench request failed: HTTP ${res.status} ${JSON.stringify(json).slice(0, 200)}`);
-      }
-      latencies.push(performance.now() - t0);
-      measured.push(json.disagg.measured);
-    }
-  };
-  const start = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return { latencies, measured, seconds: (performance.now() - start) / 1000 };
-}
-
-/** What the API spends tokenizing the bench prompt (Llama 3 BPE), which the server-measured total does not include. */
-function tokenizationRow(prompt: string): BenchRow {
-  const tokenizer = llama3Tokenizer();
-  for (let i = 0; i < 20; i++) completionPromptIds(tokenizer, prompt); // warm up the JIT
-  const times: number[] = [];
-  for (let i = 0; i < 200; i++) {
-    const t0 = performance.now();
-    completionPromptIds(tokenizer, prompt);
-    times.push(performance.now() - t0);
+function jsonCheck(status: number, body: string): void {
+  if (status !== 200 || !body.includes(`"completion_tokens":${OUTPUT_TOKENS}`)) {
+    throw new Error(`bench request failed: HTTP ${status} ${body.slice(0, 300)}`);
   }
+}
+
+function sseCheck(status: number, body: string): void {
+  if (status !== 200 || !body.endsWith('data: [DONE]\n\n') || body.includes('"error"')) {
+    throw new Error(`bench stream failed: HTTP ${status} ${body.slice(-300)}`);
+  }
+}
+
+function floorCheck(status: number, body: string): void {
+  if (status !== 200) throw new Error(`floor request failed: HTTP ${status} ${body.slice(0, 200)}`);
+}
+
+/** One block each of floor and project, in alternating order: the per-block ratios of CPU, p50 and throughput. */
+interface BlockRatios {
+  readonly cpu: number[];
+  readonly p50: number[];
+  readonly throughput: number[];
+  readonly project: { cpuMs: number[]; p50Ms: number[]; rps: number[] };
+  readonly floor: { cpuMs: number[]; p50Ms: number[]; rps: number[] };
+}
+
+async function interleaved(
+  floor: ServerProcess,
+  project: ServerProcess,
+  floorSpec: LoadSpec,
+  projectSpec: LoadSpec,
+  blocks: number,
+): Promise<BlockRatios> {
+  const out: BlockRatios = {
+    cpu: [],
+    p50: [],
+    throughput: [],
+    project: { cpuMs: [], p50Ms: [], rps: [] },
+    floor: { cpuMs: [], p50Ms: [], rps: [] },
+  };
+  for (let b = 0; b < blocks; b++) {
+    let f: LoadResult;
+    let p: LoadResult;
+    if (b % 2 === 0) {
+      f = await runLoad(floor, floorSpec);
+      p = await runLoad(project, projectSpec);
+    } else {
+      p = await runLoad(project, projectSpec);
+      f = await runLoad(floor, floorSpec);
+    }
+    const fp50 = median(f.latencies);
+    const pp50 = median(p.latencies);
+    const frps = f.latencies.length / f.seconds;
+    const prps = p.latencies.length / p.seconds;
+    out.cpu.push(p.cpuMsPerRequest / f.cpuMsPerRequest);
+    out.p50.push(pp50 / fp50);
+    out.throughput.push(prps / frps);
+    out.project.cpuMs.push(p.cpuMsPerRequest);
+    out.project.p50Ms.push(pp50);
+    out.project.rps.push(prps);
+    out.floor.cpuMs.push(f.cpuMsPerRequest);
+    out.floor.p50Ms.push(fp50);
+    out.floor.rps.push(frps);
+  }
+  return out;
+}
+
+const ms = (values: readonly number[]): string => `${fmt(median(values))} ms`;
+
+export async function orchestrationBench(ctx: OrchestrationContext): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const blocks = ctx.quick ? 3 : 5;
+  const perBlock = ctx.quick ? 30 : 60;
+  const floor = await startServerProcess('floor');
+  const servers: ServerProcess[] = [floor];
+  const prefixes: string[] = [];
+  const project = async (store: Store, workers: boolean): Promise<ServerProcess> => {
+    const redisPrefix = `disagg-bench:${randomUUID()}:`;
+    if (store === 'redis') prefixes.push(redisPrefix);
+    const server = await startServerProcess({
+      redisUrl: store === 'redis' ? ctx.redis!.url : null,
+      redisPrefix,
+      workers,
+    });
+    servers.push(server);
+    // Warm up the JIT, the sockets and the stores before anything is timed.
+    const prompt = ctx.prompts[0]!;
+    await runLoad(server, spec(prompt, false, 4, 100, jsonCheck));
+    return server;
+  };
+  try {
+    const stores: Store[] = ctx.redis ? ['memory', 'redis'] : ['memory'];
+    const single: Partial<Record<Store, ServerProcess>> = {};
+    for (const store of stores) {
+      single[store] = await project(store, false);
+      rows.push(...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, perBlock)));
+    }
+    ctx.progress('orchestration: 100-event SSE against the SSE floor');
+    const chat = ctx.prompts[0]!;
+    const sse = await interleaved(
+      floor,
+      single.memory!,
+      { ...spec(chat, true, 1, perBlock, floorCheck), path: '/sse' },
+      spec(chat, true, 1, perBlock, sseCheck),
+      blocks,
+    );
+    const section = `streaming (memory, concurrency 1, ${chat.name} prompt)`;
+    rows.push(
+      ratioRow(
+        {
+          section,
+          metric: 'server CPU per streamed request',
+          floor: 'bare node:http writing 100 SSE events',
+          note: `project ${ms(sse.project.cpuMs)}, floor ${ms(sse.floor.cpuMs)} CPU per request`,
+        },
+        sse.cpu,
+      ),
+      ratioRow(
+        {
+          section,
+          metric: 'wall time to the end of the stream, p50',
+          floor: 'the same, bare',
+          note: `project ${ms(sse.project.p50Ms)}, floor ${ms(sse.floor.p50Ms)}`,
+        },
+        sse.p50,
+      ),
+    );
+
+    const workers = await project('memory', true);
+    rows.push(...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perBlock)));
+    for (const concurrency of CONCURRENCIES) {
+      for (const [label, server] of [
+        ['one thread', single.memory!],
+        ['--workers', workers],
+      ] as const) {
+        ctx.progress(`orchestration: throughput at concurrency ${concurrency}, ${label}`);
+        const requests = Math.round((ctx.quick ? 0.5 : 1) * Math.max(60, concurrency * 4));
+        const t = await interleaved(
+          floor,
+          server,
+          spec(chat, false, concurrency, requests, floorCheck, '/json'),
+          spec(chat, false, concurrency, requests, jsonCheck),
+          ctx.quick ? 2 : 3,
+        );
+        const target =
+          concurrency === THROUGHPUT_TARGET.concurrency && label === '--workers'
+            ? {
+                text: `>= ${THROUGHPUT_TARGET.share} (${THROUGHPUT_TARGET.share * 100}% of bare)`,
+                ok: (s: { median: number }) => s.median >= THROUGHPUT_TARGET.share,
+              }
+            : undefined;
+        rows.push(
+          ratioRow(
+            {
+              section: `throughput (memory, ${label}, concurrency ${concurrency})`,
+              metric: 'requests per second',
+              floor: 'bare node:http JSON round trip, same client',
+              note: `project ${fmt(median(t.project.rps))} req/s (p50 ${ms(t.project.p50Ms)}), floor ${fmt(median(t.floor.rps))} req/s; ${chat.name} prompt`,
+            },
+            t.throughput,
+            target,
+          ),
+        );
+      }
+    }
+    // Every server closes clean: no KV blob left in memory or in Redis.
+    for (const server of servers.splice(0)) {
+      const left = await server.close();
+      if (left !== 0) throw new Error(`a bench server left ${left} KV blob(s) behind`);
+    }
+    // The records stay readable for their TTL, as they should; the benchmark removes them, and fails on a leak
+    // (a KV blob, a record that never ended), which it leaves in place for the hygiene row to count.
+    for (const prefix of prefixes) {
+      const leaks = await deleteAllButLeaks(ctx.redis!.client, prefix);
+      if (leakCount(leaks) > 0) ctx.progress(`orchestration left behind in Redis: ${describeLeaks(leaks)}`);
+    }
+  } finally {
+    await Promise.all(servers.map((s) => s.close().catch(() => 0)));
+  }
+  return rows;
+}
+
+function spec(
+  prompt: BenchPrompt,
+  stream: boolean,
+  concurrency: number,
+  requests: number,
+  check: LoadSpec['check'],
+  path: string = prompt.path,
+): LoadSpec {
   return {
-    section: 'orchestration (both stores)',
-    metric: `tokenizing the ${PROMPT_TOKENS.toLocaleString('en-US')}-token prompt, p50`,
-    value: median(times),
-    unit: 'ms',
-    target: '',
-    pass: null,
-    note: 'Llama 3 BPE in the API before the request is received by the engine; part of every request above',
+    path,
+    bodies: prompt.bodies.map((body) =>
+      JSON.stringify({ ...body, max_tokens: OUTPUT_TOKENS, ...(stream ? { stream: true } : {}) }),
+    ),
+    concurrency,
+    requests,
+    check,
   };
 }
 
-export async function orchestrationBench(
-  redisUrl: string | null,
-  progress: (line: string) => void,
+/** CPU per request and p50 at concurrency 1 for each prompt, against the bare JSON round trip; Redis commands too. */
+async function concurrencyOne(
+  ctx: OrchestrationContext,
+  floor: ServerProcess,
+  server: ServerProcess,
+  store: Store,
+  label: 'one thread' | '--workers',
+  blocks: number,
+  perBlock: number,
 ): Promise<BenchRow[]> {
-  const tokenizer = llama3Tokenizer();
-  const prompt = promptText();
   const rows: BenchRow[] = [];
-  rows.push(tokenizationRow(prompt));
-  for (const store of ['memory', 'redis'] as const) {
-    if (store === 'redis' && !redisUrl) continue;
-    const server = await startServer({
-      port: 0,
-      apiKey: null,
-      engine: { timeScale: 0, decodeBatchMax: 64, maxPrefillQueue: 1024, maxDecodeQueue: 1024 },
-      redisUrl: store === 'redis' ? redisUrl : null,
-      redisPrefix: `disagg-bench:${randomUUID()}:`,
-      generationBackend: new NullBackend({ id: tokenizer.encode(' hello')[0]!, text: ' hello' }),
-      prefillConcurrency: 4,
-    });
-    try {
-      await timeRequests(server.url, prompt, 4, 100); // warm up the JIT, sockets and stores
-      for (const concurrency of [1, 32]) {
-        progress(`orchestration: ${store} adapters, concurrency ${concurrency}`);
-        const { latencies, measured, seconds } = await timeRequests(
-          server.url,
-          prompt,
-          concurrency,
-          concurrency === 1 ? 400 : 1600,
-        );
-        const p50 = median(latencies);
-        const target = concurrency === 1 ? (store === 'memory' ? 2 : 5) : null;
-        const section = `orchestration (${store}, concurrency ${concurrency})`;
-        rows.push({
-          section,
-          metric: 'p50 per request',
-          value: p50,
-          unit: 'ms',
-          target: target === null ? '' : `<= ${target} ms`,
-          pass: target === null ? null : p50 <= target,
-        });
-        rows.push({
-          section,
-          metric: 'p99 per request',
-          value: percentile(latencies, 99),
-          unit: 'ms',
-          target: '',
-          pass: null,
-        });
-        const p50Of = (key: keyof Measured): string => median(measured.map((m) => m[key])).toFixed(2);
-        rows.push({
-          section,
-          metric: 'server-measured total, p50',
-          value: median(measured.map((m) => m.totalMs)),
-          unit: 'ms',
-          target: '',
-          pass: null,
-          note: `received to completed inside the server; p50 ms: queue ${p50Of('queueMs')}, prefill ${p50Of('prefillMs')}, handoff ${p50Of('handoffMs')}, decode ${p50Of('decodeMs')}; the rest of p50 is HTTP, JSON and tokenizing`,
-        });
-        rows.push({
-          section,
-          metric: 'throughput',
-          value: latencies.length / seconds,
-          unit: 'req/s',
-          target: '',
-          pass: null,
-        });
-      }
-      if ((await server.kv.count()) !== 0) throw new Error('bench left KV blobs behind');
-    } finally {
-      await server.close();
+  const commands = new Map<string, number>();
+  let requests = 0;
+  for (const prompt of ctx.prompts) {
+    ctx.progress(`orchestration: ${store} stores, ${label}, concurrency 1, ${prompt.name} prompt`);
+    const before = ctx.redis && store === 'redis' ? await commandCounts(ctx.redis.client) : null;
+    const r = await interleaved(
+      floor,
+      server,
+      spec(prompt, false, 1, perBlock, floorCheck, '/json'),
+      spec(prompt, false, 1, perBlock, jsonCheck),
+      blocks,
+    );
+    if (before) {
+      const between = countsBetween(before, await commandCounts(ctx.redis!.client));
+      for (const [name, n] of between) commands.set(name, (commands.get(name) ?? 0) + n);
+      requests += blocks * perBlock;
     }
+    const section = `orchestration (${store}, ${label}, concurrency 1, ${prompt.name} prompt)`;
+    const target = label === 'one thread' ? CPU_TARGET[store] : undefined;
+    rows.push(
+      ratioRow(
+        {
+          section,
+          metric: 'server CPU per request',
+          floor: 'bare node:http JSON round trip',
+          note: `project ${ms(r.project.cpuMs)}, floor ${ms(r.floor.cpuMs)} CPU per request (every thread of the process); ${median(prompt.tokens)} prompt tokens (${prompt.description}), ${OUTPUT_TOKENS} output`,
+        },
+        r.cpu,
+        target ? { text: `<= ${target}x (median)`, ok: (s) => s.median <= target } : undefined,
+      ),
+      ratioRow(
+        {
+          section,
+          metric: 'wall time per request, p50',
+          floor: 'the same, bare',
+          note: `project ${ms(r.project.p50Ms)}, floor ${ms(r.floor.p50Ms)}`,
+        },
+        r.p50,
+      ),
+    );
+  }
+  if (requests > 0) {
+    const total = [...commands.values()].reduce((a, b) => a + b, 0);
+    const perRequest = total / requests;
+    const breakdown = [...commands.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, n]) => `${name.toUpperCase()} ${fmt(n / requests)}`)
+      .join(', ');
+    rows.push({
+      section: `orchestration (redis, ${label}, concurrency 1)`,
+      metric: 'Redis commands per request',
+      value: perRequest,
+      unit: '',
+      target: `<= ${COMMANDS_TARGET}`,
+      pass: perRequest <= COMMANDS_TARGET,
+      note: `INFO commandstats of the private redis-server over ${requests} requests: ${breakdown}`,
+    });
   }
   return rows;
 }

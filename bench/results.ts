@@ -1,11 +1,28 @@
-/** Benchmark results: one row per measurement, written to bench/results.json and a markdown table. */
+/**
+ * Benchmark results: one row per figure. A row measured against a floor carries the ratio per
+ * interleaved block (median, min, max), so its spread is in the table beside it; its target, when it
+ * has one, is checked on the figure it names (the median, or every block).
+ */
+
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  /** How many blocks (or fresh processes, or rounds) the spread is over. */
+  readonly n: number;
+}
 
 export interface BenchRow {
   readonly section: string;
   readonly metric: string;
+  /** The figure (for ratio rows, the median ratio). */
   readonly value: number;
   readonly unit: string;
-  /** Human-readable target, e.g. "<= 2 ms"; empty when there is none. */
+  /** Per-block spread of `value`, when it was measured in blocks. */
+  readonly spread?: Spread;
+  /** What `value` is a ratio to, e.g. "bare node:http JSON round trip, CPU per request". */
+  readonly floor?: string;
+  /** Human-readable target, e.g. "<= 10x"; empty when there is none. */
   readonly target: string;
   /** null when the row has no target. */
   readonly pass: boolean | null;
@@ -14,33 +31,81 @@ export interface BenchRow {
 
 export interface BenchResults {
   readonly startedAt: string;
+  readonly durationS?: number;
   readonly machine: {
     readonly cpus: number;
     readonly model: string;
     readonly node: string;
     readonly platform: string;
+    readonly arch?: string;
     /** os.loadavg() (1, 5, 15 min): the machine may be shared, and load inflates every wall time here. */
     readonly loadAverageAtStart?: number[];
     loadAverageAtEnd?: number[];
   };
+  /** What the run could not measure here, and why (a missing redis-server, the traces not beside the clone). */
+  readonly skipped?: string[];
   readonly rows: BenchRow[];
 }
 
-const fmt = (v: number): string =>
-  Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
+/** Figures to three significant digits (integers past 100), so tables stay readable. */
+export const fmt = (v: number): string =>
+  !Number.isFinite(v)
+    ? String(v)
+    : Math.abs(v) >= 100
+      ? v.toFixed(0)
+      : Math.abs(v) >= 10
+        ? v.toFixed(1)
+        : Math.abs(v) >= 1
+          ? v.toFixed(2)
+          : v.toPrecision(3);
 
 export function markdownTable(results: BenchResults): string {
+  const m = results.machine;
   const lines = [
-    `Measured ${results.startedAt} on ${results.machine.cpus} x ${results.machine.model}, Node ${results.machine.node}. Wall-clock (measured) time; ratios are from this one run.` +
-      loadNote(results.machine),
+    `Measured ${results.startedAt} on ${m.cpus} x ${m.model} (${m.platform} ${m.arch ?? ''}), Node ${m.node}` +
+      `${results.durationS ? `, in ${results.durationS.toFixed(0)} s` : ''}. Wall-clock (measured) time; ` +
+      'ratios are to floors measured in the same run, as median [min, max] over interleaved blocks.' +
+      loadNote(m),
     '',
-    '| section | metric | value | target | result | note |',
-    '| --- | --- | ---: | --- | --- | --- |',
+    '| section | metric | value | ratio to floor, median [min, max] | target | result | note |',
+    '| --- | --- | ---: | --- | --- | --- | --- |',
   ];
   for (const r of results.rows) {
     const result = r.pass === null ? '' : r.pass ? 'met' : '**missed**';
-    lines.push(`| ${r.section} | ${r.metric} | ${fmt(r.value)} ${r.unit} | ${r.target} | ${result} | ${r.note ?? ''} |`);
+    const spread = r.spread ? `${fmt(r.spread.median)} [${fmt(r.spread.min)}, ${fmt(r.spread.max)}] (n ${r.spread.n})` : '';
+    const ratio = r.floor ? `${spread} to ${r.floor}` : spread;
+    lines.push(
+      `| ${r.section} | ${r.metric} | ${fmt(r.value)} ${r.unit} | ${ratio} | ${r.target} | ${result} | ${r.note ?? ''} |`,
+    );
   }
+  if (results.skipped && results.skipped.length > 0) {
+    lines.push('', `Not measured in this run: ${results.skipped.join('; ')}.`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * The rows that carry a target, as the README quotes them: figure, spread, target, result. The full
+ * table, notes included, is bench/results.md.
+ */
+export function targetsTable(results: BenchResults): string {
+  const lines = [
+    '| figure | value, median [min, max] | target | result |',
+    '| --- | --- | --- | --- |',
+  ];
+  for (const r of results.rows) {
+    if (r.target === '') continue;
+    const result = r.pass === null ? 'not judged' : r.pass ? 'met' : '**missed**';
+    const spread = r.spread ? ` [${fmt(r.spread.min)}, ${fmt(r.spread.max)}]` : '';
+    const floor = r.floor ? ` of ${r.floor}` : '';
+    lines.push(`| ${r.section}: ${r.metric} | ${fmt(r.value)} ${r.unit}${spread}${floor} | ${r.target} | ${result} |`);
+  }
+  const m = results.machine;
+  lines.push(
+    '',
+    `From the run of ${results.startedAt.slice(0, 10)} on ${m.cpus} x ${m.model}, load average ` +
+      `${m.loadAverageAtStart?.[0] ?? '?'} at the start and ${m.loadAverageAtEnd?.[0] ?? '?'} at the end.`,
+  );
   return lines.join('\n');
 }
 
@@ -61,4 +126,25 @@ export function percentile(samples: readonly number[], p: number): number {
 
 export function median(samples: readonly number[]): number {
   return percentile(samples, 50);
+}
+
+export function spreadOf(samples: readonly number[]): Spread {
+  return { median: median(samples), min: Math.min(...samples), max: Math.max(...samples), n: samples.length };
+}
+
+/** A row whose figure is the median of per-block ratios, with their spread. */
+export function ratioRow(
+  base: Omit<BenchRow, 'value' | 'unit' | 'spread' | 'pass' | 'target'>,
+  ratios: readonly number[],
+  target?: { readonly text: string; readonly ok: (s: Spread) => boolean },
+): BenchRow {
+  const spread = spreadOf(ratios);
+  return {
+    ...base,
+    value: spread.median,
+    unit: 'x',
+    spread,
+    target: target?.text ?? '',
+    pass: target ? target.ok(spread) : null,
+  };
 }

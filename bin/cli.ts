@@ -1,35 +1,31 @@
 /**
  * The `disagg` command line. Exit codes: 0 success, 2 bad input (unknown id, config that does not fit, bad flag).
+ *
+ * Only commander and the few values the help shows load up front: each command imports its module when it
+ * runs, so `disagg profiles` never loads the serve stack (and bin/disagg.mjs answers --version itself).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { DTYPES, ProfileError, STACK_IDS } from '../lib/core/emulator';
-import { calibrationTable } from '../lib/core/emulator/calibration';
-import { ConfigError } from '../lib/core/engine/config';
-import { calibrationJson, calibrationMarkdown, calibrationText, refit } from './commands/calibrate';
-import { EXIT_USAGE, UsageError } from './commands/errors';
-import { estimateText, runEstimate, type EstimateFlags } from './commands/estimate';
-import { profilesJson, profilesText } from './commands/profiles';
-import { simulateReportData, sweepReportData, writeReport } from './commands/report';
-import { runServe, type ServeFlags } from './commands/serve';
-import {
-  DEFAULT_COMPARE,
-  DEFAULT_SYSTEM,
-  progressBar,
-  runSimulate,
-  simulateJson,
-  simulateText,
-  systemsFromFlags,
-  type SimulateFlags,
-} from './commands/simulate';
-import { DEFAULT_SWEEP_TARGET, runSweep, sweepText, type SweepFlags } from './commands/sweep';
+import { DTYPES } from '../lib/core/emulator/models';
+import { STACK_IDS } from '../lib/core/emulator/stacks';
+import type { EstimateFlags } from './commands/estimate';
+import type { writeReport } from './commands/report';
+import type { ServeFlags } from './commands/serve';
+import type { SimulateFlags } from './commands/simulate';
+import type { SweepFlags } from './commands/sweep';
+import { DEFAULT_COMPARE, DEFAULT_SWEEP_TARGET, DEFAULT_SYSTEM, EXIT_USAGE } from './commands/constants';
 import type { SimResult, Workload } from '../lib/core/sim';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command()
   .name('disagg')
   .description(
     'Disaggregated LLM inference on AWS: emulated Trainium prefill, Cerebras CS-3 decode, real orchestration.',
   )
-  .version('0.1.0')
+  .version(version)
   .exitOverride()
   // One line of what went wrong (commander's own), then where the options are, not the whole help.
   .showHelpAfterError('(add --help after the command to see its options)');
@@ -41,7 +37,11 @@ program
   .command('profiles')
   .description('list the emulated devices, links and models, with their sources')
   .option('--json', 'print JSON (includes every figure and its source)')
-  .action((opts: { json?: boolean }) => (opts.json ? printJson(profilesJson()) : print(profilesText())));
+  .action(async (opts: { json?: boolean }) => {
+    const { profilesJson, profilesText } = await import('./commands/profiles');
+    if (opts.json) printJson(profilesJson());
+    else print(profilesText());
+  });
 
 program
   .command('estimate')
@@ -74,7 +74,8 @@ program
   .option('--acceptance <a>', 'probability a drafted token is accepted, 0..1 (with --speculative-draft)')
   .option('--json', 'print one JSON object')
   .addHelpText('after', '\nWith no pool flags: disaggregated trn2x16 -> cs3x4 and colocated h100x8, side by side.')
-  .action((flags: EstimateFlags) => {
+  .action(async (flags: EstimateFlags) => {
+    const { estimateText, runEstimate } = await import('./commands/estimate');
     const { result, pools } = runEstimate(flags);
     if (flags.json) printJson(result);
     else print(estimateText(result, pools));
@@ -89,7 +90,14 @@ program
   .option('--fit', 'refit the factors and cross-validate (about a minute)')
   .option('--write', 'with --fit: store the fitted factors, bands and cross-validation in the sources')
   .action(async (opts: { json?: boolean; markdown?: boolean; all?: boolean; fit?: boolean; write?: boolean }) => {
+    const { UsageError } = await import('./commands/errors');
     if (opts.write && !opts.fit) throw new UsageError('--write goes with --fit');
+    const [{ calibrationJson, calibrationMarkdown, calibrationText, refit }, { progressBar }, { calibrationTable }] =
+      await Promise.all([
+        import('./commands/calibrate'),
+        import('./commands/simulate'),
+        import('../lib/core/emulator/calibration'),
+      ]);
     if (opts.fit) {
       const bar = progressBar('cross-validation', 'folds');
       const text = await refit(opts.write === true, (done, total) => bar.update(done, total));
@@ -132,7 +140,8 @@ program
     'let browser pages from these origins call the API: comma-separated, or * (env DISAGG_CORS_ORIGINS; default none)',
   )
   .option('--debug', 'log the request fields that were accepted but not acted on (user, metadata, store, ...)')
-  .action(async (flags: ServeFlags) => runServe(flags));
+  .option('--workers', 'run the prefill and decode stages in worker threads, so HTTP has this thread to itself')
+  .action(async (flags: ServeFlags) => (await import('./commands/serve')).runServe(flags));
 
 /** Workload and system flags shared by `simulate` and `sweep`. */
 function simulationOptions(command: Command): Command {
@@ -188,7 +197,10 @@ function simulationOptions(command: Command): Command {
 }
 
 /** Tells stderr where the report went, so stdout stays the table or the JSON. */
-async function report(file: string, data: Parameters<typeof writeReport>[1]): Promise<void> {
+type ReportData = Parameters<typeof writeReport>[1];
+
+async function report(file: string, data: ReportData): Promise<void> {
+  const { writeReport } = await import('./commands/report');
   const bytes = await writeReport(file, data);
   process.stderr.write(`disagg: wrote ${file} (${Math.round(bytes / 1024)} KiB)\n`);
 }
@@ -211,11 +223,13 @@ Examples:
 "e2eMs", "outputTokensPerSecond", "goodputRps", "sloAttainment", "costPerMillionOutputTokens", then more keys}]}.`,
   )
   .action(async (flags: SimulateFlags) => {
+    const { runSimulate, simulateJson, simulateText, systemsFromFlags } = await import('./commands/simulate');
     const { workload, results } = await runSimulate(flags);
     if (flags.json) printJson(simulateJson(results));
     else print(simulateText(workload, results));
     if (flags.report !== undefined) {
       const { specs, options } = systemsFromFlags(flags);
+      const { simulateReportData } = await import('./commands/report');
       await report(flags.report, simulateReportData(workload, specs, options, results));
     }
   });
@@ -231,6 +245,7 @@ simulationOptions(
   .option('--steps <n>', 'number of evenly spaced steps from --from to --to (default 5)')
   .option('--target <fraction>', 'SLO attainment a load must keep', String(DEFAULT_SWEEP_TARGET))
   .action(async (flags: SweepFlags) => {
+    const { runSweep, sweepText } = await import('./commands/sweep');
     const runs: { workload: Workload; result: SimResult }[][] = [];
     const result = await runSweep(
       flags,
@@ -240,7 +255,10 @@ simulationOptions(
     );
     if (flags.json) printJson(result);
     else print(sweepText(result));
-    if (flags.report !== undefined) await report(flags.report, sweepReportData(result, runs));
+    if (flags.report !== undefined) {
+      const { sweepReportData } = await import('./commands/report');
+      await report(flags.report, sweepReportData(result, runs));
+    }
   });
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -248,10 +266,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     await program.parseAsync(argv as string[], { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and version exit 0; every other commander error is a usage error.
-      return err.exitCode === 0 ? 0 : EXIT_USAGE;
-    }
+    // Help and version exit 0; every other commander error is a usage error.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    const [{ ProfileError }, { ConfigError }] = await Promise.all([
+      import('../lib/core/emulator'),
+      import('../lib/core/engine/config'),
+    ]);
     if (err instanceof ProfileError || err instanceof ConfigError) {
       process.stderr.write(`disagg: ${err.message}\n`);
       return EXIT_USAGE;

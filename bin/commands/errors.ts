@@ -1,7 +1,6 @@
 import { ProfileError } from '../../lib/core/emulator';
 
-/** Exit code for bad input: unknown ids, configs that do not fit, invalid flags. */
-export const EXIT_USAGE = 2;
+export { EXIT_USAGE } from './constants';
 
 export class UsageError extends ProfileError {}
 

@@ -21,6 +21,7 @@ export interface ServeFlags {
   redisUrl?: string;
   backend?: string;
   bedrockModelId?: string;
+  workers?: boolean;
   corsOrigin?: string;
   debug?: boolean;
   auth: boolean;
@@ -43,10 +44,11 @@ const FILE_KEYS = [
   'redisUrl',
   'backend',
   'bedrockModelId',
+  'workers',
   'corsOrigin',
 ] as const;
 
-function readConfigFile(path: string): Partial<Record<(typeof FILE_KEYS)[number], string | number>> {
+function readConfigFile(path: string): Partial<Record<(typeof FILE_KEYS)[number], string | number | boolean>> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
@@ -61,7 +63,7 @@ function readConfigFile(path: string): Partial<Record<(typeof FILE_KEYS)[number]
       throw new UsageError(`--config ${path}: unknown key "${key}"; allowed keys: ${FILE_KEYS.join(', ')}`);
     }
   }
-  return parsed as Partial<Record<(typeof FILE_KEYS)[number], string | number>>;
+  return parsed as Partial<Record<(typeof FILE_KEYS)[number], string | number | boolean>>;
 }
 
 function timeScale(value: string): number {
@@ -136,6 +138,11 @@ export function serveOptions(
     kvFailurePolicy: policy as KvFailurePolicy | undefined,
   };
   const apiKey = flags.auth ? env.DISAGG_API_KEY?.trim() || undefined : null;
+  if (file.workers !== undefined && typeof file.workers !== 'boolean') {
+    throw new UsageError(
+      `--config ${flags.config}: "workers" must be true or false, got ${JSON.stringify(file.workers)}`,
+    );
+  }
   return {
     engine,
     host: pick(flags.host, undefined, 'host') ?? API_DEFAULTS.host,
@@ -144,6 +151,7 @@ export function serveOptions(
     apiKey,
     backend,
     bedrockModelId: pick(flags.bedrockModelId, env.DISAGG_BEDROCK_MODEL_ID, 'bedrockModelId'),
+    workers: flags.workers ?? file.workers === true,
     corsOrigins: corsOrigins(pick(flags.corsOrigin, env.DISAGG_CORS_ORIGINS, 'corsOrigin')),
     debug: flags.debug === true,
   };
@@ -164,6 +172,9 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   );
   say(
     `  timeScale ${c.timeScale} (emulated device time ${c.timeScale === 0 ? 'is not slept' : `is slept x${c.timeScale}`}); decode batch up to ${c.decodeBatchMax}`,
+  );
+  say(
+    `  stages: ${options.workers ? 'prefill and decode in worker threads of their own (--workers)' : 'in this thread'}`,
   );
   say(
     `  KV and results: ${options.redisUrl ? `Redis at ${options.redisUrl.replace(/\/\/[^@]*@/, '//***@')}` : 'in memory'}; backend: ${options.backend}`,

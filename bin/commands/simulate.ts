@@ -2,6 +2,7 @@
  * `disagg simulate`: replay a workload through one or more systems on a virtual clock and compare
  * them. The workload and system flags are shared with `disagg sweep`.
  */
+import { DEFAULT_COMPARE, DEFAULT_SYSTEM } from './constants';
 import { SingleBar } from 'cli-progress';
 import { loadTraceFile } from '../../lib/adapters/trace-files';
 import { getLink, getModel } from '../../lib/core/emulator';
@@ -187,9 +188,7 @@ export function transformWorkload(workload: Workload, flags: WorkloadFlags, extr
   return out;
 }
 
-/** The reference systems `disagg serve` runs: Llama 3.3 70B on one trn2.48xlarge and four CS-3s, against one p5.48xlarge. */
-export const DEFAULT_SYSTEM = 'disagg:trn2x16+cs3x4';
-export const DEFAULT_COMPARE: readonly string[] = ['colocated:h100x8'];
+export { DEFAULT_COMPARE, DEFAULT_SYSTEM };
 
 export function systemsFromFlags(flags: SystemFlags): { specs: SystemSpec[]; options: SimOptions } {
   const compare = flags.compare ?? (flags.system === undefined ? DEFAULT_COMPARE : []);

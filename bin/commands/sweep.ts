@@ -30,8 +30,7 @@ export interface SweepFlags extends SimulateFlags {
   target: string;
 }
 
-/** Share of requests meeting both SLOs that counts as sustaining a load. */
-export const DEFAULT_SWEEP_TARGET = 0.9;
+export { DEFAULT_SWEEP_TARGET } from './constants';
 
 export interface SweepStep {
   /** Synthetic: requests per second. Trace or agents: the rate scale applied. */

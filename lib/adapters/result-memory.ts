@@ -23,25 +23,35 @@ export class MemoryResultStore<T = unknown> implements ResultStore<T> {
   }
 
   put(id: string, record: T, ttlMs: number): Promise<void> {
-    if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
-      return Promise.reject(new RangeError(`MemoryResultStore.put: ttlMs must be finite and > 0, got ${ttlMs}`));
-    }
     const json = JSON.stringify(record);
     if (json === undefined) {
       return Promise.reject(new TypeError(`MemoryResultStore.put: record for ${id} is not JSON-serializable`));
+    }
+    return this.putJson(id, json, ttlMs);
+  }
+
+  get(id: string): Promise<T | null> {
+    return this.getJson(id).then((json) => (json === null ? null : (JSON.parse(json) as T)));
+  }
+
+  /** `put` of a record its caller already serialized (a store serving another thread keeps the JSON it is sent). */
+  putJson(id: string, json: string, ttlMs: number): Promise<void> {
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
+      return Promise.reject(new RangeError(`MemoryResultStore.put: ttlMs must be finite and > 0, got ${ttlMs}`));
     }
     this.entries.set(id, { json, expiresAt: this.now() + ttlMs });
     return Promise.resolve();
   }
 
-  get(id: string): Promise<T | null> {
+  /** The stored JSON, or null when missing or expired. */
+  getJson(id: string): Promise<string | null> {
     const entry = this.entries.get(id);
     if (!entry) return Promise.resolve(null);
     if (entry.expiresAt <= this.now()) {
       this.entries.delete(id);
       return Promise.resolve(null);
     }
-    return Promise.resolve(JSON.parse(entry.json) as T);
+    return Promise.resolve(entry.json);
   }
 
   delete(id: string): Promise<void> {

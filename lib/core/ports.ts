@@ -44,6 +44,10 @@ export interface Queue {
 
 /** Blob store for KV caches, with a TTL lease on every key (the backstop for leaks). */
 export interface KvStore {
+  /**
+   * Stores `bytes` under `key`. The pipeline hands the bytes over: it neither reads nor writes them after
+   * the call, so an adapter may keep them as they are, or move their buffer to another thread.
+   */
   put(key: string, bytes: Uint8Array, ttlMs: number): Promise<void>;
   /** The bytes, or null when missing or expired. */
   get(key: string): Promise<Uint8Array | null>;

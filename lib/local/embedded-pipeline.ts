@@ -7,9 +7,9 @@ import type { CompletionPipeline, RequestProgress, Submission } from '../core/ap
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { SubmitRequest } from '../core/engine/submission';
 import type { EventBus } from '../core/ports';
-import type { EmbeddedRuntime } from './runtime';
+import type { PipelineRuntime } from './runtime';
 
-export function embeddedPipeline(runtime: EmbeddedRuntime, events: EventBus<RequestEvent>): CompletionPipeline {
+export function embeddedPipeline(runtime: PipelineRuntime, events: EventBus<RequestEvent>): CompletionPipeline {
   return {
     async submit(request: SubmitRequest, watch: { deadlineMs: number }): Promise<Submission> {
       const progress = new EventProgress(events, request.id, watch.deadlineMs, () => runtime.get(request.id));

@@ -12,13 +12,13 @@ import { ApiError } from '../core/api/errors';
 import type { RequestEvent } from '../core/engine/record';
 import type { EventBus } from '../core/ports';
 import { embeddedPipeline } from './embedded-pipeline';
-import type { EmbeddedRuntime } from './runtime';
+import type { PipelineRuntime } from './runtime';
 
 export interface HttpApiOptions extends Pick<
   ApiAppOptions,
   'limits' | 'maxBodyBytes' | 'apiKey' | 'countPrompt' | 'backend' | 'systemFingerprint' | 'corsOrigins'
 > {
-  readonly runtime: EmbeddedRuntime;
+  readonly runtime: PipelineRuntime;
   readonly events: EventBus<RequestEvent>;
   /** Lines for the operator: unexpected errors, and with `debug` the fields requests carried but nothing used. */
   readonly log?: (line: string) => void;

@@ -1,32 +1,20 @@
 /**
- * Starts the embedded pipeline: adapters (memory, or Redis for KV and results when REDIS_URL is
- * set), the reference or Bedrock backend, the runtime and the HTTP API.
+ * Starts `disagg serve`: the pipeline (lib/local/pipeline.ts: stores, backend, runtime, in this thread
+ * or in stage threads) and the HTTP API in front of it.
  */
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
-import { awsClientConfig } from '../adapters/aws-clients';
-import { BedrockBackend } from '../adapters/backend-bedrock';
-import { ReferenceBackend } from '../adapters/backend-reference';
-import { RealClock } from '../adapters/clock-real';
-import { MemoryEventBus } from '../adapters/events-memory';
-import { MemoryKvStore } from '../adapters/kv-memory';
-import { RedisKvStore } from '../adapters/kv-redis';
-import { MemoryQueue } from '../adapters/queue-memory';
-import { createRedis } from '../adapters/redis-connection';
-import { MemoryResultStore } from '../adapters/result-memory';
-import { RedisResultStore } from '../adapters/result-redis';
-import { llama3Tokenizer } from '../adapters/tokenizer-llama3';
+import type { MemoryEventBus } from '../adapters/events-memory';
 import { loadTokenizer, promptCounter, tokenizerFamily } from '../adapters/tokenizers';
 import { systemFingerprint } from '../core/api/api-defaults';
 import { REFERENCE_CAPABILITIES, type BackendCapabilities } from '../core/api/capabilities';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine/config';
-import type { CancellationMarker } from '../core/engine/decode-stage';
 import type { ApiLimits } from '../core/api/limits';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { GenerationBackend, KvStore, ResultStore } from '../core/ports';
 import { createHttpApi } from './http-server';
-import { EmbeddedRuntime } from './runtime';
+import { startPipeline } from './pipeline';
+import type { PipelineRuntime } from './runtime';
 
 export interface ServeOptions {
   readonly engine?: EngineConfigInput;
@@ -45,7 +33,11 @@ export interface ServeOptions {
   readonly generationBackend?: GenerationBackend;
   readonly limits?: Partial<ApiLimits>;
   readonly maxBodyBytes?: number;
+  /** With `workers`: a module (file URL) whose default export builds the backend in each stage thread. */
+  readonly backendModule?: string;
   readonly prefillConcurrency?: number;
+  /** Run the prefill and decode stages in worker threads of their own (`disagg serve --workers`). */
+  readonly workers?: boolean;
   /** Origins a browser page may call the API from (`*` for any); none by default. */
   readonly corsOrigins?: readonly string[];
   /** Log the fields requests carried that nothing acted on. */
@@ -65,7 +57,7 @@ export interface RunningServer {
   readonly url: string;
   readonly apiKey: string | null;
   readonly config: EngineConfig;
-  readonly runtime: EmbeddedRuntime;
+  readonly runtime: PipelineRuntime;
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
   readonly events: MemoryEventBus<RequestEvent>;
@@ -82,52 +74,32 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   // Prompts are counted in the served model's vocabulary; the reference backend's words are Llama 3 tokens whatever it is.
   const promptFamily = tokenizerFamily(config.model.id);
   const promptTokenizer = await loadTokenizer(promptFamily);
-  const tokenizer = llama3Tokenizer();
-  const redis = options.redisUrl ? createRedis({ url: options.redisUrl, connectionName: 'disagg-serve' }) : null;
-  const prefix = options.redisPrefix ?? 'disagg:';
-  const kv: KvStore = redis ? new RedisKvStore({ redis, prefix: `${prefix}kv:` }) : new MemoryKvStore();
-  const results: ResultStore<RequestRecord> = redis
-    ? new RedisResultStore<RequestRecord>({ redis, prefix: `${prefix}result:` })
-    : new MemoryResultStore<RequestRecord>();
-  const cancellations: ResultStore<CancellationMarker> = redis
-    ? new RedisResultStore<CancellationMarker>({ redis, prefix: `${prefix}cancel:` })
-    : new MemoryResultStore<CancellationMarker>();
-  // The handoff queue stays in memory: one process; Redis and SQS queues serve multi-process deployments.
-  const queue = new MemoryQueue({ visibilityTimeoutMs: config.requestTimeoutMs + 60_000, maxReceives: 5 });
-  const events = new MemoryEventBus<RequestEvent>();
-  const backend: GenerationBackend =
-    options.generationBackend ??
-    (options.backend === 'bedrock'
-      ? new BedrockBackend({
-          client: new BedrockRuntimeClient(awsClientConfig()),
-          modelId: requireBedrockModel(options.bedrockModelId),
-        })
-      : new ReferenceBackend({ tokenizer }));
-  const runtime = new EmbeddedRuntime(
+  const pipeline = await startPipeline({
     config,
-    {
-      clock: new RealClock({ timeScale: config.timeScale }),
-      queue,
-      kv,
-      results,
-      cancellations,
-      backend,
-      events,
-      randomKey: () => randomBytes(18).toString('base64url'),
-      wallClockMs: () => performance.timeOrigin + performance.now(),
-      onError: (err, context) => log(`error while ${context}: ${(err as Error).message}`),
-    },
-    options.prefillConcurrency ?? 1,
-  );
+    engine: options.engine ?? {},
+    redisUrl: options.redisUrl ?? null,
+    ...(options.redisPrefix !== undefined ? { redisPrefix: options.redisPrefix } : {}),
+    backend:
+      options.generationBackend ??
+      (options.backendModule
+        ? { kind: 'module', url: options.backendModule }
+        : options.backend === 'bedrock'
+          ? { kind: 'bedrock', modelId: options.bedrockModelId }
+          : { kind: 'reference' }),
+    prefillConcurrency: options.prefillConcurrency ?? 1,
+    workers: options.workers ?? false,
+    log,
+  });
+  const { runtime, kv, results, events, backendName } = pipeline;
   const apiKey = options.apiKey === undefined ? generateApiKey() : options.apiKey;
   const backendCapabilities: BackendCapabilities =
-    backend.name === 'bedrock' ? { name: 'bedrock', tools: false } : { ...REFERENCE_CAPABILITIES, name: backend.name };
+    backendName === 'bedrock' ? { name: 'bedrock', tools: false } : { ...REFERENCE_CAPABILITIES, name: backendName };
   const server = createHttpApi({
     runtime,
     events,
     countPrompt: promptCounter(promptTokenizer, promptFamily),
     backend: backendCapabilities,
-    systemFingerprint: systemFingerprint(backend.name),
+    systemFingerprint: systemFingerprint(backendName),
     limits: { ...API_DEFAULTS.limits, ...options.limits },
     maxBodyBytes: options.maxBodyBytes ?? API_DEFAULTS.maxBodyBytes,
     apiKey,
@@ -135,12 +107,16 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     debug: options.debug ?? false,
     log,
   });
-  runtime.start();
   const host = options.host ?? API_DEFAULTS.host;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? API_DEFAULTS.port, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? API_DEFAULTS.port, host, () => resolve());
+    });
+  } catch (err) {
+    await pipeline.close();
+    throw err;
+  }
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
@@ -156,14 +132,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      await runtime.stop();
-      await queue.close();
-      if (redis) await redis.quit();
+      await pipeline.close();
     },
   };
-}
-
-function requireBedrockModel(id: string | undefined): string {
-  if (!id) throw new Error('--backend bedrock needs --bedrock-model-id (e.g. meta.llama3-3-70b-instruct-v1:0)');
-  return id;
 }

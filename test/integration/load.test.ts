@@ -15,7 +15,7 @@ afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-describe('300 concurrent requests against admission limits of 64 (timeScale 0, Redis)', () => {
+describe('300 concurrent requests against admission limits of 16 (timeScale 0, Redis)', () => {
   let result: LoadTestResult;
 
   beforeAll(async () => {
@@ -37,7 +37,7 @@ describe('300 concurrent requests against admission limits of 64 (timeScale 0, R
     expect(result.counts.ok + result.counts.rejected).toBe(300);
     // The limits really were exceeded, and every kind of request got through.
     expect(result.counts.rejected).toBeGreaterThan(0);
-    expect(result.counts.ok).toBeGreaterThanOrEqual(64);
+    expect(result.counts.ok).toBeGreaterThanOrEqual(DEFAULT_LOAD.maxPrefillQueue);
     for (const kind of ['chat', 'chat stream', 'completion', 'completion stream']) {
       expect(result.byKind[kind]?.ok, kind).toBeGreaterThan(0);
     }

@@ -114,4 +114,13 @@ describe('disagg serve', () => {
     expect(ok.status).toBe(200);
     expect(await terminate(served)).toBe(0);
   }, 45_000);
+
+  it('--workers says the stages run in threads of their own, serves, and exits on SIGTERM', async () => {
+    const served = serve(['--no-auth', '--workers']);
+    const [, url] = await waitForStdout(served, /disagg serving on (http:\/\/127\.0\.0\.1:\d+)\n/, 60_000);
+    await waitForStdout(served, /stages: prefill and decode in worker threads of their own \(--workers\)/);
+    const ok = await chat(url!);
+    expect(ok.status).toBe(200);
+    expect(await terminate(served)).toBe(0);
+  }, 90_000);
 });

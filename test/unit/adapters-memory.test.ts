@@ -73,6 +73,15 @@ describe('MemoryKvStore', () => {
     expect(await kv.get('k')).toEqual(new Uint8Array([2, 3, 4]));
   });
 
+  it('with ownership handover keeps and returns the very bytes it was given, no copy either way', async () => {
+    const kv = new MemoryKvStore({ ownership: 'handover' });
+    const blob = new Uint8Array([1, 2, 3]);
+    await kv.put('k', blob, 10_000);
+    expect(await kv.get('k')).toBe(blob);
+    await kv.delete('k');
+    expect(await kv.get('k')).toBeNull();
+  });
+
   it('rejects a TTL that is not a positive finite number', async () => {
     const kv = new MemoryKvStore();
     await expect(kv.put('k', new Uint8Array(1), 0)).rejects.toThrow(RangeError);

@@ -40,6 +40,13 @@ export interface EngineConfig {
   readonly requestTimeoutMs: number;
   /** A `tokens` timeline event every this many generated tokens. */
   readonly tokenEventEvery: number;
+  /**
+   * Decode saves a request's progress at most this often (its first token at once, its end always): the
+   * staleness bound for a reader of the result store (the API function's stream, GET /v1/requests/{id}).
+   */
+  readonly progressSaveEveryMs: number;
+  /** Decode checks a running request's cancellation marker this often: a cancel takes effect within it plus one step. */
+  readonly cancelCheckEveryMs: number;
 }
 
 export interface EngineConfigInput {
@@ -131,6 +138,9 @@ export function engineConfig(input: EngineConfigInput = {}): EngineConfig {
     resultTtlMs: number('resultTtlMs', v.resultTtlMs, 1000, 30 * 86_400_000, true),
     requestTimeoutMs: number('requestTimeoutMs', v.requestTimeoutMs, 100, 86_400_000, true),
     tokenEventEvery: 16,
+    // The API function polls the result store every 100 ms (lambdas/wiring.ts), so saving more often shows nothing sooner.
+    progressSaveEveryMs: 100,
+    cancelCheckEveryMs: 100,
   };
 }
 

@@ -14,6 +14,7 @@ import {
   weightBytes,
   type DevicePool,
 } from '../emulator';
+import type { Crc32c } from '../handoff/checksum';
 import type {
   ClaimStore,
   Clock,
@@ -63,6 +64,8 @@ export interface DecodeDeps {
    * worker's request can be taken over when its lease lapses. Without it, no idempotency.
    */
   readonly claims?: { readonly store: ClaimStore; readonly workerId: string; readonly leaseMs: number };
+  /** The checksum port for verifying KV blobs; default the JavaScript reference (adapters inject a native one). */
+  readonly crc32c?: Crc32c;
 }
 
 /** Why the KV could not be used; the KV failure policy decides what happens next. */
@@ -80,8 +83,15 @@ export function parseDescriptor(body: string): HandoffDescriptor {
   return decodeDescriptor(body);
 }
 
-/** Fetches, verifies and frees the descriptor's KV. Throws KvUnavailableError with the cause. */
-export async function loadKv(descriptor: HandoffDescriptor, kvStore: KvStore): Promise<KvCache | null> {
+/**
+ * Fetches, verifies and frees the descriptor's KV. Throws KvUnavailableError with the cause. The bytes
+ * are this stage's once fetched (the blob is deleted from the store), so the KV returned views them.
+ */
+export async function loadKv(
+  descriptor: HandoffDescriptor,
+  kvStore: KvStore,
+  crc32c?: Crc32c,
+): Promise<KvCache | null> {
   const location = descriptor.kv;
   if (location.kind === 'none') return null;
   let bytes: Uint8Array | null;
@@ -101,7 +111,7 @@ export async function loadKv(descriptor: HandoffDescriptor, kvStore: KvStore): P
       // Size and content checksum against the descriptor in O(1); decodeKvBlob then checks the body.
       verifyKvBytes(location, bytes, kvBlobChecksum);
     }
-    return decodeKvBlob(bytes);
+    return decodeKvBlob(bytes, { copy: false, ...(crc32c ? { crc32c } : {}) });
   } catch (err) {
     if (err instanceof KvUnavailableError) throw err;
     if (err instanceof KvBlobError && err.code === 'version_mismatch')
@@ -141,6 +151,8 @@ export interface DecodeJob {
    * to the same worker is refused like one to another worker.
    */
   readonly claimOwner?: string;
+  /** Wall ms (deps.wallClockMs) of the last cancellation check before joining; absent: check at the first step. */
+  readonly cancelCheckedAtMs?: number;
 }
 
 interface Running {
@@ -154,10 +166,8 @@ interface Running {
   pendingFirst: GeneratedToken | null;
   done: (() => void) | null;
   lastRenewMs: number;
+  lastCancelCheckMs: number;
 }
-
-/** Steps between checks of the cancellation store: cheap in memory, a round trip in Redis or DynamoDB. */
-const CANCEL_CHECK_EVERY_STEPS = 8;
 
 /** A job held back by the batching policy until the batch has room and KV memory for it. */
 interface Held {
@@ -180,7 +190,6 @@ export class DecodeBatcher {
   private runningKvBytes = 0;
   private readonly limits: BatchLimits;
   private looping = false;
-  private steps = 0;
   private roomWaiters: (() => void)[] = [];
 
   constructor(
@@ -270,6 +279,7 @@ export class DecodeBatcher {
       pendingFirst: job.firstToken,
       done,
       lastRenewMs,
+      lastCancelCheckMs: job.cancelCheckedAtMs ?? -Infinity,
     });
     if (!this.looping) {
       this.looping = true;
@@ -324,13 +334,19 @@ export class DecodeBatcher {
       batch.map((r) => r.context),
       this.config.compute,
     ).ms;
-    const checkCancel = this.steps++ % CANCEL_CHECK_EVERY_STEPS === 0;
     const [tokens] = await Promise.all([
       Promise.all(batch.map((r) => this.nextToken(r))),
       this.deps.clock.charge(stepMs),
-      checkCancel ? this.renewHeldClaims() : undefined,
+      this.renewHeldClaims(),
     ]);
-    await Promise.all(batch.map((r, i) => this.advance(r, tokens[i] as TokenOrError, stepMs, checkCancel)));
+    // By time, not per step: a cancellation is seen within cancelCheckEveryMs (plus one step) of being marked.
+    const now = this.deps.wallClockMs();
+    const checkCancel = batch.map((r) => {
+      const due = now - r.lastCancelCheckMs >= this.config.cancelCheckEveryMs;
+      if (due) r.lastCancelCheckMs = now;
+      return due;
+    });
+    await Promise.all(batch.map((r, i) => this.advance(r, tokens[i] as TokenOrError, stepMs, checkCancel[i]!)));
   }
 
   private async nextToken(r: Running): Promise<TokenOrError> {
@@ -352,7 +368,7 @@ export class DecodeBatcher {
     if (r.emitted === 0) r.firstStepMs = stepMs;
     if (token !== null && 'error' in token) return this.end(r, 'failed', token.error);
     if (checkCancel && (await this.deps.cancellations.get(tracker.record.id)) !== null) return this.end(r, 'cancelled');
-    if (checkCancel && !(await this.renewClaim(r))) return this.abandon(r);
+    if (!(await this.renewClaim(r))) return this.abandon(r);
     if (this.deps.wallClockMs() > deadlineMs) {
       return this.end(r, 'failed', {
         code: 'timeout',
@@ -464,9 +480,12 @@ export class DecodeBatcher {
       tracker.stamp('first_token');
     } else if (r.emitted % this.config.tokenEventEvery === 0) {
       tracker.stamp('tokens', { count: r.emitted });
-      // Progress saves are best effort (pollers see them); the terminal save is the one that counts.
-      tracker.save().catch((err: unknown) => this.deps.onError?.(err, `saving progress of ${record.id}`));
     }
+    // Progress saves are best effort (pollers see them) and by time: the first token at once, then at most
+    // one per progressSaveEveryMs. The terminal save is the one that counts.
+    tracker
+      .saveProgress(this.config.progressSaveEveryMs)
+      ?.catch((err: unknown) => this.deps.onError?.(err, `saving progress of ${record.id}`));
     tracker.publish({ type: 'token', index: r.emitted - 1, text: piece });
   }
 
@@ -573,6 +592,7 @@ export async function intakeHandoff(
     await tracker.finish('cancelled');
     return ended();
   }
+  const cancelCheckedAtMs = deps.wallClockMs();
   if (deps.wallClockMs() > descriptor.deadlineMs) {
     await discardKv();
     await tracker.finish('failed', {
@@ -584,7 +604,7 @@ export async function intakeHandoff(
   let kv: KvCache | null;
   let firstToken = descriptor.firstToken;
   try {
-    kv = await loadKv(descriptor, deps.kv);
+    kv = await loadKv(descriptor, deps.kv, deps.crc32c);
     const at = tracker.stamp('kv_get', { bytes: descriptor.kv.kind === 'none' ? 0 : descriptor.kv.bytes });
     tracker.record.measured.handoffMs = at - (tracker.stampedAt('prefill_end') ?? at);
     const transfer = transferMs(config, descriptor.promptTokens);
@@ -626,6 +646,7 @@ export async function intakeHandoff(
       deadlineMs: descriptor.deadlineMs,
       ...(delivered ? { delivered } : {}),
       ...(claimOwner ? { claimOwner } : {}),
+      cancelCheckedAtMs,
     },
   };
 }

@@ -16,6 +16,7 @@ import {
   type HandoffDescriptor,
   type KvLocation,
 } from '../handoff/descriptor';
+import type { Crc32c } from '../handoff/checksum';
 import { encodeKvBlob, kvBlobChecksum } from '../handoff/kv-blob';
 import type { RoutingMode } from './routing';
 import type { RequestTracker } from './tracker';
@@ -37,6 +38,8 @@ export interface PrefillDeps {
   readonly queue: Queue;
   /** A random, unguessable KV key. */
   readonly randomKey: () => string;
+  /** The checksum port for encoding KV blobs; default the JavaScript reference (adapters inject a native one). */
+  readonly crc32c?: Crc32c;
 }
 
 /** Runs the prompt and charges its emulated time; returns the backend's output (KV and first token). */
@@ -81,16 +84,18 @@ export async function handOff(
   let kv: KvLocation = { kind: 'none' };
   let storedKey: string | null = null;
   if (output.kv) {
-    const blob = encodeKvBlob(output.kv);
+    const blob = encodeKvBlob(output.kv, deps.crc32c ? { crc32c: deps.crc32c } : {});
     const checksum = kvBlobChecksum(blob);
-    if (fitsInline(blob.length)) {
+    const bytes = blob.length;
+    if (fitsInline(bytes)) {
       kv = inlineKv(blob, checksum);
     } else {
       storedKey = deps.randomKey();
-      await deps.kv.put(storedKey, blob, config.kvTtlMs);
       kv = refKv(storedKey, blob, checksum);
+      // The blob is handed over: a store in another thread takes its buffer without a copy, so it is not read after.
+      await deps.kv.put(storedKey, blob, config.kvTtlMs);
     }
-    tracker.stamp('kv_put', { bytes: blob.length, inline: storedKey === null });
+    tracker.stamp('kv_put', { bytes, inline: storedKey === null });
   }
   const record = tracker.record;
   const descriptor: HandoffDescriptor = {

@@ -54,6 +54,8 @@ export class RequestTracker {
   }
 
   private lastSave: Promise<void> = Promise.resolve();
+  /** deps.wallClockMs() when this tracker last asked for a save; -Infinity before the first. */
+  private lastSaveAskedMs = -Infinity;
 
   /**
    * Writes the record. Saves are chained so they land in the order they were asked for: stores
@@ -61,11 +63,22 @@ export class RequestTracker {
    * the terminal record. A failed save does not block the ones after it.
    */
   save(): Promise<void> {
+    this.lastSaveAskedMs = this.deps.wallClockMs();
     const next = this.lastSave
       .catch(() => undefined)
       .then(() => this.deps.results.put(this.record.id, this.record, this.resultTtlMs));
     this.lastSave = next;
     return next;
+  }
+
+  /**
+   * A progress save, unless this tracker asked for one less than `everyMs` ago: null when skipped. So a
+   * reader of the store sees progress at most `everyMs` stale (plus the write), and the first progress
+   * after a stage picks the request up is saved at once. Costs a store write per `everyMs`, not per token.
+   */
+  saveProgress(everyMs: number): Promise<void> | null {
+    if (this.deps.wallClockMs() - this.lastSaveAskedMs < everyMs) return null;
+    return this.save();
   }
 
   /**

@@ -2,7 +2,18 @@
  * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of the KV handoff.
  * Castagnoli rather than IEEE CRC-32 because it detects more error patterns in long blobs
  * and is the CRC that S3 and most storage stacks offer natively.
+ *
+ * This is the checksum port and its reference implementation in plain JavaScript. The pipeline
+ * checksums every KV blob twice (once encoding, once verifying), so where a native CRC-32C loads,
+ * an adapter injects it (lib/adapters/checksum-native.ts); this one is the fallback, and the
+ * definition the native one is tested against.
  */
+
+/**
+ * The checksum port: CRC-32C of `bytes` as an unsigned 32-bit number, continuing from `seed`
+ * (a previous result) when given, so crc(b, crc(a)) === crc(a ++ b).
+ */
+export type Crc32c = (bytes: Uint8Array, seed?: number) => number;
 
 const POLY = 0x82f63b78;
 

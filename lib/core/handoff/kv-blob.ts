@@ -27,7 +27,7 @@
  * 4-byte aligned, and per-layer chunks let a reader (or a transfer model) go layer by layer.
  */
 import type { KvCache } from '../ports';
-import { crc32c } from './checksum';
+import { crc32c as javascriptCrc32c, type Crc32c } from './checksum';
 
 export const KV_BLOB_MAGIC = 'DKV1';
 /** Bump on any layout change; a reader rejects every version it was not built for. */
@@ -78,13 +78,28 @@ export interface KvBlobLimits {
   readonly maxBytes?: number;
 }
 
+export interface KvBlobCodecOptions {
+  /** The CRC-32C implementation (the checksum port); default the JavaScript reference in checksum.ts. */
+  readonly crc32c?: Crc32c;
+}
+
+export interface KvBlobReadOptions extends KvBlobLimits, KvBlobCodecOptions {
+  /**
+   * false: the caller hands the bytes over (it fetched them and writes to them no more), so the
+   * returned floats view them where they are 4-byte aligned instead of copying each layer.
+   * Default true: the result never aliases `bytes`.
+   */
+  readonly copy?: boolean;
+}
+
 /** Exact encoded size in bytes of a float32 KV blob with this shape. */
 export function kvBlobByteLength(shape: KvBlobShape): number {
   checkShape(shape);
   return byteLength(modelBytes(shape.model).length, shape.layers, shape.kvHeads * shape.headDim * shape.tokens, 4);
 }
 
-export function encodeKvBlob(kv: KvCache): Uint8Array {
+export function encodeKvBlob(kv: KvCache, options: KvBlobCodecOptions = {}): Uint8Array {
+  const crc32c = options.crc32c ?? javascriptCrc32c;
   checkShape(kv);
   const model = modelBytes(kv.model);
   const elems = kv.tokens * kv.kvHeads * kv.headDim;
@@ -144,9 +159,9 @@ export function encodeKvBlob(kv: KvCache): Uint8Array {
  * Decodes and verifies a KV blob. Throws only KvBlobError, whatever the input, and allocates
  * nothing sized by the header until the declared size matches the actual bytes and both checksums.
  */
-export function decodeKvBlob(bytes: Uint8Array, limits?: KvBlobLimits): KvCache {
+export function decodeKvBlob(bytes: Uint8Array, options?: KvBlobReadOptions): KvCache {
   try {
-    return decode(bytes, limits);
+    return decode(bytes, options);
   } catch (err) {
     if (err instanceof KvBlobError) throw err;
     // Unreachable by design; kept so a bug here still surfaces as the one error type callers handle.
@@ -154,11 +169,13 @@ export function decodeKvBlob(bytes: Uint8Array, limits?: KvBlobLimits): KvCache 
   }
 }
 
-function decode(bytes: Uint8Array, limits: KvBlobLimits | undefined): KvCache {
+function decode(bytes: Uint8Array, options: KvBlobReadOptions | undefined): KvCache {
+  const crc32c = options?.crc32c ?? javascriptCrc32c;
+  const copy = options?.copy ?? true;
   if (!(bytes instanceof Uint8Array)) {
     throw new KvBlobError('bad_header', `a KV blob must be a Uint8Array, got ${describe(bytes)}`);
   }
-  const maxBytes = limits?.maxBytes ?? KV_BLOB_DEFAULT_MAX_BYTES;
+  const maxBytes = options?.maxBytes ?? KV_BLOB_DEFAULT_MAX_BYTES;
   if (typeof maxBytes !== 'number' || !(maxBytes >= 0)) {
     throw new KvBlobError(
       'too_large',
@@ -288,9 +305,9 @@ function decode(bytes: Uint8Array, limits: KvBlobLimits | undefined): KvCache {
       );
     }
     off += CHUNK_HEADER_BYTES;
-    keys.push(readFloats(bytes, view, off, elems));
+    keys.push(readFloats(bytes, view, off, elems, copy));
     off += elems * elemBytes;
-    values.push(readFloats(bytes, view, off, elems));
+    values.push(readFloats(bytes, view, off, elems, copy));
     off += elems * elemBytes;
   }
   return { model, layers, kvHeads, headDim, tokens, keys, values };
@@ -337,8 +354,11 @@ function writeFloats(out: Uint8Array, view: DataView, off: number, src: Float32A
   for (let i = 0; i < src.length; i++) view.setFloat32(off + i * 4, src[i]!, true);
 }
 
-function readFloats(bytes: Uint8Array, view: DataView, off: number, count: number): Float32Array {
+function readFloats(bytes: Uint8Array, view: DataView, off: number, count: number, copy: boolean): Float32Array {
   if (LITTLE_ENDIAN) {
+    // Every chunk starts 4-byte aligned within the blob, so a blob at an aligned offset can be viewed in place.
+    if (!copy && (bytes.byteOffset + off) % 4 === 0)
+      return new Float32Array(bytes.buffer, bytes.byteOffset + off, count);
     // slice() copies into a fresh buffer at offset 0, so the floats are aligned whatever the input's offset.
     return new Float32Array(bytes.slice(off, off + count * 4).buffer);
   }

@@ -1,0 +1,104 @@
+/**
+ * The pipeline behind `disagg serve`: its stores (memory, or Redis for KV, records and cancellation
+ * markers), the generation backend and the runtime, in this thread or (workers) in stage threads.
+ */
+import { randomBytes } from 'node:crypto';
+import { fastestCrc32c } from '../adapters/checksum-native';
+import { RealClock } from '../adapters/clock-real';
+import { MemoryEventBus } from '../adapters/events-memory';
+import { MemoryQueue } from '../adapters/queue-memory';
+import { createRedis } from '../adapters/redis-connection';
+import type { EngineConfig, EngineConfigInput } from '../core/engine/config';
+import type { RequestEvent, RequestRecord } from '../core/engine/record';
+import type { GenerationBackend, KvStore, ResultStore } from '../core/ports';
+import { createGenerationBackend, type BackendSpec } from './backends';
+import { EmbeddedRuntime, type PipelineRuntime } from './runtime';
+import { StageThreads } from './stage-threads';
+import { DEFAULT_REDIS_PREFIX, pipelineStores } from './stores';
+
+export interface PipelineOptions {
+  readonly config: EngineConfig;
+  /** The input `config` was built from: stage threads build their own from it. */
+  readonly engine: EngineConfigInput;
+  readonly redisUrl: string | null;
+  readonly redisPrefix?: string;
+  /** A description (threads build their own backend from it), or a backend to use in this thread. */
+  readonly backend: BackendSpec | GenerationBackend;
+  readonly prefillConcurrency: number;
+  /** Run prefill and decode in worker threads of their own. */
+  readonly workers: boolean;
+  readonly log: (line: string) => void;
+}
+
+export interface RunningPipeline {
+  readonly runtime: PipelineRuntime;
+  /** The generation backend's name (in stage threads: its kind, or `module` for one built by a module). */
+  readonly backendName: string;
+  readonly kv: KvStore;
+  readonly results: ResultStore<RequestRecord>;
+  readonly events: MemoryEventBus<RequestEvent>;
+  /** Stops taking work, waits for what runs to end, closes the stores. */
+  close(): Promise<void>;
+}
+
+export async function startPipeline(options: PipelineOptions): Promise<RunningPipeline> {
+  const prefix = options.redisPrefix ?? DEFAULT_REDIS_PREFIX;
+  if (options.workers) {
+    if (!('kind' in options.backend)) {
+      throw new Error('with workers, each stage thread builds its own backend: pass a backend description, not one');
+    }
+    const threads = await StageThreads.start(
+      {
+        engine: options.engine,
+        redisUrl: options.redisUrl,
+        redisPrefix: prefix,
+        backend: options.backend,
+        prefillConcurrency: options.prefillConcurrency,
+      },
+      options.log,
+    );
+    return {
+      runtime: threads,
+      backendName: options.backend.kind,
+      kv: threads.kv,
+      results: threads.results,
+      events: threads.events,
+      close: () => threads.close(),
+    };
+  }
+  const { config, log } = options;
+  const redis = options.redisUrl ? createRedis({ url: options.redisUrl, connectionName: 'disagg-serve' }) : null;
+  const stores = pipelineStores(redis, prefix);
+  // The handoff queue stays in memory: one process; Redis and SQS queues serve multi-process deployments.
+  const queue = new MemoryQueue({ visibilityTimeoutMs: config.requestTimeoutMs + 60_000, maxReceives: 5 });
+  const events = new MemoryEventBus<RequestEvent>();
+  const backend = 'kind' in options.backend ? await createGenerationBackend(options.backend) : options.backend;
+  const runtime = new EmbeddedRuntime(
+    config,
+    {
+      clock: new RealClock({ timeScale: config.timeScale }),
+      queue,
+      ...stores,
+      backend,
+      events,
+      randomKey: () => randomBytes(18).toString('base64url'),
+      wallClockMs: () => performance.timeOrigin + performance.now(),
+      crc32c: fastestCrc32c().crc32c,
+      onError: (err, context) => log(`error while ${context}: ${(err as Error).message}`),
+    },
+    options.prefillConcurrency,
+  );
+  runtime.start();
+  return {
+    runtime,
+    backendName: backend.name,
+    kv: stores.kv,
+    results: stores.results,
+    events,
+    async close() {
+      await runtime.stop();
+      await queue.close();
+      if (redis) await redis.quit();
+    },
+  };
+}

@@ -1,0 +1,452 @@
+/**
+ * `disagg serve --workers`: the prefill and decode stages each run in a worker thread of their own,
+ * so this thread's event loop does HTTP only and the pipeline uses a second core. The stages are
+ * connected by the same ports as in one thread: the handoff queue lives in a store thread (with the
+ * KV blobs, records and cancellation markers too when there is no Redis), reached over MessagePorts;
+ * with Redis, every thread opens its own connection. Decode claims stay in the one decode thread.
+ *
+ * A stage thread that dies is replaced. A dead decode thread's deliveries are given back at once and
+ * its claims die with it, so its requests are taken over as after any decode worker's crash: regenerated silently
+ * up to what the client already has, the consumed KV recomputed. Requests a dead prefill thread held
+ * before their handoff are queued again; colocated ones it was decoding end failed (worker_failed).
+ */
+import { randomUUID } from 'node:crypto';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { createRedis } from '../adapters/redis-connection';
+import { MemoryEventBus } from '../adapters/events-memory';
+import { admit } from '../core/engine/admission';
+import { engineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine/config';
+import type { CancellationMarker } from '../core/engine/decode-stage';
+import type { PrefillJob } from '../core/engine/prefill-stage';
+import { isTerminal, type RequestEvent, type RequestRecord, type RequestState } from '../core/engine/record';
+import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../core/engine/submission';
+import { RequestTracker } from '../core/engine/tracker';
+import type { KvStore, ResultStore } from '../core/ports';
+import type { BackendSpec } from './backends';
+import type { Occupancy, PipelineRuntime } from './runtime';
+import { pipelineStores } from './stores';
+import { RpcClient } from './thread-rpc';
+
+export interface StageThreadsOptions {
+  readonly engine: EngineConfigInput;
+  readonly redisUrl: string | null;
+  readonly redisPrefix: string;
+  readonly backend: BackendSpec;
+  readonly prefillConcurrency: number;
+  /** How long a decode claim lasts without renewal (default 10 s). */
+  readonly claimLeaseMs?: number;
+}
+
+export type ThreadRole = 'store' | 'prefill' | 'decode';
+
+/** What each thread is started with (its workerData). */
+export interface ThreadData {
+  readonly role: ThreadRole;
+  readonly options: StageThreadsOptions;
+  /** Stage threads: their port to the store thread. The store thread: the main thread's port to it. */
+  readonly storePort: MessagePort;
+  /** Stage threads: the port the main thread calls the stage on, and the stage's events come back by. */
+  readonly controlPort?: MessagePort;
+}
+
+/** Messages a thread posts to the main thread besides RPC replies. */
+export type ThreadMessage =
+  | { readonly ready: true }
+  | { readonly log: string }
+  /**
+   * Events the stage published since its last flush, in order (on the control port, ordered with replies),
+   * as JSON of [requestId, event] pairs: a string crosses threads as one copy, an object graph field by field.
+   */
+  | { readonly events: string };
+
+/** A prefill job as it crosses to the prefill thread: the prompt ids as one typed array, not 1,000 numbers. */
+export type WirePrefillJob = Omit<PrefillJob, 'promptIds'> & { readonly promptIds: Uint32Array };
+
+/** The prefill thread's control surface. The record travels as JSON, as records are stored. */
+export interface PrefillControl {
+  enqueue(job: WirePrefillJob, recordJson: string, emulatedMs: number): Promise<void>;
+  cancel(id: string): Promise<RequestRecord | null>;
+  stop(): Promise<void>;
+}
+
+export interface DecodeControl {
+  stop(): Promise<void>;
+}
+
+/** The store thread's own surface. */
+export interface StoreHost {
+  /** Serves the stores on `port` to a consumer thread named `consumer`. */
+  attach(port: MessagePort, consumer: string): Promise<void>;
+  /** The consumer's thread is gone: its unacknowledged deliveries go back to the queue at once. */
+  detach(consumer: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const KV_METHODS = ['put', 'get', 'delete', 'count'] as const;
+export const QUEUE_METHODS = ['send', 'receive', 'ack', 'release', 'depth', 'deadLetters'] as const;
+
+/**
+ * A result store served by the store thread, its records crossing as JSON strings (as they are stored):
+ * one copy across, instead of a structured clone of every field.
+ */
+export function remoteResultStore<T>(rpc: RpcClient, service: string): ResultStore<T> {
+  return {
+    put: async (id, record, ttlMs) => void (await rpc.call(service, 'putJson', [id, JSON.stringify(record), ttlMs])),
+    get: async (id) => {
+      const json = (await rpc.call(service, 'getJson', [id])) as string | null;
+      return json === null ? null : (JSON.parse(json) as T);
+    },
+    delete: async (id) => void (await rpc.call(service, 'delete', [id])),
+  };
+}
+
+function wireJob(job: PrefillJob): WirePrefillJob {
+  return { ...job, promptIds: Uint32Array.from(job.promptIds) };
+}
+
+/** A thread that does not report ready in this long failed to start. */
+const START_TIMEOUT_MS = 120_000;
+
+/** This module's sibling thread entry, .ts under tsx and .js once compiled. */
+const ENTRY = new URL(`./stage-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url).href;
+
+/**
+ * Runs in a fresh thread: TypeScript sources need tsx's loader, which threads do not inherit from a
+ * programmatic registration, so it is registered there first.
+ */
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+(async () => {
+  if (workerData.tsx) (await import(workerData.tsx)).register();
+  await import(workerData.entry);
+})();
+`;
+
+interface Thread<TControl> {
+  readonly worker: Worker;
+  readonly rpc: RpcClient;
+  readonly control: TControl;
+  readonly name: string;
+}
+
+/** What the main thread knows of a request it submitted, from the events the stages send back. */
+interface Tracked {
+  state: RequestState;
+  readonly mode: RequestRecord['mode'];
+  readonly emulatedMs: number;
+  /** Index of the next token to pass on: a takeover's re-sent tokens are dropped here, never shown twice. */
+  nextToken: number;
+  /** The record as submitted: what is ended failed if the pipeline breaks with the request in it. */
+  readonly record: RequestRecord;
+  /** Kept until the handoff, to queue the request again if the prefill thread dies with it. */
+  job: PrefillJob | null;
+}
+
+export class StageThreads implements PipelineRuntime {
+  readonly events = new MemoryEventBus<RequestEvent>();
+  readonly kv: KvStore;
+  readonly results: ResultStore<RequestRecord>;
+  private readonly cancellations: ResultStore<CancellationMarker>;
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly counts = { prefill: 0, handoff: 0, decoding: 0, queuedEmulatedMs: 0 };
+  private prefill!: Thread<PrefillControl>;
+  private decode!: Thread<DecodeControl>;
+  private closing = false;
+  private broken: string | null = null;
+
+  private constructor(
+    readonly config: EngineConfig,
+    private readonly options: StageThreadsOptions,
+    private readonly store: Thread<StoreHost>,
+    private readonly redis: ReturnType<typeof createRedis> | null,
+    private readonly log: (line: string) => void,
+  ) {
+    if (redis) {
+      const stores = pipelineStores(redis, options.redisPrefix);
+      this.kv = stores.kv;
+      this.results = stores.results;
+      this.cancellations = stores.cancellations;
+    } else {
+      this.kv = store.rpc.remote<KvStore>('kv', KV_METHODS);
+      this.results = remoteResultStore<RequestRecord>(store.rpc, 'results');
+      this.cancellations = remoteResultStore<CancellationMarker>(store.rpc, 'cancellations');
+    }
+  }
+
+  /** Starts the store thread, then the prefill and decode threads; resolves when all three are ready. */
+  static async start(options: StageThreadsOptions, log: (line: string) => void): Promise<StageThreads> {
+    const config = engineConfig(options.engine);
+    const { port1, port2 } = new MessageChannel();
+    const worker = spawn({ role: 'store', options, storePort: port2 }, [port2]);
+    const rpc = new RpcClient(port1);
+    const store: Thread<StoreHost> = {
+      worker,
+      rpc,
+      control: rpc.remote<StoreHost>('host', ['attach', 'detach', 'close']),
+      name: 'store',
+    };
+    const redis = options.redisUrl ? createRedis({ url: options.redisUrl, connectionName: 'disagg-serve-api' }) : null;
+    const threads = new StageThreads(config, options, store, redis, log);
+    try {
+      await ready(worker, 'store');
+      worker.on('exit', (code) => threads.storeExited(code));
+      [threads.prefill, threads.decode] = await Promise.all([
+        threads.startStage<PrefillControl>('prefill'),
+        threads.startStage<DecodeControl>('decode'),
+      ]);
+    } catch (err) {
+      await threads.close();
+      throw err;
+    }
+    return threads;
+  }
+
+  occupancy(): Occupancy {
+    const c = this.counts;
+    return { prefillQueue: c.prefill, decodeQueue: c.handoff, decodeBatch: c.decoding };
+  }
+
+  async submit(req: SubmitRequest): Promise<SubmitResult> {
+    if (this.broken) throw new Error(this.broken);
+    const { tracker, job, emulatedPrefillMs } = receiveRequest(
+      req,
+      this.config,
+      { results: this.results, events: this.events, wallClockMs },
+      wallClockMs(),
+    );
+    const record = tracker.record;
+    const occupancy = this.occupancy();
+    const decision = admit(
+      occupancy,
+      this.config.admission,
+      (this.counts.queuedEmulatedMs + emulatedPrefillMs) * this.config.timeScale,
+    );
+    if (!decision.admitted) {
+      await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
+      return { accepted: false, record, decision };
+    }
+    markQueued(tracker, occupancy.prefillQueue + 1);
+    const entry: Tracked = {
+      state: 'queued',
+      mode: record.mode,
+      emulatedMs: emulatedPrefillMs,
+      nextToken: 0,
+      record: structuredClone(record),
+      job,
+    };
+    this.tracked.set(req.id, entry);
+    this.count(entry, +1);
+    try {
+      await this.prefill.control.enqueue(wireJob(job), JSON.stringify(record), emulatedPrefillMs);
+    } catch (err) {
+      // The prefill thread died with it: its replacement queues the request again (prefillExited).
+      this.log(`error while queueing ${req.id} for prefill: ${(err as Error).message}`);
+    }
+    return { accepted: true, record };
+  }
+
+  get(id: string): Promise<RequestRecord | null> {
+    return this.results.get(id);
+  }
+
+  async cancel(id: string): Promise<RequestRecord | null> {
+    const record = await this.results.get(id);
+    if (!record) return null;
+    await this.cancellations.put(id, { cancelledAtMs: wallClockMs() }, this.config.resultTtlMs);
+    const fromQueue = await this.prefill.control.cancel(id).catch(() => null);
+    return fromQueue ?? record;
+  }
+
+  /**
+   * Terminates a stage thread as a crash would (no goodbye, no acks, no record writes); it is replaced
+   * as after any unexpected exit. For fault-injection tests.
+   */
+  async kill(role: 'prefill' | 'decode'): Promise<void> {
+    await (role === 'prefill' ? this.prefill : this.decode).worker.terminate();
+  }
+
+  /** Stops taking work, lets what is running finish, then ends the threads. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const stage of [this.decode, this.prefill]) {
+      if (!stage) continue;
+      await stage.control.stop().catch(() => undefined);
+      await stage.worker.terminate();
+    }
+    await this.store.control.close().catch(() => undefined);
+    await this.store.worker.terminate();
+    if (this.redis) await this.redis.quit().catch(() => this.redis?.disconnect());
+  }
+
+  private async startStage<T extends object>(role: 'prefill' | 'decode'): Promise<Thread<T>> {
+    const name = `${role}-${randomUUID().slice(0, 8)}`;
+    const toStore = new MessageChannel();
+    await this.store.control.attach(toStore.port1, name);
+    const control = new MessageChannel();
+    const worker = spawn({ role, options: this.options, storePort: toStore.port2, controlPort: control.port2 }, [
+      toStore.port2,
+      control.port2,
+    ]);
+    const rpc = new RpcClient(control.port1);
+    control.port1.on('message', (message: ThreadMessage) => {
+      if ('events' in message) this.relay(JSON.parse(message.events) as [string, RequestEvent][]);
+    });
+    worker.on('message', (message: ThreadMessage) => {
+      if ('log' in message) this.log(message.log);
+    });
+    worker.on('error', (err) => this.log(`the ${role} thread failed: ${err.stack ?? err.message}`));
+    await ready(worker, role);
+    worker.on('exit', (code) => void this.stageExited(role, name, code));
+    const methods = role === 'prefill' ? ['enqueue', 'cancel', 'stop'] : ['stop'];
+    return { worker, rpc, control: rpc.remote<T>('stage', methods as (keyof T & string)[]), name };
+  }
+
+  /** Events from a stage thread, passed on to this thread's listeners (the HTTP API) in order. */
+  private relay(events: readonly (readonly [string, RequestEvent])[]): void {
+    for (const [id, event] of events) {
+      const entry = this.tracked.get(id);
+      if (entry) {
+        if (event.type === 'token') {
+          if (event.index < entry.nextToken) continue;
+          entry.nextToken = event.index + 1;
+        } else if (event.type === 'state') {
+          this.count(entry, -1);
+          entry.state = event.state;
+          if (event.state === 'handoff') entry.job = null;
+          this.count(entry, +1);
+        } else if (event.type === 'done') {
+          this.count(entry, -1);
+          this.tracked.delete(id);
+        }
+      }
+      this.events.publish(id, event);
+    }
+  }
+
+  /** Keeps the occupancy counts in step with the states the stages report. */
+  private count(entry: Tracked, sign: 1 | -1): void {
+    const c = this.counts;
+    if (entry.state === 'queued') c.queuedEmulatedMs += sign * entry.emulatedMs;
+    if (entry.state === 'queued' || entry.state === 'prefilling') c.prefill += sign;
+    else if (entry.state === 'handoff') c.handoff += sign;
+    else if (entry.state === 'decoding') c.decoding += sign;
+  }
+
+  private async stageExited(role: 'prefill' | 'decode', name: string, code: number): Promise<void> {
+    if (this.closing || this.broken) return;
+    this.log(`the ${role} thread exited (code ${code}); starting another`);
+    try {
+      if (role === 'decode') {
+        const returned = await this.store.control.detach(name);
+        this.decode = await this.startStage<DecodeControl>('decode');
+        this.log(`decode thread replaced; ${returned} delivery(ies) of the dead one given back for takeover`);
+        return;
+      }
+      this.prefill = await this.startStage<PrefillControl>('prefill');
+      await this.requeueAfterPrefillDied();
+    } catch (err) {
+      this.fatal(`could not replace the ${role} thread: ${(err as Error).message}`);
+    }
+  }
+
+  /** Requests the dead prefill thread held: before their handoff, queued again; colocated ones decoding, failed. */
+  private async requeueAfterPrefillDied(): Promise<void> {
+    for (const [id, entry] of this.tracked) {
+      if (entry.job) {
+        this.count(entry, -1);
+        entry.state = 'queued';
+        this.count(entry, +1);
+        await this.prefill.control
+          .enqueue(wireJob(entry.job), JSON.stringify(entry.record), entry.emulatedMs)
+          .catch((err: unknown) => {
+            this.log(`error while queueing ${id} for prefill again: ${(err as Error).message}`);
+          });
+      } else if (entry.mode === 'colocated' && !isTerminal(entry.state)) {
+        await this.failTracked(id, 'the prefill thread decoding this colocated request exited');
+      }
+    }
+  }
+
+  /** Ends a request no stage holds any more, failed, through this thread's stores and listeners. */
+  private async failTracked(id: string, message: string): Promise<void> {
+    const entry = this.tracked.get(id);
+    const record = (await this.results.get(id).catch(() => null)) ?? entry?.record;
+    if (!record) return;
+    const tracker = new RequestTracker(
+      record,
+      { results: this.results, events: this.events, wallClockMs },
+      this.config.resultTtlMs,
+    );
+    if (entry) {
+      this.count(entry, -1);
+      this.tracked.delete(id);
+    }
+    await tracker.finish('failed', { code: 'worker_failed', message }).catch(() => undefined);
+  }
+
+  private storeExited(code: number): void {
+    if (this.closing) return;
+    this.fatal(`the store thread exited (code ${code})`);
+  }
+
+  /**
+   * The pipeline cannot go on (its store is gone): every request in flight ends failed for its client,
+   * and new ones are refused with the reason, rather than left waiting.
+   */
+  private fatal(reason: string): void {
+    this.broken = `the pipeline stopped: ${reason}; restart disagg serve`;
+    this.log(this.broken);
+    for (const [id, entry] of this.tracked) {
+      this.tracked.delete(id);
+      const failed = {
+        ...entry.record,
+        state: 'failed' as const,
+        error: { code: 'worker_failed', message: this.broken },
+      };
+      this.events.publish(id, { type: 'state', state: 'failed' });
+      this.events.publish(id, { type: 'done', record: failed });
+    }
+  }
+}
+
+function wallClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function spawn(data: ThreadData, transferList: MessagePort[]): Worker {
+  const tsx = ENTRY.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : null;
+  return new Worker(BOOTSTRAP, {
+    eval: true,
+    name: `disagg-${data.role}`,
+    workerData: { ...data, entry: ENTRY, tsx },
+    transferList,
+  });
+}
+
+/** Resolves when the thread reports ready; rejects with its error if it fails or exits first. */
+function ready(worker: Worker, role: ThreadRole): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`the ${role} thread did not start in ${START_TIMEOUT_MS / 1000} s`)),
+      START_TIMEOUT_MS,
+    );
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onMessage = (m: ThreadMessage): void => {
+      if ('ready' in m) done();
+    };
+    const onError = (err: Error): void => done(new Error(`the ${role} thread failed to start: ${err.message}`));
+    const onExit = (code: number): void => done(new Error(`the ${role} thread exited (code ${code}) while starting`));
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
+}
