@@ -139,7 +139,11 @@ program
     '--cors-origin <origins>',
     'let browser pages from these origins call the API: comma-separated, or * (env DISAGG_CORS_ORIGINS; default none)',
   )
-  .option('--debug', 'log the request fields that were accepted but not acted on (user, metadata, store, ...)')
+  .option(
+    '--log-level <level>',
+    'JSON log on stdout: debug, info (default: a line per request), warn, error or silent (env DISAGG_LOG_LEVEL)',
+  )
+  .option('--debug', 'same as --log-level debug')
   .option('--workers', 'run the prefill and decode stages in worker threads, so HTTP has this thread to itself')
   .action(async (flags: ServeFlags) => (await import('./commands/serve')).runServe(flags));
 

@@ -105,7 +105,7 @@ describe('handoff descriptor round trip', () => {
     expect(DESCRIPTOR_VERSION).toBe(2);
   });
 
-  it('carries the prefill span\'s traceparent (version 2), and reads version 1 descriptors without one', () => {
+  it("carries the prefill span's traceparent (version 2), and reads version 1 descriptors without one", () => {
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     expect(decodeDescriptor(encodeDescriptor(sample({ traceparent }))).traceparent).toBe(traceparent);
     // What the previous release's prefill wrote: version 1, no traceparent field.
