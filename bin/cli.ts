@@ -147,6 +147,19 @@ program
   .option('--workers', 'run the prefill and decode stages in worker threads, so HTTP has this thread to itself')
   .action(async (flags: ServeFlags) => (await import('./commands/serve')).runServe(flags));
 
+program
+  .command('dashboard')
+  .description(
+    'write the dashboard as one static HTML file to point at a deployed API (it polls the requests it sends)',
+  )
+  .requiredOption('--out <file>', 'where to write the page')
+  .action(async (flags: { out: string }) => {
+    const { dashboardHtml } = await import('../lib/local/dashboard');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(flags.out, dashboardHtml({ mode: 'poll' }));
+    process.stdout.write(`wrote ${flags.out}: open it with #api=<OpenAiBaseUrl without /v1>&key=<API key>\n`);
+  });
+
 /** Workload and system flags shared by `simulate` and `sweep`. */
 function simulationOptions(command: Command): Command {
   return command
