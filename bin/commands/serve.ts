@@ -18,6 +18,7 @@ export interface ServeFlags {
   maxPrefillQueue?: string;
   maxDecodeQueue?: string;
   kvFailurePolicy?: string;
+  stack?: string;
   redisUrl?: string;
   backend?: string;
   bedrockModelId?: string;
@@ -41,6 +42,7 @@ const FILE_KEYS = [
   'maxPrefillQueue',
   'maxDecodeQueue',
   'kvFailurePolicy',
+  'stack',
   'redisUrl',
   'backend',
   'bedrockModelId',
@@ -136,6 +138,7 @@ export function serveOptions(
     ),
     maxDecodeQueue: count('--max-decode-queue', pick(flags.maxDecodeQueue, undefined, 'maxDecodeQueue'), 1, 1_000_000),
     kvFailurePolicy: policy as KvFailurePolicy | undefined,
+    stack: pick(flags.stack, undefined, 'stack'),
   };
   const apiKey = flags.auth ? env.DISAGG_API_KEY?.trim() || undefined : null;
   if (file.workers !== undefined && typeof file.workers !== 'boolean') {
