@@ -5,7 +5,6 @@
  * the disaggregated path the prefill side emits it (as Splitwise, DistServe and NxD Inference do). The KV
  * transfer then delays the second token, so end-to-end = TTFT + transfer + (output - 1) x TPOT.
  */
-import { DEVICES } from './devices';
 import { assertFits, type FitReport } from './fit';
 import type { LinkProfile } from './links';
 import { kvBytesForContext, type ModelProfile } from './models';
@@ -202,9 +201,4 @@ export function withBands<T>(shape: RequestShape, run: (shape: RequestShape) => 
 /** Convenience for callers holding ids. */
 export function modelShape(modelId: string, promptTokens: number, outputTokens: number): RequestShape {
   return { model: getModel(modelId), promptTokens, outputTokens };
-}
-
-/** The devices a pool's estimate used, for messages. */
-export function poolDeviceName(pool: DevicePool): string {
-  return DEVICES[pool.device].name;
 }
