@@ -131,6 +131,7 @@ program
   .option('--max-prefill-queue <n>', 'requests waiting for prefill before new ones get 429 (default 64)')
   .option('--max-decode-queue <n>', 'requests waiting for decode before new ones get 429 (default 256)')
   .option('--kv-failure-policy <policy>', 'missing or corrupt KV: fail or recompute (default recompute)')
+  .option('--stack <ids>', 'serving stacks, one per device family (default: the newest of each; see calibrate)')
   .option('--redis-url <url>', 'keep KV blobs and results in Redis (env REDIS_URL)')
   .option('--backend <name>', 'reference (default, offline) or bedrock')
   .option('--bedrock-model-id <id>', 'Bedrock model for --backend bedrock (env DISAGG_BEDROCK_MODEL_ID)')

@@ -9,6 +9,9 @@ import {
   MODEL_IDS,
   MODELS,
   parameterCounts,
+  DEFAULT_STACKS,
+  STACK_IDS,
+  STACKS,
   weightBytes,
 } from '../../lib/core/emulator';
 
@@ -18,6 +21,7 @@ export function profilesJson(): unknown {
   return {
     devices: DEVICE_IDS.map((id) => ({ ...DEVICES[id], pricePerDeviceHour: devicePricePerHour(DEVICES[id]) })),
     links: LINK_IDS.map((id) => LINKS[id]),
+    stacks: STACK_IDS.map((id) => ({ ...STACKS[id], default: DEFAULT_STACKS[STACKS[id].family] === id })),
     models: MODEL_IDS.map((id) => {
       const m = MODELS[id];
       const p = parameterCounts(m);
@@ -26,7 +30,11 @@ export function profilesJson(): unknown {
         derived: {
           totalParams: p.total,
           activeParams: p.active,
-          weightBytes: { bf16: weightBytes(m, 'bf16'), fp8: weightBytes(m, 'fp8') },
+          weightBytes: {
+            bf16: weightBytes(m, 'bf16'),
+            fp8: weightBytes(m, 'fp8'),
+            native: weightBytes(m, m.nativeWeightDtype),
+          },
           flopsPerToken: 2 * (p.active - p.embedding),
           kvBytesPerToken: kvBytesPerToken(m, 'bf16'),
         },
@@ -91,5 +99,30 @@ export function profilesText(): string {
       `${fmt(kvBytesPerToken(m) / 1024)} KiB`,
     ]);
   }
-  return ['Devices', devices.toString(), '', 'Links', links.toString(), '', 'Models', models.toString()].join('\n');
+  const stacks = plainTable(['serving stack', 'family', 'date', 'calibrated on', 'borrowed', 'default']);
+  for (const id of STACK_IDS) {
+    const s = STACKS[id];
+    const borrowed = Object.entries(s.borrowed).map(([d, from]) => `${d} from ${from}`);
+    stacks.push([
+      s.id,
+      s.family,
+      s.date,
+      s.calibratedDevices.join(', '),
+      borrowed.join(', ') || '-',
+      DEFAULT_STACKS[s.family] === id ? 'yes' : '',
+    ]);
+  }
+  return [
+    'Devices',
+    devices.toString(),
+    '',
+    'Links',
+    links.toString(),
+    '',
+    'Serving stacks (estimate --stack; sources in --json)',
+    stacks.toString(),
+    '',
+    'Models',
+    models.toString(),
+  ].join('\n');
 }

@@ -19,6 +19,7 @@ export interface ServeFlags {
   maxPrefillQueue?: string;
   maxDecodeQueue?: string;
   kvFailurePolicy?: string;
+  stack?: string;
   redisUrl?: string;
   backend?: string;
   bedrockModelId?: string;
@@ -43,6 +44,7 @@ const FILE_KEYS = [
   'maxPrefillQueue',
   'maxDecodeQueue',
   'kvFailurePolicy',
+  'stack',
   'redisUrl',
   'backend',
   'bedrockModelId',
@@ -139,6 +141,7 @@ export function serveOptions(
     ),
     maxDecodeQueue: count('--max-decode-queue', pick(flags.maxDecodeQueue, undefined, 'maxDecodeQueue'), 1, 1_000_000),
     kvFailurePolicy: policy as KvFailurePolicy | undefined,
+    stack: pick(flags.stack, undefined, 'stack'),
   };
   const apiKey = flags.auth ? env.DISAGG_API_KEY?.trim() || undefined : null;
   if (file.workers !== undefined && typeof file.workers !== 'boolean') {

@@ -4,7 +4,7 @@
  * names the context key and the allowed values.
  */
 import { ENGINE_DEFAULTS } from '../core/engine/config';
-import { getModel, parsePool, ProfileError, type DevicePool } from '../core/emulator';
+import { getModel, parsePool, parseStacks, ProfileError, type DevicePool } from '../core/emulator';
 import {
   DYNAMODB_ITEM_LIMIT_BYTES,
   kvBlobBytes,
@@ -36,6 +36,8 @@ export interface DisaggConfig {
   readonly decodePool: string;
   /** `none` disables colocated routing. */
   readonly colocatedPool: string;
+  /** Serving stacks, one per device family (lib/core/emulator/stacks.ts); empty: the newest of each. */
+  readonly stack: string;
   /** Descriptors per decode invocation (SQS event-source batch size). */
   readonly decodeBatch: number;
   /** 1 sleeps emulated time in real time; 0 never sleeps. */
@@ -92,6 +94,7 @@ export const CONFIG_DEFAULTS = {
   prefillPool: ENGINE_DEFAULTS.prefill,
   decodePool: ENGINE_DEFAULTS.decode,
   colocatedPool: ENGINE_DEFAULTS.colocated,
+  stack: ENGINE_DEFAULTS.stack,
   decodeBatch: 8,
   timeScale: ENGINE_DEFAULTS.timeScale,
   kvStore: { aws: 'elasticache', localstack: 's3' },
@@ -132,6 +135,7 @@ export const CONFIG_KEYS = [
   'prefillPool',
   'decodePool',
   'colocatedPool',
+  'stack',
   'decodeBatch',
   'timeScale',
   'kvStore',
@@ -206,6 +210,15 @@ export function readConfig(context: ContextReader): DisaggConfig {
     }
     return spec;
   };
+  const stacks = (key: ConfigKey, fallback: string): string => {
+    const spec = text(key, fallback).toLowerCase();
+    try {
+      parseStacks(spec);
+    } catch (error) {
+      throw new DisaggConfigError(`${key}: ${profileMessage(error)}`);
+    }
+    return spec;
+  };
 
   const d = CONFIG_DEFAULTS;
   const profile = oneOf<Profile>('profile', ['aws', 'localstack'], d.profile);
@@ -252,6 +265,7 @@ export function readConfig(context: ContextReader): DisaggConfig {
     prefillPool: pool('prefillPool', d.prefillPool),
     decodePool: pool('decodePool', d.decodePool),
     colocatedPool,
+    stack: stacks('stack', d.stack),
     // SQS event sources take up to 10,000 messages per batch when a batching window is set.
     decodeBatch: num('decodeBatch', d.decodeBatch, 1, 10_000),
     timeScale: num('timeScale', d.timeScale, 0, 1000, false),

@@ -42,6 +42,7 @@ export function deploymentEngine(config: DisaggConfig): EngineConfig {
     colocated: config.colocatedPool === 'none' ? null : config.colocatedPool,
     timeScale: config.timeScale,
     decodeBatchMax: config.decodeBatch,
+    stack: config.stack,
   });
 }
 

@@ -77,6 +77,7 @@ export class DisaggStack extends Stack {
       [DEPLOYMENT_ENV.colocatedPool]: config.colocatedPool,
       [DEPLOYMENT_ENV.timeScale]: String(config.timeScale),
       [DEPLOYMENT_ENV.decodeBatch]: String(config.decodeBatch),
+      ...(config.stack ? { [DEPLOYMENT_ENV.stack]: config.stack } : {}),
       [DEPLOYMENT_ENV.backend]: config.backend,
       ...(config.bedrockModelId ? { [DEPLOYMENT_ENV.bedrockModelId]: config.bedrockModelId } : {}),
       [DEPLOYMENT_ENV.resultsTable]: this.results.table.tableName,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { deploymentEngine } from '../../lib/infra/sizing';
 import { CONFIG_DEFAULTS, poolConcurrency, readConfig, type DisaggConfig } from '../../lib/infra/config';
 
 const read = (context: Record<string, unknown> = {}): DisaggConfig => readConfig((key) => context[key]);
@@ -52,6 +53,13 @@ describe('infra config', () => {
     expect(config.apiKeyRequired).toBe(false);
     expect(config.decode).toEqual({ memoryMb: 2048, timeoutSeconds: 300 });
     expect(config.logRetentionDays).toBe(30);
+  });
+
+  it('takes a serving stack per device family as `stack`, validated, and passes it to the functions', () => {
+    expect(read().stack).toBe('');
+    expect(read({ stack: 'cerebras-2024-08,tnx-2.18' }).stack).toBe('cerebras-2024-08,tnx-2.18');
+    expect(() => read({ stack: 'gpu-2025,splitwise-2023' })).toThrow(/^stack: .*both run gpu devices/);
+    expect(deploymentEngine(read({ stack: 'cerebras-2024-08' })).compute.stacks.wafer).toBe('cerebras-2024-08');
   });
 
   it('accepts colocatedPool=none to disable colocated routing', () => {

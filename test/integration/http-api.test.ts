@@ -18,8 +18,9 @@ const TIMELINE_EVENTS = [
   'prefill_queued',
   'prefill_start',
   'prefill_end',
-  'kv_get',
+  // The first token leaves with the prefill; the KV transfer (kv_get) delays the second.
   'first_token',
+  'kv_get',
   'completed',
 ];
 

@@ -230,6 +230,12 @@ describe('disagg CLI (contract)', () => {
     expect(out.devices.map((d: { id: string }) => d.id)).toEqual([...DEVICE_IDS]);
     expect(out.links.map((l: { id: string }) => l.id)).toEqual([...LINK_IDS]);
     expect(out.models.map((m: { id: string }) => m.id)).toEqual([...MODEL_IDS]);
+    expect(out.stacks.filter((s: { default: boolean }) => s.default).map((s: { id: string }) => s.id)).toEqual([
+      'gpu-2025',
+      'nxdi',
+      'cerebras-2025',
+    ]);
+    expect(out.stacks.every((s: { sources: string[] }) => s.sources.length > 0)).toBe(true);
     expect(out.devices.every((d: { sources: string[] }) => d.sources.length > 0)).toBe(true);
   });
 

@@ -11,6 +11,8 @@ import {
   LINKS,
   MODELS,
   parseStacks,
+  DEFAULT_STACKS,
+  stackFor,
   prefillTime,
   weightBytesRead,
   type HbmFactors,
@@ -126,6 +128,13 @@ describe('serving stacks', () => {
     );
     expect(launch.tokensPerSecond).toBeGreaterThan(400);
     expect(launch.tokensPerSecond).toBeLessThan(500);
+  });
+
+  it("a device its family's default stack has no data for runs the newest stack that has; chosen stacks run as chosen", () => {
+    expect(stackFor('trn1', DEFAULT_STACKS).id).toBe('tnx-2.18');
+    expect(stackFor('trn2', DEFAULT_STACKS).id).toBe('nxdi');
+    expect(stackFor('h200', DEFAULT_STACKS).id).toBe('gpu-2025');
+    expect(stackFor('trn2', parseStacks('tnx-2.18')).id).toBe('tnx-2.18');
   });
 
   it('two stacks of one family are refused', () => {

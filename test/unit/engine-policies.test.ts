@@ -66,6 +66,14 @@ describe('engine config', () => {
     );
   });
 
+  it('runs the serving stacks it is given (the newest of each family by default), and names a bad one', () => {
+    expect(engineConfig().compute.stacks).toEqual({ gpu: 'gpu-2025', neuron: 'nxdi', wafer: 'cerebras-2025' });
+    expect(engineConfig({ stack: 'cerebras-2024-08' }).compute.stacks.wafer).toBe('cerebras-2024-08');
+    expect(() => engineConfig({ stack: 'vllm-9' })).toThrow(/^stack: unknown serving stack "vllm-9"/);
+    // Weights default to the precision the checkpoint is published in.
+    expect(engineConfig({ model: 'gpt-oss-120b', decode: 'cs3x2' }).compute.weightDtype).toBe('mxfp4');
+  });
+
   it('refuses pools that cannot hold the model, and unknown ids, with the emulator messages', () => {
     expect(() => engineConfig({ decode: 'cs3x1' })).toThrow(FitError);
     expect(() => engineConfig({ model: 'gpt-9' })).toThrow(ProfileError);

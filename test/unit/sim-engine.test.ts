@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { loadTraceFile } from '../../lib/adapters/trace-files';
 import {
-  decodeStepTime,
+  decodeBatchTokenTime,
   DEFAULT_COMPUTE,
   getModel,
   kvBytesForContext,
   kvTransferTime,
   parsePool,
   prefillTime,
+  stackSpeculation,
 } from '../../lib/core/emulator';
 import { kvBudgetBytes, TOO_LARGE_FOR_DECODE_MEMORY } from '../../lib/core/engine/batching';
 import {
@@ -30,7 +31,9 @@ const prefill = (tokens: number, cached = 0): number =>
   prefillTime(llama70, trn2, [{ newTokens: tokens - cached, cachedTokens: cached }]).ms;
 const transfer = (tokens: number): number =>
   kvTransferTime({ bytes: kvBytesForContext(llama70, tokens), from: trn2, to: cs3, layers: llama70.layers }).ms;
-const step = (...contexts: number[]): number => decodeStepTime(llama70, cs3, contexts).ms;
+// Per output token on the decode pool, with the speculative decoding its stack publishes for the model.
+const step = (...contexts: number[]): number =>
+  decodeBatchTokenTime(llama70, cs3, contexts, DEFAULT_COMPUTE, stackSpeculation(llama70, cs3, DEFAULT_COMPUTE));
 const workload = (requests: SimRequest[]): Workload => ({ source: 'test', requests });
 
 const poisson = (rate: number, requests: number, seed = 1): Workload =>
@@ -55,17 +58,17 @@ describe('simulator: a small disaggregated scenario computed by hand', () => {
   const t = run.requests;
   const ttft = (i: number) => t.firstTokenMs[i]! - t.arrivalMs[i]!;
 
-  it('A: TTFT = prefill + KV transfer + first step; TPOT = mean of the later steps', () => {
-    expect(ttft(0)).toBeCloseTo(prefill(1000) + transfer(1000) + step(1000), 9);
-    expect((t.endMs[0]! - t.firstTokenMs[0]!) / 2).toBeCloseTo((step(1001) + step(1002)) / 2, 9);
+  it('A: TTFT = prefill (the first token leaves with it); then the KV transfer and one step per later token', () => {
+    expect(ttft(0)).toBeCloseTo(prefill(1000), 9);
+    expect(t.endMs[0]! - t.firstTokenMs[0]!).toBeCloseTo(transfer(1000) + step(1001) + step(1002), 9);
   });
 
-  it('B: waits in the prefill queue until A’s prefill ends, then prefill + transfer + its own steps', () => {
+  it('B: waits in the prefill queue until A’s prefill ends, then its prefill; then transfer + its own step', () => {
     // B's KV arrives after A has left the decode batch, so B decodes alone.
-    expect(prefill(500) + transfer(500)).toBeGreaterThan(transfer(1000) + step(1000) + step(1001) + step(1002));
+    expect(prefill(500) + transfer(500)).toBeGreaterThan(transfer(1000) + step(1001) + step(1002));
     expect(t.prefillStartMs[1]! - t.arrivalMs[1]!).toBeCloseTo(prefill(1000) - 10, 9);
-    expect(ttft(1)).toBeCloseTo(prefill(1000) - 10 + prefill(500) + transfer(500) + step(500), 9);
-    expect(t.endMs[1]! - t.firstTokenMs[1]!).toBeCloseTo(step(501), 9);
+    expect(ttft(1)).toBeCloseTo(prefill(1000) - 10 + prefill(500), 9);
+    expect(t.endMs[1]! - t.firstTokenMs[1]!).toBeCloseTo(transfer(500) + step(501), 9);
     expect(run.metrics.queueWaitMs.prefill.p99).toBeCloseTo(prefill(1000) - 10, 3);
     expect(run.metrics.kvBytesMoved).toBe(kvBytesForContext(llama70, 1000) + kvBytesForContext(llama70, 500));
   });
@@ -82,10 +85,13 @@ describe('simulator: a small disaggregated scenario computed by hand', () => {
     const ready = r.decodeReadyMs[1]!;
     // Replay the long request's steps alone until the one in progress when the KV arrives ends.
     let now = r.decodeJoinMs[0]!;
-    let context = 1000;
+    let context = 1001;
     while (now < ready) now += step(context++);
     expect(r.decodeJoinMs[1]).toBeCloseTo(now, 6);
-    expect(r.firstTokenMs[1]).toBeCloseTo(now + step(context, 200), 6);
+    // Its first token left with its prefill; its four later ones come from steps shared with the long one.
+    expect(r.firstTokenMs[1]).toBe(r.prefillEndMs[1]);
+    for (let j = 0; j < 4; j++) now += step(context + j, 201 + j);
+    expect(r.endMs[1]).toBeCloseTo(now, 6);
   });
 });
 

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { decodeStepTime, DecodeStepTimer, getModel, MODEL_IDS, parsePool } from '../../lib/core/emulator';
+import {
+  decodeBatchTokenTime,
+  decodeStepTime,
+  DecodeStepTimer,
+  DEFAULT_COMPUTE,
+  getModel,
+  MODEL_IDS,
+  parsePool,
+  stackSpeculation,
+} from '../../lib/core/emulator';
 import { mulberry32 } from '../../lib/core/sim';
 
 describe('DecodeStepTimer (the simulator’s fast path)', () => {
@@ -25,5 +34,22 @@ describe('DecodeStepTimer (the simulator’s fast path)', () => {
 
   it('an empty batch takes no time', () => {
     expect(new DecodeStepTimer(getModel('llama-3.1-8b'), parsePool('h100x1')).stepMs(0, 0)).toBe(0);
+  });
+});
+
+describe('DecodeStepTimer with speculative decoding', () => {
+  it('gives the per-output-token time decodeBatchTokenTime gives (the provider default on cs3x4)', () => {
+    const model = getModel('llama-3.3-70b');
+    const pool = parsePool('cs3x4');
+    const spec = stackSpeculation(model, pool, DEFAULT_COMPUTE);
+    expect(spec?.draft.id).toBe('llama-3.2-1b');
+    const timer = new DecodeStepTimer(model, pool, DEFAULT_COMPUTE, spec);
+    for (const contexts of [[1000], [1200, 5000, 300], Array.from({ length: 32 }, (_, k) => 800 + 37 * k)]) {
+      const expected = decodeBatchTokenTime(model, pool, contexts, DEFAULT_COMPUTE, spec);
+      const sum = contexts.reduce((a, b) => a + b, 0);
+      expect(timer.stepMs(contexts.length, sum)).toBeCloseTo(expected, 9);
+      // Speculation makes a token cheaper than a plain step here, and the plain timer agrees with decodeStepTime.
+      expect(expected).toBeLessThan(decodeStepTime(model, pool, contexts).ms);
+    }
   });
 });

@@ -5,7 +5,6 @@
  * the disaggregated path the prefill side emits it (as Splitwise, DistServe and NxD Inference do). The KV
  * transfer then delays the second token, so end-to-end = TTFT + transfer + (output - 1) x TPOT.
  */
-import { DEVICES } from './devices';
 import { assertFits, type FitReport } from './fit';
 import type { LinkProfile } from './links';
 import { kvBytesForContext, type ModelProfile } from './models';
@@ -61,14 +60,28 @@ export interface DisaggregatedEstimate extends ColocatedEstimate {
 /** The speculative decoding a decode pool runs for a request: the caller's, or its stack's published default. */
 export function decodeSpeculation(shape: RequestShape, pool: DevicePool): SpeculativeOptions | null {
   if (shape.speculative !== undefined) return shape.speculative;
-  const compute = shape.compute ?? DEFAULT_COMPUTE;
-  return providerSpeculation(stackFor(pool.device, compute.stacks).id, shape.model, compute.acceptance);
+  return stackSpeculation(shape.model, pool, shape.compute ?? DEFAULT_COMPUTE);
 }
 
 /**
- * Time of one decode step for `batch` requests at `context`, per output token: a plain step, or a
- * speculative round (k draft passes and one verification of k + 1 tokens) over the tokens it keeps.
+ * Time of one decode step for a batch at `contexts`, per output token: a plain step, or a speculative round
+ * (k draft passes and one verification of k + 1 tokens) over the tokens it keeps on average.
  */
+export function decodeBatchTokenTime(
+  model: ModelProfile,
+  pool: DevicePool,
+  contexts: readonly number[],
+  compute: ComputeOptions,
+  spec: SpeculativeOptions | null,
+): number {
+  if (!spec) return decodeStepTime(model, pool, contexts, compute).ms;
+  const seqs = contexts.map((c) => ({ newTokens: 1, contextTokens: c }));
+  const draft = draftPassTime(spec.draft.model, pool, seqs, compute).ms * spec.draftTokens;
+  const verify = decodeStepTime(model, pool, contexts, compute, spec.draftTokens + 1).ms;
+  return (draft + verify) / expectedTokensPerStep(spec.draftTokens, spec.acceptanceRate);
+}
+
+/** decodeBatchTokenTime for `batch` requests at one context. */
 export function decodeTokenTime(
   model: ModelProfile,
   pool: DevicePool,
@@ -77,12 +90,16 @@ export function decodeTokenTime(
   compute: ComputeOptions,
   spec: SpeculativeOptions | null,
 ): number {
-  const contexts = new Array<number>(batch).fill(context);
-  if (!spec) return decodeStepTime(model, pool, contexts, compute).ms;
-  const seqs = contexts.map((c) => ({ newTokens: 1, contextTokens: c }));
-  const draft = draftPassTime(spec.draft.model, pool, seqs, compute).ms * spec.draftTokens;
-  const verify = decodeStepTime(model, pool, contexts, compute, spec.draftTokens + 1).ms;
-  return (draft + verify) / expectedTokensPerStep(spec.draftTokens, spec.acceptanceRate);
+  return decodeBatchTokenTime(model, pool, new Array<number>(batch).fill(context), compute, spec);
+}
+
+/** The speculative decoding a decode pool's stack publishes for `model` (see PROVIDER_SPECULATION), or null. */
+export function stackSpeculation(
+  model: ModelProfile,
+  pool: DevicePool,
+  compute: ComputeOptions,
+): SpeculativeOptions | null {
+  return providerSpeculation(stackFor(pool.device, compute.stacks).id, model, compute.acceptance);
 }
 
 /** Mean time per output token on a decode pool, over a decode that grows the context from the prompt. */
@@ -184,9 +201,4 @@ export function withBands<T>(shape: RequestShape, run: (shape: RequestShape) => 
 /** Convenience for callers holding ids. */
 export function modelShape(modelId: string, promptTokens: number, outputTokens: number): RequestShape {
   return { model: getModel(modelId), promptTokens, outputTokens };
-}
-
-/** The devices a pool's estimate used, for messages. */
-export function poolDeviceName(pool: DevicePool): string {
-  return DEVICES[pool.device].name;
 }

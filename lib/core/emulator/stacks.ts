@@ -156,9 +156,19 @@ export function formatStacks(stacks: StackSelection): string {
   return [stacks.gpu, stacks.neuron, stacks.wafer].join(',');
 }
 
-/** The stack a device runs under a selection. */
+/**
+ * The stack a device runs under a selection. Left at its family's default, a device that stack has no data
+ * for runs the newest stack that has (trn1 and inf2 run tnx-2.18 rather than borrow trn2's factors); a stack
+ * chosen explicitly runs as chosen, borrowing where it must.
+ */
 export function stackFor(device: DeviceId, stacks: StackSelection): StackProfile {
-  return STACKS[stacks[DEVICES[device].family]];
+  const family = DEVICES[device].family;
+  const chosen = STACKS[stacks[family]];
+  if (chosen.id !== DEFAULT_STACKS[family] || chosen.calibratedDevices.includes(device)) return chosen;
+  const calibrated = STACK_IDS.map((id) => STACKS[id])
+    .filter((s) => s.family === family && s.calibratedDevices.includes(device))
+    .sort((a, b) => b.date.localeCompare(a.date));
+  return calibrated[0] ?? chosen;
 }
 
 /** The device whose factors `device` uses on `stack`: itself when calibrated there, else the named one. */

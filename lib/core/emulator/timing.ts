@@ -38,6 +38,7 @@ import {
   type ModelProfile,
 } from './models';
 import { poolLayout, ProfileError, type DevicePool, type PoolLayout } from './pool';
+import { expectedTokensPerStep, type SpeculativeOptions } from './speculative';
 import { DEFAULT_STACKS, factorSource, stackFor, type StackId, type StackSelection } from './stacks';
 
 const MS = 1000;
@@ -459,6 +460,16 @@ export function draftPassTime(
 ): PassBreakdown {
   const work = passWork(draft, seqs, 'decode', opts.kvDtype);
   if (work.tokens === 0) return EMPTY_PASS;
+  return draftPassFromWork(draft, pool, work, opts, new HbmLayerCache());
+}
+
+function draftPassFromWork(
+  draft: ModelProfile,
+  pool: DevicePool,
+  work: PassWork,
+  opts: ComputeOptions,
+  cache: HbmLayerCache,
+): PassBreakdown {
   const resolved = resolveFactors(pool.device, opts);
   const one: DevicePool = { device: pool.device, count: 1 };
   const f = resolved.factors;
@@ -479,7 +490,7 @@ export function draftPassTime(
             allReducePerHopUs: 0,
           },
           opts,
-          new HbmLayerCache(),
+          cache,
         );
   const scale = bandScale(pool.device, opts);
   return { ...raw, ms: raw.ms * scale };
@@ -535,7 +546,9 @@ export function decodeStepTime(
  * Decode step time from a batch's totals, for callers that step millions of times (the simulator).
  * For one query token per request it equals decodeStepTime: the per-request terms it aggregates (KV bytes,
  * attention keys) are integers, whose floating-point sums are exact in any order, and the rest is the
- * same pass formula (passFromWork). Matrix-multiply terms are memoized per batch size.
+ * same pass formula (passFromWork). Matrix-multiply terms are memoized per batch size. With speculative
+ * decoding it gives the time per output token as decodeBatchTokenTime does (k draft passes and one
+ * verification of k + 1 tokens per round, over the tokens a round keeps).
  */
 export class DecodeStepTimer {
   /** Keys a windowed layer attends to at most; Infinity when the model has no windowed layers. */
@@ -545,11 +558,14 @@ export class DecodeStepTimer {
   private readonly kvBytesPerLayerToken: number;
   private readonly attentionFlopsPerKey: number;
   private readonly cache = new HbmLayerCache();
+  private readonly draftCache = new HbmLayerCache();
+  private readonly verifyCache = new HbmLayerCache();
 
   constructor(
     private readonly model: ModelProfile,
     private readonly pool: DevicePool,
     private readonly opts: ComputeOptions = DEFAULT_COMPUTE,
+    private readonly speculative: SpeculativeOptions | null = null,
   ) {
     this.window = model.attentionWindow ? model.attentionWindow.window : Infinity;
     this.windowedLayers = model.attentionWindow ? model.attentionWindow.layers : 0;
@@ -567,17 +583,50 @@ export class DecodeStepTimer {
    */
   stepMs(requests: number, contextSum: number, _windowedContextSum = 0, windowedKeySum = 0): number {
     if (requests === 0) return 0;
-    const w = this.windowedLayers;
-    // Each request reads its context plus the new token on every layer (windowed layers: capped).
-    const keys = this.globalLayers * (contextSum + requests) + (w > 0 ? w * windowedKeySum : 0);
-    const work: PassWork = {
+    const spec = this.speculative;
+    if (!spec) return this.passMs(requests, 1, contextSum, windowedKeySum, this.cache);
+    // Verification: k + 1 queries per request after its context; query j (1-based) sees context + j keys.
+    const q = spec.draftTokens + 1;
+    const verify = this.passMs(requests, q, contextSum, windowedKeySum, this.verifyCache);
+    const draft = spec.draft.model;
+    const draftKeys = draft.layers * (contextSum + requests);
+    const draftKvPerLayerToken = 2 * draft.kvHeads * draft.headDim * DTYPE_BYTES[this.opts.kvDtype];
+    const draftWork: PassWork = {
       tokens: requests,
       sequences: requests,
       logits: requests,
-      attentionFlops: this.attentionFlopsPerKey * keys,
-      kvBytesRead: this.kvBytesPerLayerToken * keys,
+      attentionFlops: 4 * draft.heads * draft.headDim * draftKeys,
+      kvBytesRead: draftKvPerLayerToken * draftKeys,
     };
-    return passFromWork(this.model, this.pool, work, 'decode', this.opts, this.cache).ms;
+    const draftMs = draftPassFromWork(draft, this.pool, draftWork, this.opts, this.draftCache).ms;
+    return (spec.draftTokens * draftMs + verify) / expectedTokensPerStep(spec.draftTokens, spec.acceptanceRate);
+  }
+
+  /** A pass of `q` query tokens for each of `requests` requests (q = 1: a plain decode step). */
+  private passMs(
+    requests: number,
+    q: number,
+    contextSum: number,
+    windowedKeySum: number,
+    cache: HbmLayerCache,
+  ): number {
+    const w = this.windowedLayers;
+    // Keys attended: query j sees context + j keys (global layers); windowed layers at most the window.
+    const attended = q * contextSum + (requests * q * (q + 1)) / 2;
+    const windowedAttended = q * windowedKeySum + (requests * q * (q - 1)) / 2;
+    const keys =
+      this.globalLayers * attended + (w > 0 ? w * Math.min(windowedAttended, requests * q * this.window) : 0);
+    // Each request reads its KV once per pass: context + q tokens (windowed layers: capped).
+    const read =
+      this.globalLayers * (contextSum + requests * q) + (w > 0 ? w * (windowedKeySum + requests * (q - 1)) : 0);
+    const work: PassWork = {
+      tokens: requests * q,
+      sequences: requests,
+      logits: requests * q,
+      attentionFlops: this.attentionFlopsPerKey * keys,
+      kvBytesRead: this.kvBytesPerLayerToken * read,
+    };
+    return passFromWork(this.model, this.pool, work, 'decode', this.opts, cache).ms;
   }
 }
 

@@ -4,11 +4,13 @@
  */
 import {
   assertFits,
-  DEFAULT_COMPUTE,
+  defaultCompute,
   formatPool,
   getModel,
   parsePool,
+  parseStacks,
   type ComputeOptions,
+  type StackSelection,
   type DevicePool,
   type ModelProfile,
 } from '../emulator';
@@ -60,6 +62,8 @@ export interface EngineConfigInput {
   maxPrefillQueue?: number;
   maxDecodeQueue?: number;
   kvFailurePolicy?: KvFailurePolicy;
+  /** Serving stacks, one per device family (`disagg estimate --stack`); default the newest of each. */
+  stack?: string;
   kvTtlMs?: number;
   resultTtlMs?: number;
   requestTimeoutMs?: number;
@@ -77,6 +81,8 @@ export const ENGINE_DEFAULTS = {
   maxPrefillQueue: 64,
   maxDecodeQueue: 256,
   kvFailurePolicy: 'recompute',
+  // Empty: the newest published stack of each device family.
+  stack: '',
   kvTtlMs: 5 * 60_000,
   resultTtlMs: 60 * 60_000,
   requestTimeoutMs: 5 * 60_000,
@@ -106,7 +112,14 @@ export function engineConfig(input: EngineConfigInput = {}): EngineConfig {
   if (v.kvFailurePolicy !== 'fail' && v.kvFailurePolicy !== 'recompute') {
     throw new ConfigError(`kvFailurePolicy must be one of fail, recompute, got ${String(v.kvFailurePolicy)}`);
   }
-  const compute = DEFAULT_COMPUTE;
+  let stacks: StackSelection;
+  try {
+    stacks = parseStacks(v.stack);
+  } catch (err) {
+    throw new ConfigError(`stack: ${(err as Error).message}`);
+  }
+  // Weights at the precision the model's checkpoint is published in, on the chosen serving stacks.
+  const compute = defaultCompute(model, { stacks });
   // Refuse a deployment whose pools cannot hold the model, with the emulator's numbers.
   const fitArgs = {
     model,

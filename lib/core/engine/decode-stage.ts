@@ -4,7 +4,7 @@
  * step time the timing model gives for the live batch.
  */
 import {
-  decodeStepTime,
+  decodeBatchTokenTime,
   DEVICES,
   formatPool,
   kvBytesForContext,
@@ -12,7 +12,9 @@ import {
   prefillTime,
   USABLE_MEMORY_FRACTION,
   weightBytes,
+  stackSpeculation,
   type DevicePool,
+  type SpeculativeOptions,
 } from '../emulator';
 import type { Crc32c } from '../handoff/checksum';
 import type {
@@ -136,7 +138,10 @@ export function transferMs(config: EngineConfig, promptTokens: number): number {
 export interface DecodeJob {
   readonly tracker: RequestTracker;
   readonly session: DecodeSession;
-  /** Produced by prefill; emitted after the first decode step is charged. */
+  /**
+   * Produced by prefill. When prefill already emitted it (it is the record's first piece), decode takes it up
+   * as it joins, without a step; otherwise it is emitted after the first decode step is charged.
+   */
   readonly firstToken: GeneratedToken | null;
   readonly promptTokens: number;
   readonly sampling: SamplingParams;
@@ -164,6 +169,8 @@ interface Running {
   text: string;
   firstStepMs: number;
   pendingFirst: GeneratedToken | null;
+  /** The first token left with the prefill: every decode step yields a later one. */
+  firstFromPrefill: boolean;
   done: (() => void) | null;
   lastRenewMs: number;
   lastCancelCheckMs: number;
@@ -191,6 +198,8 @@ export class DecodeBatcher {
   private readonly limits: BatchLimits;
   private looping = false;
   private roomWaiters: (() => void)[] = [];
+  /** The speculative decoding the pool's stack publishes for the model, charged per token (estimate.ts). */
+  private readonly speculation: SpeculativeOptions | null;
 
   constructor(
     private readonly pool: DevicePool,
@@ -198,6 +207,7 @@ export class DecodeBatcher {
     private readonly deps: DecodeDeps,
   ) {
     this.limits = { maxBatch: config.decodeBatchMax, kvBudgetBytes: kvBudgetBytes(config.model, pool, config.compute) };
+    this.speculation = stackSpeculation(config.model, pool, config.compute);
   }
 
   get size(): number {
@@ -269,7 +279,8 @@ export class DecodeBatcher {
     job.tracker.setState('decoding');
     job.tracker.stamp('decode_start', { batch: this.running.length + 1 });
     this.runningKvBytes += kvBytes;
-    this.running.push({
+    const firstPiece = job.firstToken ? job.tracker.record.pieces[0] : undefined;
+    const r: Running = {
       job,
       kvBytes,
       context: job.promptTokens,
@@ -277,10 +288,24 @@ export class DecodeBatcher {
       text: '',
       firstStepMs: 0,
       pendingFirst: job.firstToken,
+      firstFromPrefill: firstPiece !== undefined,
       done,
       lastRenewMs,
       lastCancelCheckMs: job.cancelCheckedAtMs ?? -Infinity,
-    });
+    };
+    this.running.push(r);
+    if (firstPiece !== undefined && job.firstToken) {
+      // Prefill emitted the first token: take it up here, no decode step is charged for it.
+      r.pendingFirst = null;
+      r.text = firstPiece;
+      r.emitted = 1;
+      r.context += 1;
+      const stopped = firstStop(job.firstToken.text, job.sampling.stop) !== -1;
+      if (stopped || job.sampling.maxTokens <= 1) {
+        void this.end(r, 'completed', undefined, stopped ? 'stop' : 'length');
+        return;
+      }
+    }
     if (!this.looping) {
       this.looping = true;
       // Start on the next microtask, so requests that join together share the first step.
@@ -328,12 +353,14 @@ export class DecodeBatcher {
 
   private async step(): Promise<void> {
     const batch = [...this.running];
-    const stepMs = decodeStepTime(
+    // Per output token, with the speculative decoding the decode stack publishes for the model (if any).
+    const stepMs = decodeBatchTokenTime(
       this.config.model,
       this.pool,
       batch.map((r) => r.context),
       this.config.compute,
-    ).ms;
+      this.speculation,
+    );
     const [tokens] = await Promise.all([
       Promise.all(batch.map((r) => this.nextToken(r))),
       this.deps.clock.charge(stepMs),
@@ -365,7 +392,7 @@ export class DecodeBatcher {
   private async advance(r: Running, token: TokenOrError, stepMs: number, checkCancel: boolean): Promise<void> {
     const { tracker, sampling, deadlineMs } = r.job;
     tracker.decodeEmulatedMs += stepMs;
-    if (r.emitted === 0) r.firstStepMs = stepMs;
+    if (r.emitted === 0 && !r.firstFromPrefill) r.firstStepMs = stepMs;
     if (token !== null && 'error' in token) return this.end(r, 'failed', token.error);
     if (checkCancel && (await this.deps.cancellations.get(tracker.record.id)) !== null) return this.end(r, 'cancelled');
     if (!(await this.renewClaim(r))) return this.abandon(r);

@@ -18,6 +18,8 @@ export const DEPLOYMENT_ENV = {
   maxPrefillQueue: 'DISAGG_MAX_PREFILL_QUEUE',
   maxDecodeQueue: 'DISAGG_MAX_DECODE_QUEUE',
   kvFailurePolicy: 'DISAGG_KV_FAILURE_POLICY',
+  /** Serving stacks, one per device family (empty: the newest of each). */
+  stack: 'DISAGG_STACK',
   /** 'elasticache' (Valkey over TLS) or 's3'. */
   kvStore: 'DISAGG_KV_STORE',
   /** rediss://host:port of the ElastiCache Serverless (Valkey) endpoint, when kvStore=elasticache. */
@@ -106,6 +108,7 @@ export function readDeploymentEnv(env: Readonly<Record<string, string | undefine
     maxPrefillQueue: num('maxPrefillQueue'),
     maxDecodeQueue: num('maxDecodeQueue'),
     kvFailurePolicy: oneOf<KvFailurePolicy>('kvFailurePolicy', ['fail', 'recompute'], 'recompute'),
+    stack: get('stack'),
   });
   const kvStore = oneOf('kvStore', ['elasticache', 's3'] as const, 's3');
   const settings: DeploymentSettings = {

@@ -69,7 +69,34 @@ export async function prefillPrompt(
     pool: `${pool.device}x${pool.count}`,
   });
   tracker.record.measured.prefillMs += end - start;
+  emitFirstToken(tracker, output, job);
   return output;
+}
+
+/**
+ * The prefill pass computes the first token, so it leaves with the prefill (as Splitwise, DistServe and NxD
+ * Inference emit it): TTFT is queueing + prefill, and the KV transfer delays the second token, not the first.
+ * Decode later regenerates this token silently and carries on from the second. A backend that gives no first
+ * token at prefill (a hosted model) leaves it to decode.
+ */
+export function emitFirstToken(
+  tracker: RequestTracker,
+  output: PrefillOutput,
+  job: Pick<PrefillJob, 'sampling'>,
+): void {
+  const record = tracker.record;
+  if (!output.firstToken || record.pieces.length > 0) return;
+  const stop = job.sampling.stop ?? [];
+  let piece = output.firstToken.text;
+  for (const s of stop) {
+    const at = s === '' ? -1 : piece.indexOf(s);
+    if (at !== -1) piece = piece.slice(0, at);
+  }
+  record.pieces.push(piece);
+  record.completionTokens = 1;
+  record.emulated.ttftMs = record.emulated.prefillMs;
+  tracker.stamp('first_token');
+  tracker.publish({ type: 'token', index: 0, text: piece });
 }
 
 /**

@@ -12,6 +12,7 @@
  */
 import {
   DecodeStepTimer,
+  stackSpeculation,
   kvBytesForContext,
   kvTransferTime,
   prefillTime,
@@ -329,7 +330,12 @@ class Simulation {
       this.maxDecodeQueue = admission.maxDecodeQueue * system.colocated.replicas;
       this.routing = { colocateAtOrBelowTokens: 0, colocatedAvailable: true };
     }
-    this.timer = new DecodeStepTimer(opts.model, this.batchPool, opts.compute);
+    this.timer = new DecodeStepTimer(
+      opts.model,
+      this.batchPool,
+      opts.compute,
+      stackSpeculation(opts.model, this.batchPool, opts.compute),
+    );
     this.batchLimits = { maxBatch, kvBudgetBytes: kvBudgetBytes(opts.model, this.batchPool, opts.compute) };
   }
 
@@ -489,6 +495,7 @@ class Simulation {
     this.prefillCurrent[r] = -1;
     this.prefillBusyMs += this.prefillOpMs[r] as number;
     this.times.prefillEndMs[i] = this.now;
+    this.firstTokenAtPrefill(i);
     this.prefillOccupancy -= 1;
     const hashes = (this.requests[i] as SimRequest).blockHashes;
     const cache = this.prefillCaches[r];
@@ -525,12 +532,24 @@ class Simulation {
     if ((this.replicas[d] as BatchReplica).op === OP_IDLE) this.startWork(d);
   }
 
+  /** The prefill pass computes the first token: it leaves with the prefill (TTFT = queueing + prefill). */
+  private firstTokenAtPrefill(i: number): void {
+    this.times.firstTokenMs[i] = this.now;
+    this.generated[i] = 1;
+  }
+
   private join(replica: BatchReplica, i: number): void {
-    replica.running[replica.runningCount++] = i;
     this.times.decodeJoinMs[i] = this.now;
-    const prompt = this.times.promptTokens[i] as number;
-    this.context[i] = prompt;
-    replica.contextSum += prompt;
+    // A one-token answer is done with its prefill: it takes no decode step.
+    if ((this.generated[i] as number) >= (this.times.outputTokens[i] as number)) {
+      this.complete(i);
+      return;
+    }
+    replica.running[replica.runningCount++] = i;
+    // The context after the first token, which decode steps extend.
+    const context = (this.times.promptTokens[i] as number) + 1;
+    this.context[i] = context;
+    replica.contextSum += context;
     replica.kvBytes += this.kvNeed[i] as number;
   }
 
@@ -588,6 +607,7 @@ class Simulation {
       const i = replica.opTarget;
       t.prefillEndMs[i] = this.now;
       t.decodeReadyMs[i] = this.now;
+      this.firstTokenAtPrefill(i);
       this.prefillOccupancy -= 1;
       const hashes = (this.requests[i] as SimRequest).blockHashes;
       if (replica.cache && hashes) replica.cache.insert(hashes);
@@ -603,7 +623,6 @@ class Simulation {
         const i = running[k] as number;
         const generated = (this.generated[i] = (this.generated[i] as number) + 1);
         this.context[i] = (this.context[i] as number) + 1;
-        if (generated === 1) t.firstTokenMs[i] = this.now;
         if (generated < (t.outputTokens[i] as number)) continue;
         // Done: leave the batch (order within a batch does not matter to the step time).
         replica.contextSum -= this.context[i] as number;

@@ -404,6 +404,27 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     note: 'speculative decoding not stated, so none charged',
   },
   {
+    id: 'cerebras-405b-ttft',
+    stack: 'cerebras-2025',
+    device: 'cs3',
+    count: null,
+    model: 'llama-3.1-405b',
+    weightDtype: 'bf16',
+    batch: 1,
+    promptTokens: 100,
+    outputTokens: 500,
+    metric: 'ttftMs',
+    measured: 240,
+    speculative: null,
+    source: "Cerebras Llama 3.1 405B announcement (2024-11-18), as reported by Tom's Hardware (2024-11-20)",
+    quote: 'with a token rate of 969 per second and a time-to-first-token of just 0.24 seconds',
+    role: 'check',
+    note:
+      'compared, not fitted: measured at the client, so it includes the network and the service; the prompt ' +
+      '(a short coding request) is taken as 100 tokens. The model charges the wafer only, and its prefill ' +
+      'efficiency is an assumption: the gap is what the model does not know about CS-3 prefill',
+  },
+  {
     id: 'cerebras-maverick-aa',
     stack: 'cerebras-2025',
     device: 'cs3',
