@@ -39,7 +39,7 @@ function functionEnv(kind: Kind): Record<string, string> {
     NODE_OPTIONS: '--enable-source-maps',
     POWERTOOLS_SERVICE_NAME: 'disagg',
     POWERTOOLS_METRICS_NAMESPACE: 'Disagg',
-    // Powertools enables the tracer (and X-Ray client capture) inside Lambda only, as deployed.
+    // As deployed: Powertools and the handlers see a Lambda function name.
     AWS_LAMBDA_FUNCTION_NAME: `disagg-bench-${kind}`,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'placeholder',

@@ -140,9 +140,26 @@ program
     '--cors-origin <origins>',
     'let browser pages from these origins call the API: comma-separated, or * (env DISAGG_CORS_ORIGINS; default none)',
   )
-  .option('--debug', 'log the request fields that were accepted but not acted on (user, metadata, store, ...)')
+  .option(
+    '--log-level <level>',
+    'JSON log on stdout: debug, info (default: a line per request), warn, error or silent (env DISAGG_LOG_LEVEL)',
+  )
+  .option('--debug', 'same as --log-level debug')
   .option('--workers', 'run the prefill and decode stages in worker threads, so HTTP has this thread to itself')
   .action(async (flags: ServeFlags) => (await import('./commands/serve')).runServe(flags));
+
+program
+  .command('dashboard')
+  .description(
+    'write the dashboard as one static HTML file to point at a deployed API (it polls the requests it sends)',
+  )
+  .requiredOption('--out <file>', 'where to write the page')
+  .action(async (flags: { out: string }) => {
+    const { dashboardHtml } = await import('../lib/local/dashboard');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(flags.out, dashboardHtml({ mode: 'poll' }));
+    process.stdout.write(`wrote ${flags.out}: open it with #api=<OpenAiBaseUrl without /v1>&key=<API key>\n`);
+  });
 
 /** Workload and system flags shared by `simulate` and `sweep`. */
 function simulationOptions(command: Command): Command {

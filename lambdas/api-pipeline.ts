@@ -8,7 +8,7 @@ import type { CompletionPipeline, RequestProgress, Submission } from '../lib/cor
 import { admit } from '../lib/core/engine/admission';
 import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
 import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../lib/core/engine/submission';
-import { describeError } from './observability';
+import { addRejectionMetric, describeError } from './observability';
 import { trackerDeps, type Wiring } from './wiring';
 
 export type { SubmitRequest, SubmitResult };
@@ -56,6 +56,7 @@ export async function submit(w: Wiring, req: SubmitRequest): Promise<SubmitResul
   if (!decision.admitted) {
     await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
     w.logger.warn('request rejected', { requestId: req.id, decodeQueue: occupancy.decodeQueue });
+    addRejectionMetric(w.metrics);
     return { accepted: false, record, decision };
   }
   markQueued(tracker, occupancy.prefillQueue + 1);

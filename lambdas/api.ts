@@ -61,6 +61,7 @@ function appsFor(w: Wiring): ApiApps {
     nowMs: () => w.wallClockMs(),
     log: {
       debug: (message: string, attributes?: Record<string, unknown>) => w.logger.debug?.(message, attributes),
+      warn: (message: string, attributes?: Record<string, unknown>) => w.logger.warn(message, attributes),
       error: (message: string, attributes?: Record<string, unknown>) => w.logger.error(message, attributes),
     },
   };

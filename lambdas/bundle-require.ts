@@ -1,6 +1,6 @@
 /**
  * Imported first by every handler entry. An ESM bundle has no `require`, yet bundled CommonJS
- * dependencies (the X-Ray SDK under the Powertools tracer) call it for Node built-ins; esbuild's shim
+ * dependencies (the AWS SDK's and Powertools' CommonJS builds) call it for Node built-ins; esbuild's shim
  * looks for a global one, so this module provides it before any of them is evaluated.
  */
 import { createRequire } from 'node:module';

@@ -14,9 +14,10 @@ import {
   type DecodeJob,
 } from '../lib/core/engine/decode-stage';
 import type { HandoffDescriptor } from '../lib/core/handoff/descriptor';
-import { isTerminal } from '../lib/core/engine/record';
+import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import type { QueueMessage } from '../lib/core/ports';
+import type { StageSpan } from '../lib/adapters/telemetry';
 import { addRequestMetrics, describeError, requestLogFields } from './observability';
 import { decodeDeps, defaultWiring, trackerDeps, type Wiring } from './wiring';
 
@@ -37,6 +38,7 @@ export function createDecodeHandler(
       return await decodeBatch(w, event.Records);
     } finally {
       w.metrics.publishStoredMetrics();
+      await w.tracing.flush().catch(() => undefined);
     }
   };
 }
@@ -69,6 +71,17 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
     pending.push(backOff(w, sqsRecord, redeliveryBackoffMs(receiveCount)));
   };
 
+  const spans = new Map<string, StageSpan>();
+  const endSpan = (sqsRecord: SQSRecord, record?: RequestRecord): void => {
+    const span = spans.get(sqsRecord.messageId);
+    if (!span) return;
+    if (record) {
+      span.setAttributes({ 'disagg.state': record.state });
+      if (record.state === 'failed') span.fail(record.error?.code ?? 'failed');
+    }
+    span.end();
+    spans.delete(sqsRecord.messageId);
+  };
   // Intake for all records at once, so KV loads overlap; then they join the batch together.
   const intakes = await Promise.all(
     records.map(async (sqsRecord): Promise<{ sqsRecord: SQSRecord; job: DecodeJob } | null> => {
@@ -79,6 +92,12 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
         fail(sqsRecord, 'poison handoff descriptor', err);
         return null;
       }
+      const span = w.tracing.start('disagg.decode', descriptor.traceparent, {
+        'disagg.request_id': descriptor.requestId,
+        'disagg.kv': descriptor.kv.kind,
+        'messaging.message.delivery_count': queueMessage(sqsRecord).receiveCount,
+      });
+      spans.set(sqsRecord.messageId, span);
       try {
         const job = await intake(w, descriptor);
         if (job === 'busy') {
@@ -110,12 +129,18 @@ async function decodeBatch(w: Wiring, records: readonly SQSRecord[]): Promise<SQ
           const record = entry.job.tracker.record;
           addRequestMetrics(w.metrics, record);
           w.logger.info('request ended', requestLogFields(record));
+          endSpan(entry.sqsRecord, record);
         },
-        (err: unknown) => fail(entry.sqsRecord, 'decode failed', err),
+        (err: unknown) => {
+          endSpan(entry.sqsRecord);
+          fail(entry.sqsRecord, 'decode failed', err);
+        },
       ),
     );
   }
   await Promise.all(running);
+  // Spans of deliveries that never joined the batch (ended at intake, busy, failed).
+  for (const sqsRecord of records) endSpan(sqsRecord);
   await Promise.all(pending);
   return { batchItemFailures: failures };
 }

@@ -4,7 +4,9 @@
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { RequestRecord } from '../lib/core/engine/record';
-import { METRIC } from './metric-names';
+import type { LatencyKey } from '../lib/core/engine/metric-catalogue';
+import { requestFigures } from '../lib/core/engine/request-figures';
+import { LATENCY_METRIC, METRIC, METRIC_DIMENSION } from './metric-names';
 
 /** The slice of the Powertools logger the handlers use (a test can pass a recorder). */
 export interface LogSink {
@@ -15,21 +17,62 @@ export interface LogSink {
   error(message: string, attributes?: Record<string, unknown>): void;
 }
 
+type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
+
 /** The slice of Powertools metrics the handlers use. */
 export interface MetricsSink {
-  addMetric(name: string, unit: typeof MetricUnit.Milliseconds, value: number): void;
+  addMetric(name: string, unit: Unit, value: number): void;
+  /** A metric with dimensions of its own (Powertools publishes it at once, with the default `service`). */
+  singleMetric(): {
+    addDimensions(dimensions: Record<string, string>): void;
+    addMetric(name: string, unit: Unit, value: number): void;
+  };
   publishStoredMetrics(): void;
 }
 
-/** Latency metrics of a completed request: emulated (modelled devices) and measured (this software). */
+function dimensioned(
+  metrics: MetricsSink,
+  name: string,
+  unit: Unit,
+  value: number,
+  dimensions: Record<string, string>,
+): void {
+  const single = metrics.singleMetric();
+  single.addDimensions(dimensions);
+  single.addMetric(name, unit, value);
+}
+
+/**
+ * The metrics of a request that ended, under the embedded server's Prometheus names: its outcome, its tokens,
+ * and for a completed one its latencies in seconds, emulated (modelled devices) and measured (this software),
+ * each with a `clock` dimension. A rejected request is counted where it is rejected (addRejectionMetric).
+ */
 export function addRequestMetrics(metrics: MetricsSink, record: RequestRecord): void {
+  if (record.state === 'rejected') return;
+  dimensioned(metrics, METRIC.requests, MetricUnit.Count, 1, { [METRIC_DIMENSION.outcome]: record.state });
+  metrics.addMetric(METRIC.promptTokens, MetricUnit.Count, record.promptTokens);
+  metrics.addMetric(METRIC.generationTokens, MetricUnit.Count, record.completionTokens);
   if (record.state !== 'completed') return;
-  const ms = MetricUnit.Milliseconds;
-  metrics.addMetric(METRIC.emulatedTtftMs, ms, record.emulated.ttftMs);
-  if (record.completionTokens > 1) metrics.addMetric(METRIC.emulatedTpotMs, ms, record.emulated.tpotMs);
-  const firstToken = record.timeline.find((t) => t.event === 'first_token');
-  if (firstToken) metrics.addMetric(METRIC.measuredTtftMs, ms, firstToken.measuredMs);
-  metrics.addMetric(METRIC.measuredTotalMs, ms, record.measured.totalMs);
+  const figures = requestFigures(record);
+  for (const clock of ['emulated', 'measured'] as const) {
+    const f = figures[clock];
+    for (const key of Object.keys(LATENCY_METRIC) as LatencyKey[]) {
+      const ms = f[`${key}Ms`];
+      if (ms !== undefined && Number.isFinite(ms)) {
+        dimensioned(metrics, LATENCY_METRIC[key], MetricUnit.Seconds, ms / 1000, { [METRIC_DIMENSION.clock]: clock });
+      }
+    }
+  }
+}
+
+/** A request refused at admission (429), counted by the API function. */
+export function addRejectionMetric(metrics: MetricsSink): void {
+  dimensioned(metrics, METRIC.requests, MetricUnit.Count, 1, { [METRIC_DIMENSION.outcome]: 'rejected' });
+}
+
+/** KV bytes handed from prefill to decode (inline or through the KV store). */
+export function addHandoffMetric(metrics: MetricsSink, bytes: number): void {
+  metrics.addMetric(METRIC.kvHandoffBytes, MetricUnit.Bytes, bytes);
 }
 
 /** A request's outcome for a log line. */

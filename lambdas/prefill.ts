@@ -12,7 +12,7 @@ import { colocatedDecodeJob, handOff, prefillWithRetries, type PrefillJob } from
 import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
 import { PREFILL_RETRY } from '../lib/core/engine/retry';
 import { RequestTracker } from '../lib/core/engine/tracker';
-import { addRequestMetrics, describeError, requestLogFields } from './observability';
+import { addHandoffMetric, addRequestMetrics, describeError, requestLogFields } from './observability';
 import {
   decodeDeps,
   defaultWiring,
@@ -46,6 +46,8 @@ export function createPrefillHandler(
       await runPrefill(w, invocation);
     } finally {
       w.metrics.publishStoredMetrics();
+      // A frozen execution environment sends nothing: spans leave before the invocation returns.
+      await w.tracing.flush().catch(() => undefined);
     }
   };
 }
@@ -106,7 +108,24 @@ async function runPrefill(w: Wiring, payload: unknown): Promise<void> {
   }
 }
 
-async function runJob(w: Wiring, tracker: RequestTracker, job: PrefillJob): Promise<void> {
+async function runJob(w: Wiring, tracker: RequestTracker, queuedJob: PrefillJob): Promise<void> {
+  const span = w.tracing.start('disagg.prefill', queuedJob.traceparent, {
+    'disagg.request_id': queuedJob.requestId,
+    'disagg.mode': queuedJob.mode,
+    'disagg.prompt_tokens': queuedJob.promptIds.length,
+  });
+  // The descriptor carries this span's traceparent, so the decode function's span joins this trace.
+  const job: PrefillJob = span.traceparent ? { ...queuedJob, traceparent: span.traceparent } : queuedJob;
+  try {
+    await runTracedJob(w, tracker, job);
+  } finally {
+    span.setAttributes({ 'disagg.state': tracker.record.state });
+    if (tracker.record.state === 'failed') span.fail(tracker.record.error?.code ?? 'failed');
+    span.end();
+  }
+}
+
+async function runTracedJob(w: Wiring, tracker: RequestTracker, job: PrefillJob): Promise<void> {
   const { config } = w;
   if ((await w.cancellations.get(job.requestId)) !== null) return tracker.finish('cancelled');
   if (w.wallClockMs() > job.deadlineMs) {
@@ -143,6 +162,7 @@ async function runJob(w: Wiring, tracker: RequestTracker, job: PrefillJob): Prom
       return;
     }
     const descriptor = await handOff(tracker, job, output, config, prefillDeps(w));
+    if (descriptor.kv.kind !== 'none') addHandoffMetric(w.metrics, descriptor.kv.bytes);
     w.logger.info('handed off', {
       requestId: job.requestId,
       promptTokens: job.promptIds.length,

@@ -1,7 +1,7 @@
 /**
  * What every function is wired to, built once per cold start from the deployment environment:
  * the engine config, the stores and queue (AWS adapters, or Redis for KV on ElastiCache), the
- * generation backend, the clock and the Powertools logger, metrics and tracer. Tests build one with
+ * generation backend, the clock, the Powertools logger and metrics, and OpenTelemetry tracing. Tests build one with
  * `createWiring(overrides)` over memory or Redis adapters instead.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -14,7 +14,6 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { LogItemMessage } from '@aws-lambda-powertools/logger/types';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
 import { awsClientConfig, s3ClientConfig } from '../lib/adapters/aws-clients';
 import { BedrockBackend } from '../lib/adapters/backend-bedrock';
 import { ReferenceBackend } from '../lib/adapters/backend-reference';
@@ -26,6 +25,7 @@ import { SqsQueue } from '../lib/adapters/queue-sqs';
 import { createRedis } from '../lib/adapters/redis-connection';
 import { DynamoDbClaimStore } from '../lib/adapters/claims-dynamodb';
 import { DynamoDbResultStore } from '../lib/adapters/result-dynamodb';
+import { tracingFromEnv, type Tracing } from '../lib/adapters/telemetry';
 import { tokenizerFamily, type TokenizerFamily } from '../lib/adapters/tokenizers';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKENS } from '../lib/core/api/api-defaults';
 import type { EngineConfig } from '../lib/core/engine/config';
@@ -117,7 +117,12 @@ export interface Wiring {
   readonly wallClockMs: () => number;
   readonly logger: LogSink;
   readonly metrics: MetricsSink;
-  readonly tracer: Tracer;
+  /**
+   * OpenTelemetry spans of each stage, exported over OTLP/HTTP where the OTEL_* environment points (an ADOT
+   * collector layer, a collector in the VPC); off when it points nowhere. Not the X-Ray SDK, whose support ends
+   * in February 2027: Lambda's active tracing still records each invocation without it.
+   */
+  readonly tracing: Tracing;
   /** How often the API reads the record while it waits for a request. */
   readonly pollIntervalMs: number;
   /** How long a buffered API response waits before answering 202 (under the 29 s REST integration timeout). */
@@ -156,11 +161,12 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
   const settings = readDeploymentEnv(env);
   const config = settings.engine;
   const serviceName = env.POWERTOOLS_SERVICE_NAME ?? overrides.serviceName ?? 'disagg';
-  const tracer = overrides.tracer ?? new Tracer({ serviceName });
+  const tracing = overrides.tracing ?? tracingFromEnv(env, { serviceName });
   const logger = overrides.logger ?? powertoolsLogSink(new Logger({ serviceName }));
   const metrics = overrides.metrics ?? new Metrics({ namespace: METRICS_NAMESPACE, serviceName });
   const family = tokenizerFamily(config.model.id);
-  const traced = <T extends { send: unknown }>(client: T): T => tracer.captureAWSv3Client(client);
+  // The SDK clients as they are: their calls show in the stage spans' timings, not as spans of their own.
+  const traced = <T extends { send: unknown }>(client: T): T => client;
   const dynamo = (): DynamoDBDocumentClient =>
     (sdkClients.dynamo ??= DynamoDBDocumentClient.from(traced(new DynamoDBClient(awsClientConfig(env, 'dynamodb'))), {
       marshallOptions: { removeUndefinedValues: true },
@@ -268,7 +274,7 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
     wallClockMs: overrides.wallClockMs ?? (() => performance.timeOrigin + performance.now()),
     logger,
     metrics,
-    tracer,
+    tracing,
     pollIntervalMs: overrides.pollIntervalMs ?? POLL_INTERVAL_MS,
     responseBudgetMs: overrides.responseBudgetMs ?? RESPONSE_BUDGET_MS,
   };

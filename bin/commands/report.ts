@@ -3,10 +3,8 @@
  * the data inlined, no network requests) with latency CDFs, goodput against load, sample request
  * timelines and the same tables stdout prints.
  */
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { chartJsSource, scriptJson } from '../../lib/adapters/chart-js';
 import {
   buildReportData,
   meanArrivalRate,
@@ -23,18 +21,14 @@ import {
 import { simulateNotes, simulateTable } from './simulate';
 import { sweepTables, type SweepResult } from './sweep';
 
+export { chartJsSource };
+
 /** Load steps `simulate --report` runs for its goodput chart, as multiples of the workload's arrival rate. */
 export const REPORT_RATE_SCALES = [0.5, 1, 1.5, 2, 3] as const;
 
 const EMULATED_NOTE =
   'All times are emulated: device time from the calibrated timing model plus queueing on a virtual clock. ' +
   'Nothing here ran on Trainium, CS-3 or GPU hardware.';
-
-/** The minified UMD build of Chart.js, read from the installed package (its exports map hides dist/). */
-export function chartJsSource(): string {
-  const main = createRequire(import.meta.url).resolve('chart.js');
-  return readFileSync(join(dirname(main), 'chart.umd.min.js'), 'utf8');
-}
 
 const goodputPoint = (load: number, workload: Workload, result: SimResult): GoodputPoint => ({
   load,
@@ -145,13 +139,6 @@ function common(
 
 const escapeHtml = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
-/** JSON safe inside a <script> element: no "</script>" or "<!--" can appear. */
-const scriptJson = (value: unknown): string =>
-  JSON.stringify(value)
-    .replace(/</g, '\\u003c')
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029');
 
 function tableHtml(caption: string, header: readonly string[], rows: readonly (readonly string[])[]): string {
   const head = header.map((h) => `<th>${escapeHtml(h)}</th>`).join('');

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { formatPool } from '../../lib/core/emulator';
 import type { EngineConfigInput, KvFailurePolicy } from '../../lib/core/engine/config';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../../lib/local/request-log';
 import { API_DEFAULTS, startServer, type ServeOptions } from '../../lib/local/server';
 import { parseCount, UsageError } from './errors';
 
@@ -25,6 +26,7 @@ export interface ServeFlags {
   workers?: boolean;
   corsOrigin?: string;
   debug?: boolean;
+  logLevel?: string;
   auth: boolean;
 }
 
@@ -48,6 +50,7 @@ const FILE_KEYS = [
   'bedrockModelId',
   'workers',
   'corsOrigin',
+  'logLevel',
 ] as const;
 
 function readConfigFile(path: string): Partial<Record<(typeof FILE_KEYS)[number], string | number | boolean>> {
@@ -146,8 +149,13 @@ export function serveOptions(
       `--config ${flags.config}: "workers" must be true or false, got ${JSON.stringify(file.workers)}`,
     );
   }
+  const logLevel = pick(flags.logLevel, env.DISAGG_LOG_LEVEL, 'logLevel') ?? (flags.debug ? 'debug' : 'info');
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
   return {
     engine,
+    logLevel: logLevel as LogLevel,
     host: pick(flags.host, undefined, 'host') ?? API_DEFAULTS.host,
     port: count('--port', pick(flags.port, env.PORT, 'port'), 0, 65_535) ?? API_DEFAULTS.port,
     redisUrl: pick(flags.redisUrl, env.REDIS_URL, 'redisUrl') ?? null,
@@ -166,7 +174,9 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   if (options.apiKey === null) {
     process.stderr.write('WARNING: authentication is off (--no-auth): anyone who can reach this port can use it.\n');
   }
-  const server = await startServer({ ...options, log: (line) => process.stderr.write(`${line}\n`) });
+  // JSON lines on standard output, after the banner; operator errors go through the same logger.
+  const logger = createLogger(options.logLevel ?? 'info');
+  const server = await startServer({ ...options, logger, log: (line) => logger.error(line) });
   const c = server.config;
   const generated = options.apiKey === undefined;
   say(`disagg serving on ${server.url}`);
@@ -185,6 +195,8 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   if (server.apiKey)
     say(`  API key${generated ? ' (generated; set DISAGG_API_KEY to choose one)' : ''}: ${server.apiKey}`);
   if (options.corsOrigins.length > 0) say(`  CORS: browser pages from ${options.corsOrigins.join(', ')} may call it`);
+  say(`  dashboard: ${server.dashboardUrl}`);
+  say(`  metrics: ${server.url}/metrics (Prometheus); log: JSON lines at ${options.logLevel ?? 'info'} and above`);
   say('');
   say('Try:');
   say(`  curl -N ${server.url}/v1/chat/completions \\`);

@@ -3,17 +3,13 @@ import type { EventBus } from '../core/ports';
 /** In-process event bus: listeners per request id. Listener errors are contained, never thrown at publishers. */
 export class MemoryEventBus<TEvent> implements EventBus<TEvent> {
   private readonly listeners = new Map<string, Set<(event: TEvent) => void>>();
+  private readonly watchers = new Set<(requestId: string, event: TEvent) => void>();
 
   publish(requestId: string, event: TEvent): void {
+    for (const watcher of this.watchers) contain(() => watcher(requestId, event));
     const set = this.listeners.get(requestId);
     if (!set) return;
-    for (const listener of [...set]) {
-      try {
-        listener(event);
-      } catch {
-        // A broken subscriber (e.g. a closed socket) must not stop the pipeline.
-      }
-    }
+    for (const listener of [...set]) contain(() => listener(event));
   }
 
   subscribe(requestId: string, listener: (event: TEvent) => void): () => void {
@@ -29,8 +25,23 @@ export class MemoryEventBus<TEvent> implements EventBus<TEvent> {
     };
   }
 
+  /** Hears every request's events (metrics, request logs, the live dashboard); returns the unsubscribe function. */
+  watchAll(watcher: (requestId: string, event: TEvent) => void): () => void {
+    this.watchers.add(watcher);
+    return () => void this.watchers.delete(watcher);
+  }
+
   /** Requests with at least one listener (for leak checks in tests). */
   get subscribedRequests(): number {
     return this.listeners.size;
+  }
+}
+
+/** A broken subscriber (e.g. a closed socket) must not stop the pipeline. */
+function contain(call: () => void): void {
+  try {
+    call();
+  } catch {
+    // Contained: see above.
   }
 }

@@ -1,5 +1,6 @@
 /**
- * What an operator watches: emulated against measured latency (the handlers' custom metrics), the handoff
+ * What an operator watches: emulated against measured latency and requests by outcome (the handlers' custom
+ * metrics, under the embedded server's Prometheus names), the handoff
  * queue's depth and age, the dead-letter queue, and function errors; alarms on any dead letter and on a
  * function's error rate.
  */
@@ -9,7 +10,14 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRIC_NAMES, METRIC_NAMESPACE, METRIC_SERVICE, type MetricName } from './metric-names';
+import {
+  LATENCY_METRIC_NAMES,
+  METRIC_DIMENSIONS,
+  METRIC_NAMES,
+  METRIC_NAMESPACE,
+  METRIC_SERVICE,
+  type MetricName,
+} from './metric-names';
 
 const PERIOD = Duration.minutes(1);
 
@@ -32,17 +40,35 @@ export class Observability extends Construct {
 
   constructor(scope: Construct, id: string, props: ObservabilityProps) {
     super(scope, id);
-    const custom = (name: MetricName, statistic: string): cloudwatch.Metric =>
+    const custom = (
+      name: MetricName,
+      statistic: string,
+      dimensions: Record<string, string> = {},
+      label = `${name} ${statistic}`,
+    ): cloudwatch.Metric =>
       new cloudwatch.Metric({
         namespace: METRIC_NAMESPACE,
         metricName: name,
-        // Powertools Metrics adds the service as the one default dimension.
-        dimensionsMap: { service: METRIC_SERVICE },
+        // Powertools Metrics adds the service as the default dimension; the handlers add clock or outcome.
+        dimensionsMap: { service: METRIC_SERVICE, ...dimensions },
         statistic,
         period: PERIOD,
-        label: `${name} ${statistic}`,
+        label,
       });
-    const percentiles = (name: MetricName): cloudwatch.Metric[] => ['p50', 'p90', 'p99'].map((p) => custom(name, p));
+    /** A latency's p50 and p90, emulated and measured side by side (in ms: the handlers emit seconds). */
+    const latency = (key: keyof typeof LATENCY_METRIC_NAMES): cloudwatch.IMetric[] =>
+      (['emulated', 'measured'] as const).flatMap((clock) =>
+        ['p50', 'p90'].map((p) => {
+          // Ids are unique within a graph.
+          const id = `${key}${clock}${p}`;
+          return new cloudwatch.MathExpression({
+            expression: `${id} * 1000`,
+            usingMetrics: { [id]: custom(LATENCY_METRIC_NAMES[key], p, { [METRIC_DIMENSIONS.clock]: clock }) },
+            period: PERIOD,
+            label: `${clock} ${p}`,
+          });
+        }),
+      );
 
     const deadLetters = props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
       period: PERIOD,
@@ -87,16 +113,31 @@ export class Observability extends Construct {
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { dashboardName: props.dashboardName });
     this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'TTFT (ms): emulated vs measured', left: latency('ttft'), width: 8 }),
+      new cloudwatch.GraphWidget({ title: 'TPOT (ms): emulated vs measured', left: latency('tpot'), width: 8 }),
+      new cloudwatch.GraphWidget({ title: 'End-to-end (ms): emulated vs measured', left: latency('e2e'), width: 8 }),
+    );
+    this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
-        title: 'TTFT: emulated vs measured (ms)',
-        left: [...percentiles(METRIC_NAMES.emulatedTtftMs), ...percentiles(METRIC_NAMES.measuredTtftMs)],
-        width: 12,
+        title: 'Requests by outcome',
+        left: (['completed', 'failed', 'cancelled', 'rejected'] as const).map((outcome) =>
+          custom(METRIC_NAMES.requests, 'Sum', { [METRIC_DIMENSIONS.outcome]: outcome }, outcome),
+        ),
+        width: 8,
       }),
       new cloudwatch.GraphWidget({
-        title: 'TPOT emulated and total measured (ms)',
-        left: percentiles(METRIC_NAMES.emulatedTpotMs),
-        right: percentiles(METRIC_NAMES.measuredTotalMs),
-        width: 12,
+        title: 'KV handoff (ms): emulated vs measured',
+        left: latency('transfer'),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'KV bytes handed off, and tokens',
+        left: [custom(METRIC_NAMES.kvHandoffBytes, 'Sum', {}, 'KV bytes')],
+        right: [
+          custom(METRIC_NAMES.promptTokens, 'Sum', {}, 'prompt tokens'),
+          custom(METRIC_NAMES.generationTokens, 'Sum', {}, 'output tokens'),
+        ],
+        width: 8,
       }),
     );
     this.dashboard.addWidgets(

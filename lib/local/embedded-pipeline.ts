@@ -7,15 +7,23 @@ import type { CompletionPipeline, RequestProgress, Submission } from '../core/ap
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { SubmitRequest } from '../core/engine/submission';
 import type { EventBus } from '../core/ports';
+import type { RequestSpans } from './request-spans';
 import type { PipelineRuntime } from './runtime';
 
-export function embeddedPipeline(runtime: PipelineRuntime, events: EventBus<RequestEvent>): CompletionPipeline {
+export function embeddedPipeline(
+  runtime: PipelineRuntime,
+  events: EventBus<RequestEvent>,
+  spans?: RequestSpans,
+): CompletionPipeline {
   return {
     async submit(request: SubmitRequest, watch: { deadlineMs: number }): Promise<Submission> {
       const progress = new EventProgress(events, request.id, watch.deadlineMs, () => runtime.get(request.id));
-      const submitted = await runtime.submit(request);
+      // The request's own span, under the client's traceparent; its stages trace under it.
+      const traceparent = spans ? spans.begin(request.id, request.traceparent) : request.traceparent;
+      const submitted = await runtime.submit({ ...request, ...(traceparent ? { traceparent } : {}) });
       if (!submitted.accepted) {
         progress.close();
+        spans?.abandon(request.id, 'overloaded');
         return submitted;
       }
       return { accepted: true, record: submitted.record, progress };

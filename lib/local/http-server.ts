@@ -12,6 +12,7 @@ import { ApiError } from '../core/api/errors';
 import type { RequestEvent } from '../core/engine/record';
 import type { EventBus } from '../core/ports';
 import { embeddedPipeline } from './embedded-pipeline';
+import type { ServeObservability } from './observability';
 import type { PipelineRuntime } from './runtime';
 
 export interface HttpApiOptions extends Pick<
@@ -20,26 +21,29 @@ export interface HttpApiOptions extends Pick<
 > {
   readonly runtime: PipelineRuntime;
   readonly events: EventBus<RequestEvent>;
-  /** Lines for the operator: unexpected errors, and with `debug` the fields requests carried but nothing used. */
+  /** Lines for the operator: unexpected errors. */
   readonly log?: (line: string) => void;
-  readonly debug?: boolean;
+  /** Metrics, request log, spans and the dashboard (lib/local/observability.ts); without it, none of them. */
+  readonly observability?: ServeObservability;
 }
 
 export function createHttpApi(options: HttpApiOptions): Server {
   const line = options.log ?? (() => undefined);
+  const structured = options.observability?.log;
   const log: ApiLog = {
-    debug: (message, attributes) => {
-      if (options.debug) line(`debug: ${message} ${JSON.stringify(attributes ?? {})}`);
-    },
+    debug: (message, attributes) => structured?.debug(message, attributes),
+    warn: (message, attributes) => structured?.warn(message, attributes),
     error: (message, attributes) => line(`error: ${message} ${JSON.stringify(attributes ?? {})}`),
   };
+  const o = options.observability;
   const app = createApiApp({
     ...options,
-    pipeline: embeddedPipeline(options.runtime, options.events),
+    pipeline: embeddedPipeline(options.runtime, options.events, o?.spans),
     model: { id: options.runtime.config.model.id, maxContext: options.runtime.config.model.maxContext },
     newId: randomUUID,
     nowMs: Date.now,
     log,
+    ...(o ? { observer: o.observer, extraRoutes: o.extraRoutes } : {}),
   });
   const server = createAdaptorServer({ fetch: app.fetch, overrideGlobalObjects: false }) as Server;
   // Slow or stuck clients must not hold sockets forever.

@@ -7,6 +7,7 @@ import { fastestCrc32c } from '../adapters/checksum-native';
 import { RealClock } from '../adapters/clock-real';
 import { MemoryEventBus } from '../adapters/events-memory';
 import { MemoryQueue } from '../adapters/queue-memory';
+import type { Tracing } from '../adapters/telemetry';
 import { createRedis } from '../adapters/redis-connection';
 import type { EngineConfig, EngineConfigInput } from '../core/engine/config';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
@@ -28,6 +29,8 @@ export interface PipelineOptions {
   /** Run prefill and decode in worker threads of their own. */
   readonly workers: boolean;
   readonly log: (line: string) => void;
+  /** Stage spans in this thread (stage threads build theirs from the same OTEL_* environment). */
+  readonly tracing?: Tracing;
 }
 
 export interface RunningPipeline {
@@ -85,6 +88,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       wallClockMs: () => performance.timeOrigin + performance.now(),
       crc32c: fastestCrc32c().crc32c,
       onError: (err, context) => log(`error while ${context}: ${(err as Error).message}`),
+      ...(options.tracing ? { tracing: options.tracing } : {}),
     },
     options.prefillConcurrency,
   );

@@ -12,7 +12,13 @@ import { engineConfig, type EngineConfig, type EngineConfigInput } from '../core
 import type { ApiLimits } from '../core/api/limits';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { GenerationBackend, KvStore, ResultStore } from '../core/ports';
+import type { Logger } from 'pino';
+import { tracingFromEnv, type Tracing } from '../adapters/telemetry';
+import { formatPool } from '../core/emulator';
+import { DASHBOARD_PATH } from './dashboard';
 import { createHttpApi } from './http-server';
+import { ServeObservability } from './observability';
+import { createLogger, type LogLevel } from './request-log';
 import { startPipeline } from './pipeline';
 import type { PipelineRuntime } from './runtime';
 
@@ -40,9 +46,19 @@ export interface ServeOptions {
   readonly workers?: boolean;
   /** Origins a browser page may call the API from (`*` for any); none by default. */
   readonly corsOrigins?: readonly string[];
-  /** Log the fields requests carried that nothing acted on. */
+  /** Same as logLevel 'debug' (when logLevel is not given). */
   readonly debug?: boolean;
+  /** Operator lines: unexpected errors in the API and the stages. */
   readonly log?: (line: string) => void;
+  /**
+   * The structured log (a JSON line per request, warnings for ignored request fields) at this level and above,
+   * to standard output; default none, unless `logger` is given.
+   */
+  readonly logLevel?: LogLevel;
+  /** A pino logger for the structured log instead (tests pass one over a stream). */
+  readonly logger?: Logger;
+  /** Spans of each request and stage; default what the OTEL_* environment asks for (off when it asks nothing). */
+  readonly tracing?: Tracing;
 }
 
 export const API_DEFAULTS = {
@@ -55,6 +71,9 @@ export const API_DEFAULTS = {
 
 export interface RunningServer {
   readonly url: string;
+  /** The live dashboard's address (the key goes in its `#key=` fragment, which never reaches a server). */
+  readonly dashboardUrl: string;
+  readonly observability: ServeObservability;
   readonly apiKey: string | null;
   readonly config: EngineConfig;
   readonly runtime: PipelineRuntime;
@@ -74,7 +93,9 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   // Prompts are counted in the served model's vocabulary; the reference backend's words are Llama 3 tokens whatever it is.
   const promptFamily = tokenizerFamily(config.model.id);
   const promptTokenizer = await loadTokenizer(promptFamily);
+  const tracing = options.tracing ?? tracingFromEnv(process.env, { serviceName: 'disagg' });
   const pipeline = await startPipeline({
+    tracing,
     config,
     engine: options.engine ?? {},
     redisUrl: options.redisUrl ?? null,
@@ -94,9 +115,19 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const apiKey = options.apiKey === undefined ? generateApiKey() : options.apiKey;
   const backendCapabilities: BackendCapabilities =
     backendName === 'bedrock' ? { name: 'bedrock', tools: false } : { ...REFERENCE_CAPABILITIES, name: backendName };
+  const logLevel = options.logLevel ?? (options.debug ? 'debug' : undefined);
+  const observability = new ServeObservability({
+    runtime,
+    events,
+    prefillReplicas: options.prefillConcurrency ?? 1,
+    logger: options.logger ?? (logLevel && logLevel !== 'silent' ? createLogger(logLevel) : null),
+    tracing,
+    setup: `${config.model.id}: prefill ${formatPool(config.prefillPool)}, decode ${formatPool(config.decodePool)}, timeScale ${config.timeScale}`,
+  });
   const server = createHttpApi({
     runtime,
     events,
+    observability,
     countPrompt: promptCounter(promptTokenizer, promptFamily),
     backend: backendCapabilities,
     systemFingerprint: systemFingerprint(backendName),
@@ -104,7 +135,6 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     maxBodyBytes: options.maxBodyBytes ?? API_DEFAULTS.maxBodyBytes,
     apiKey,
     corsOrigins: options.corsOrigins ?? [],
-    debug: options.debug ?? false,
     log,
   });
   const host = options.host ?? API_DEFAULTS.host;
@@ -114,6 +144,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       server.listen(options.port ?? API_DEFAULTS.port, host, () => resolve());
     });
   } catch (err) {
+    await observability.close();
     await pipeline.close();
     throw err;
   }
@@ -121,6 +152,8 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
     url,
+    dashboardUrl: `${url}${DASHBOARD_PATH}${apiKey ? `#key=${encodeURIComponent(apiKey)}` : ''}`,
+    observability,
     apiKey,
     config,
     runtime,
@@ -133,6 +166,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
         server.closeAllConnections();
       });
       await pipeline.close();
+      await observability.close();
     },
   };
 }

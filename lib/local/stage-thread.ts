@@ -9,6 +9,7 @@ import { fastestCrc32c } from '../adapters/checksum-native';
 import { RealClock } from '../adapters/clock-real';
 import { MemoryQueue } from '../adapters/queue-memory';
 import { createRedis } from '../adapters/redis-connection';
+import { tracingFromEnv } from '../adapters/telemetry';
 import { engineConfig, type EngineConfig } from '../core/engine/config';
 import type { CancellationMarker } from '../core/engine/decode-stage';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
@@ -171,7 +172,10 @@ async function runStage(role: 'prefill' | 'decode', storePort: MessagePort, cont
         cancellations: remoteResultStore<CancellationMarker>(store, 'cancellations'),
       };
   const events = new RelayEventBus(controlPort);
+  // Its own exporter, from the same OTEL_* environment as the main thread: spans join by traceparent, not by process.
+  const tracing = tracingFromEnv(process.env, { serviceName: 'disagg' });
   const adapters: RuntimeAdapters = {
+    tracing,
     clock: new RealClock({ timeScale: config.timeScale }),
     queue: store.remote<Queue>('queue', QUEUE_METHODS),
     // Claims stay in the decode thread: there is one, and its claims die with it, as a dead worker's lapse.
@@ -188,6 +192,7 @@ async function runStage(role: 'prefill' | 'decode', storePort: MessagePort, cont
   const stopped = async (stop: () => Promise<void>): Promise<void> => {
     await stop();
     events.flush();
+    await tracing.shutdown().catch(() => undefined);
     if (redis) await redis.quit().catch(() => redis.disconnect());
   };
   if (role === 'prefill') serveObjects(controlPort, { stage: prefillControl(config, adapters, stopped) });

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MemoryClaimStore } from '../adapters/claims-memory';
+import { TRACING_OFF, type StageSpan, type Tracing } from '../adapters/telemetry';
 import type { EngineConfig } from '../core/engine/config';
 import {
   DecodeBatcher,
@@ -56,6 +57,8 @@ export interface RuntimeAdapters {
   readonly claimLeaseMs?: number;
   /** The checksum port for KV blobs (lib/adapters/checksum-native.ts); default the JavaScript reference. */
   readonly crc32c?: Crc32c;
+  /** Spans for each stage's work on a request (lib/adapters/telemetry.ts); default none. */
+  readonly tracing?: Tracing;
 }
 
 /** An admitted request waiting for a prefill replica. */
@@ -192,7 +195,23 @@ export class PrefillWorker {
     }
   }
 
-  private async runPrefill({ job, tracker }: QueuedPrefill): Promise<void> {
+  private async runPrefill({ job: queuedJob, tracker }: QueuedPrefill): Promise<void> {
+    const a = this.adapters;
+    const span = (a.tracing ?? TRACING_OFF).start('disagg.prefill', queuedJob.traceparent, {
+      'disagg.request_id': queuedJob.requestId,
+      'disagg.mode': queuedJob.mode,
+      'disagg.prompt_tokens': queuedJob.promptIds.length,
+    });
+    // The descriptor carries this span's traceparent, so the decode stage's span joins this trace.
+    const job: PrefillJob = span.traceparent ? { ...queuedJob, traceparent: span.traceparent } : queuedJob;
+    try {
+      await this.prefillTraced(job, tracker, span);
+    } finally {
+      endStageSpan(span, tracker);
+    }
+  }
+
+  private async prefillTraced(job: PrefillJob, tracker: RequestTracker, span: StageSpan): Promise<void> {
     const a = this.adapters;
     try {
       // No store read here: a cancel through this process takes the request out of the queue itself.
@@ -215,8 +234,14 @@ export class PrefillWorker {
         (err) => a.onError?.(err, `prefill try for ${job.requestId}`),
       );
       if (this.cancelled.has(job.requestId)) return await tracker.finish('cancelled');
+      span.setAttributes({ 'disagg.emulated_prefill_ms': tracker.record.emulated.prefillMs });
       if (job.mode === 'colocated' && this.colocatedBatcher) {
-        this.inFlight.track(this.colocatedBatcher.join(colocatedDecodeJob(tracker, job, output, a.backend)));
+        const decodeSpan = (a.tracing ?? TRACING_OFF).start('disagg.decode', span.traceparent, {
+          'disagg.request_id': job.requestId,
+          'disagg.mode': job.mode,
+        });
+        const running = this.colocatedBatcher.join(colocatedDecodeJob(tracker, job, output, a.backend));
+        this.inFlight.track(running.finally(() => endStageSpan(decodeSpan, tracker)));
         return;
       }
       this.onHandedOff(job.requestId, true);
@@ -349,16 +374,28 @@ export class DecodeWorker {
       this.onReceived(descriptor.requestId);
       const record = await recordForDescriptor(descriptor, a.results, this.config);
       const tracker = new RequestTracker(record, trackerDeps(a), this.config.resultTtlMs);
-      const intake = await intakeHandoff(descriptor, tracker, this.config, this.deps);
-      if (intake.kind === 'busy') {
-        // Another worker holds it; if that worker dies, this message comes back after its lease.
-        await a.queue.release(message.receipt, intake.retryAfterMs);
-        return;
-      }
-      if (intake.kind === 'decode') {
-        const running = this.batcher.join(intake.job);
-        joinedBatch();
-        await running;
+      const span = (a.tracing ?? TRACING_OFF).start('disagg.decode', descriptor.traceparent, {
+        'disagg.request_id': descriptor.requestId,
+        'disagg.mode': descriptor.mode,
+        'disagg.kv': descriptor.kv.kind,
+        'disagg.kv_bytes': descriptor.kv.kind === 'none' ? 0 : descriptor.kv.bytes,
+        'messaging.message.delivery_count': message.receiveCount,
+      });
+      try {
+        const intake = await intakeHandoff(descriptor, tracker, this.config, this.deps);
+        if (intake.kind === 'busy') {
+          // Another worker holds it; if that worker dies, this message comes back after its lease.
+          span.addEvent('held by another decode worker');
+          await a.queue.release(message.receipt, intake.retryAfterMs);
+          return;
+        }
+        if (intake.kind === 'decode') {
+          const running = this.batcher.join(intake.job);
+          joinedBatch();
+          await running;
+        }
+      } finally {
+        endStageSpan(span, tracker);
       }
       if (this.crashed) return;
       await a.queue.ack(message.receipt);
@@ -370,4 +407,12 @@ export class DecodeWorker {
       joinedBatch();
     }
   }
+}
+
+/** Ends a stage's span with what the request's record says of it (its state, its error code). */
+function endStageSpan(span: StageSpan, tracker: RequestTracker): void {
+  const r = tracker.record;
+  span.setAttributes({ 'disagg.state': r.state, 'disagg.attempt': r.attempt });
+  if (r.state === 'failed') span.fail(r.error?.code ?? 'failed');
+  span.end();
 }

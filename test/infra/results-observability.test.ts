@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { METRIC_NAMES, METRIC_NAMESPACE } from '../../lib/infra/metric-names';
+import { LATENCY_METRIC_NAMES, METRIC_NAMES, METRIC_NAMESPACE, METRIC_SERVICE } from '../../lib/infra/metric-names';
 import { AWS, LOCALSTACK, resourcesOf, synth } from './synth';
 
 describe('ResultStore', () => {
@@ -41,6 +41,17 @@ describe('Observability', () => {
       template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
       const body = JSON.stringify(Object.values(resourcesOf(template, 'AWS::CloudWatch::Dashboard'))[0]?.Properties);
       for (const name of Object.values(METRIC_NAMES)) expect(body).toContain(`\\"${METRIC_NAMESPACE}\\",\\"${name}\\"`);
+      // Latencies as the handlers emit them: the Prometheus name, service, and the clock, emulated beside measured.
+      for (const name of [LATENCY_METRIC_NAMES.ttft, LATENCY_METRIC_NAMES.tpot, LATENCY_METRIC_NAMES.e2e]) {
+        for (const clock of ['emulated', 'measured']) {
+          expect(body).toContain(
+            `\\"${METRIC_NAMESPACE}\\",\\"${name}\\",\\"clock\\",\\"${clock}\\",\\"service\\",\\"${METRIC_SERVICE}\\"`,
+          );
+        }
+      }
+      for (const outcome of ['completed', 'failed', 'cancelled', 'rejected']) {
+        expect(body).toContain(`\\"outcome\\",\\"${outcome}\\"`);
+      }
       for (const metric of [
         'ApproximateNumberOfMessagesVisible',
         'ApproximateAgeOfOldestMessage',

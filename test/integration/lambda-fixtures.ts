@@ -74,11 +74,23 @@ export class LogRecorder implements LogSink {
   }
 }
 
+/** Records metrics by name, and by name plus dimensions (`name|clock=emulated`) for dimensioned ones. */
 export class MetricsRecorder implements MetricsSink {
   readonly values = new Map<string, number[]>();
   published = 0;
-  addMetric(name: string, _unit: 'Milliseconds', value: number): void {
+  addMetric(name: string, _unit: string, value: number): void {
     this.values.set(name, [...(this.values.get(name) ?? []), value]);
+  }
+  singleMetric(): ReturnType<MetricsSink['singleMetric']> {
+    let suffix = '';
+    return {
+      addDimensions: (dimensions) => {
+        suffix = Object.entries(dimensions)
+          .map(([k, v]) => `|${k}=${v}`)
+          .join('');
+      },
+      addMetric: (name, unit, value) => this.addMetric(`${name}${suffix}`, unit, value),
+    };
   }
   publishStoredMetrics(): void {
     this.published += 1;

@@ -17,7 +17,7 @@ import type { RequestEvent, RequestRecord } from '../../lib/core/engine/record';
 import type { RoutingMode } from '../../lib/core/engine/routing';
 import type { ChatMessage, GenerationBackend } from '../../lib/core/ports';
 import { EmbeddedRuntime } from '../../lib/local/runtime';
-import { METRIC } from '../../lambdas/metric-names';
+import { LATENCY_METRIC, METRIC } from '../../lambdas/metric-names';
 import { expectNoLeaksThenClean, testRedisPrefix } from '../redis-test-keys';
 import { apiEvent, createStack, sqsEvent, sseEvents, type StackStores } from './lambda-fixtures';
 import { PREFILL_RETRY } from '../../lib/core/engine/retry';
@@ -320,8 +320,15 @@ describe('decode function', () => {
     const stack = await createStack({ chain: true });
     await stack.api(apiEvent('POST', '/v1/chat/completions', { body: chatBody(SHORT_PROMPT) }));
     await stack.settled();
-    for (const name of Object.values(METRIC)) expect(stack.metrics.values.get(name)?.length).toBe(1);
-    expect(stack.metrics.values.get(METRIC.emulatedTtftMs)![0]).toBeGreaterThan(0);
+    // The embedded server's Prometheus names, latencies in seconds with a clock dimension.
+    for (const clock of ['emulated', 'measured']) {
+      for (const key of ['ttft', 'tpot', 'e2e', 'prefill', 'transfer', 'decode'] as const) {
+        expect(stack.metrics.values.get(`${LATENCY_METRIC[key]}|clock=${clock}`)?.length, `${key} ${clock}`).toBe(1);
+      }
+    }
+    expect(stack.metrics.values.get(`${LATENCY_METRIC.ttft}|clock=emulated`)![0]).toBeGreaterThan(0);
+    expect(stack.metrics.values.get(`${METRIC.requests}|outcome=completed`)).toEqual([1]);
+    expect(stack.metrics.values.get(METRIC.kvHandoffBytes)![0]).toBeGreaterThan(0);
     expect(stack.metrics.published).toBeGreaterThanOrEqual(2);
   });
 });

@@ -101,8 +101,34 @@ describe('handoff descriptor round trip', () => {
   });
 
   it('writes the version as field "v" of a JSON object', () => {
-    expect(JSON.parse(encodeDescriptor(sample())).v).toBe(1);
-    expect(DESCRIPTOR_VERSION).toBe(1);
+    expect(JSON.parse(encodeDescriptor(sample())).v).toBe(2);
+    expect(DESCRIPTOR_VERSION).toBe(2);
+  });
+
+  it("carries the prefill span's traceparent (version 2), and reads version 1 descriptors without one", () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    expect(decodeDescriptor(encodeDescriptor(sample({ traceparent }))).traceparent).toBe(traceparent);
+    // What the previous release's prefill wrote: version 1, no traceparent field.
+    const v1 = decodeDescriptor(JSON.stringify({ ...rawSample(), v: 1 }));
+    expect(v1.v).toBe(1);
+    expect(v1.traceparent).toBeUndefined();
+  });
+
+  it('refuses a traceparent in a version 1 descriptor, and one that is not a W3C traceparent', () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const v1 = JSON.stringify({ ...rawSample(), v: 1, traceparent });
+    expect(expectDescriptorError(() => decodeDescriptor(v1), 'invalid').field).toBe('traceparent');
+    for (const bad of [
+      'not-a-traceparent',
+      '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+      'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      '00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01',
+      7,
+    ]) {
+      const raw = JSON.stringify({ ...rawSample(), traceparent: bad });
+      expect(expectDescriptorError(() => decodeDescriptor(raw), 'invalid').field).toBe('traceparent');
+    }
   });
 
   it('carries inline KV bytes exactly, verified by byte count and checksum', () => {
@@ -181,11 +207,11 @@ describe('handoff descriptor size limit', () => {
 });
 
 describe('handoff descriptor decoding errors', () => {
-  it('reports version_mismatch naming both versions', () => {
-    const raw = { ...rawSample(), v: 2 };
+  it('reports version_mismatch naming the version sent and those read', () => {
+    const raw = { ...rawSample(), v: 3 };
     const err = expectDescriptorError(() => decodeDescriptor(JSON.stringify(raw)), 'version_mismatch');
-    expect(err.message).toContain('version 2 is not supported');
-    expect(err.message).toContain('reads version 1');
+    expect(err.message).toContain('version 3 is not supported');
+    expect(err.message).toContain('reads versions 1 and 2');
   });
 
   it('checks the version before the other fields, since another version may have other fields', () => {

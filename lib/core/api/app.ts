@@ -9,7 +9,9 @@
  */
 import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
+import { routePath } from 'hono/route';
 import { isTerminal, type RequestRecord } from '../engine/record';
+import type { RoutingMode } from '../engine/routing';
 import type { BackendCapabilities } from './capabilities';
 import { parseChatCompletionRequest, parseCompletionRequest, type ParseContext } from './chat-request';
 import { chatCompletionResponse, completionResponse, type FinishReason } from './completion-shapes';
@@ -29,6 +31,7 @@ import { completionResult, failedRequest, overloaded, requestView, stillRunningE
 import { pipelineMessages, type Endpoint, type ParsedCompletionRequest } from './request';
 import { parseResponsesRequest } from './responses-request';
 import { ResponseEvents, responseBody, type ResponseState } from './responses-shapes';
+import { validTraceparent } from '../handoff/traceparent';
 import { SSE_HEADERS, sseData, sseEvent, sseFailure, sseFinish, sseOpening, ssePiece, type SseMeta } from './sse';
 import { disaggSummary } from './summary';
 import { parseJsonBody } from './validation';
@@ -36,7 +39,40 @@ import { parseJsonBody } from './validation';
 /** Where the application logs; attributes are ids, sizes and timings, never prompts or completions. */
 export interface ApiLog {
   debug(message: string, attributes?: Record<string, unknown>): void;
+  /** Something the client should know it did: fields it sent that nothing acts on. */
+  warn(message: string, attributes?: Record<string, unknown>): void;
   error(message: string, attributes?: Record<string, unknown>): void;
+}
+
+/** A completion request as the application saw it: ids and sizes, never its text. */
+export interface CompletionSeen {
+  /** The completion's id (the pipeline's request id, `GET /v1/requests/{id}`). */
+  readonly id: string;
+  /** The HTTP request's `x-request-id`. */
+  readonly requestId: string;
+  /** The route pattern, e.g. `/v1/chat/completions`. */
+  readonly route: string;
+  readonly mode: RoutingMode;
+  readonly promptTokens: number;
+  /** W3C traceparent the client sent, if any. */
+  readonly traceparent?: string;
+}
+
+/** What the application tells its host about the requests it serves, for metrics and logs. */
+export interface ApiObserver {
+  /** Admitted: the pipeline runs it; its end arrives through the pipeline, not here. */
+  accepted?(seen: CompletionSeen): void;
+  /** Refused at admission (429) because a queue was full, before any stage saw it. */
+  rejected?(seen: CompletionSeen & { readonly queue: 'prefill' | 'decode' }): void;
+  /** Every response once its status is known (for a stream, when its headers go out). */
+  responded?(response: {
+    readonly requestId: string;
+    readonly method: string;
+    /** The route pattern it matched, or `unmatched`. */
+    readonly route: string;
+    readonly status: number;
+    readonly durationMs: number;
+  }): void;
 }
 
 export interface ServedModel {
@@ -72,6 +108,12 @@ export interface ApiAppOptions {
   /** Buffered transports (Lambda without streaming): a stream's SSE body is written whole once it ends. */
   readonly bufferStreams?: boolean;
   readonly log: ApiLog;
+  readonly observer?: ApiObserver;
+  /**
+   * Routes of the host's own (the embedded server's /metrics and /dashboard), added after the API's routes and
+   * before its 404 and 405 answers; those under /v1/ need the key like every /v1 route.
+   */
+  readonly extraRoutes?: (app: Hono<ApiEnv>) => void;
 }
 
 /** The routes and the methods each allows, for 405 answers. */
@@ -87,18 +129,38 @@ const ROUTES: readonly { path: string; allow: string }[] = [
 
 const PROMPT_PARAM: Record<Endpoint, string> = { chat: 'messages', completion: 'prompt', responses: 'input' };
 const ID_PREFIX: Record<Endpoint, string> = { chat: 'chatcmpl-', completion: 'cmpl-', responses: 'resp_' };
+const PATH_OF: Record<Endpoint, string> = {
+  chat: 'chat/completions',
+  completion: 'completions',
+  responses: 'responses',
+};
 
-type Env = { Variables: { requestId: string } };
+export type ApiEnv = { Variables: { requestId: string } };
+type Env = ApiEnv;
+
+/** The route pattern a request matched, for metrics labels: its last matched route, `unmatched` when none. */
+function routeLabel(c: Context): string {
+  const path = routePath(c, -1);
+  return path.includes('*') ? 'unmatched' : path.replace(/\{[^}]*\}/g, '');
+}
 
 export function createApiApp(o: ApiAppOptions): Hono<Env> {
   const app = new Hono<Env>({ getPath: (request) => normalizePath(request.url) });
   const parseContext: ParseContext = { limits: o.limits, servedModels: [o.model.id], backend: o.backend };
 
   app.use('*', async (c, next) => {
+    const startedMs = o.nowMs();
     const requestId = requestIdFor(c.req.header('x-request-id'), o.newId);
     c.set('requestId', requestId);
     c.header('x-request-id', requestId);
     await next();
+    o.observer?.responded?.({
+      requestId,
+      method: c.req.method,
+      route: routeLabel(c),
+      status: c.res.status,
+      durationMs: o.nowMs() - startedMs,
+    });
   });
   if (o.corsOrigins && o.corsOrigins.length > 0) {
     const origins = [...o.corsOrigins];
@@ -147,6 +209,7 @@ export function createApiApp(o: ApiAppOptions): Hono<Env> {
     if (!record) throw requestNotFound(id);
     return c.json(requestView(record));
   });
+  o.extraRoutes?.(app);
   // A known route with the wrong method is a 405 naming the allowed ones, not a 404 (the route exists).
   for (const route of ROUTES) {
     app.all(route.path, (c) => {
@@ -200,7 +263,7 @@ async function completions(
   const parsed = parse(endpoint, parseJsonBody(await readBodyText(c.req.raw, o.maxBodyBytes)), ctx);
   const requestId = c.get('requestId');
   if (parsed.ignoredFields.length > 0) {
-    o.log.debug('request fields accepted but not acted on', { requestId, fields: parsed.ignoredFields });
+    o.log.warn('request fields accepted but not acted on', { requestId, fields: parsed.ignoredFields });
   }
   const budget = promptTokenBudget(o.limits, o.model.maxContext, parsed.sampling.maxTokens);
   const promptIds = await o.countPrompt(parsed, budget);
@@ -209,6 +272,7 @@ async function completions(
   const id = `${ID_PREFIX[endpoint]}${o.newId()}`;
   const createdS = Math.floor(o.nowMs() / 1000);
   const deadlineMs = o.responseDeadlineMs?.(c) ?? Infinity;
+  const traceparent = validTraceparent(c.req.header('traceparent'));
   const submitted = await o.pipeline.submit(
     {
       id,
@@ -217,10 +281,23 @@ async function completions(
       messages: pipelineMessages(parsed.conversation),
       sampling: parsed.sampling,
       mode: parsed.mode,
+      ...(traceparent ? { traceparent } : {}),
     },
     { deadlineMs },
   );
-  if (!submitted.accepted) throw overloaded(submitted.decision);
+  const seen: CompletionSeen = {
+    id,
+    requestId,
+    route: `/v1/${PATH_OF[endpoint]}`,
+    mode: submitted.record.mode,
+    promptTokens: promptIds.length,
+    ...(traceparent ? { traceparent } : {}),
+  };
+  if (!submitted.accepted) {
+    o.observer?.rejected?.({ ...seen, queue: submitted.decision.queue });
+    throw overloaded(submitted.decision);
+  }
+  o.observer?.accepted?.(seen);
   const { progress } = submitted;
   const run: Run = { id, createdS, parsed, promptTokens: promptIds.length, progress, o };
 

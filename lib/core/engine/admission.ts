@@ -17,7 +17,13 @@ export interface QueueOccupancy {
 
 export type AdmissionDecision =
   | { readonly admitted: true }
-  | { readonly admitted: false; readonly reason: string; readonly retryAfterSeconds: number };
+  | {
+      readonly admitted: false;
+      /** Which queue was full: a metrics label, where `reason` is the sentence for the client. */
+      readonly queue: 'prefill' | 'decode';
+      readonly reason: string;
+      readonly retryAfterSeconds: number;
+    };
 
 /**
  * `drainEstimateMs` is how long the fuller queue would take to empty (emulated time scaled to
@@ -28,6 +34,7 @@ export function admit(occupancy: QueueOccupancy, limits: AdmissionLimits, drainE
   if (occupancy.prefillQueue >= limits.maxPrefillQueue) {
     return {
       admitted: false,
+      queue: 'prefill',
       reason: `prefill queue is full (${occupancy.prefillQueue} of ${limits.maxPrefillQueue} requests)`,
       retryAfterSeconds,
     };
@@ -35,6 +42,7 @@ export function admit(occupancy: QueueOccupancy, limits: AdmissionLimits, drainE
   if (occupancy.decodeQueue >= limits.maxDecodeQueue) {
     return {
       admitted: false,
+      queue: 'decode',
       reason: `decode queue is full (${occupancy.decodeQueue} of ${limits.maxDecodeQueue} requests)`,
       retryAfterSeconds,
     };

@@ -4,6 +4,7 @@
  * type, the handlers parse the environment with it once per cold start.
  */
 import { engineConfig, type EngineConfig, type KvFailurePolicy } from './config';
+import { CLOCK_LABEL, LATENCY_METRICS, METRIC, type LatencyKey } from './metric-catalogue';
 
 export const DEPLOYMENT_ENV = {
   model: 'DISAGG_MODEL',
@@ -139,21 +140,23 @@ export function readDeploymentEnv(env: Readonly<Record<string, string | undefine
 }
 
 /**
- * The custom CloudWatch metrics the handlers emit (Powertools Metrics) and the stack's dashboard and
- * alarms read: the same namespace, service and names on both sides, or the dashboard's series stay empty.
+ * The custom CloudWatch metrics the handlers emit (Powertools Metrics, EMF) and the stack's dashboard and
+ * alarms read: the same namespace, service and names on both sides, or the dashboard's series stay empty. The
+ * names are the embedded server's Prometheus names (metric-catalogue.ts); latencies carry a `clock` dimension
+ * (emulated or measured) and requests an `outcome` one, beside Powertools' `service`.
  */
 export const DEPLOYMENT_METRICS = {
   namespace: 'Disagg',
   /** POWERTOOLS_SERVICE_NAME on every function; Powertools adds it as the `service` dimension. */
   service: 'disagg',
-  names: {
-    /** Emulated time to first token: prefill + KV transfer + first decode step on the modelled devices, ms. */
-    emulatedTtftMs: 'EmulatedTtftMs',
-    /** Emulated mean time per output token after the first, ms. */
-    emulatedTpotMs: 'EmulatedTpotMs',
-    /** Measured wall time from the API receiving the request to its first token, ms. */
-    measuredTtftMs: 'MeasuredTtftMs',
-    /** Measured wall time from the API receiving the request to its terminal state, ms. */
-    measuredTotalMs: 'MeasuredTotalMs',
+  latency: Object.fromEntries(Object.entries(LATENCY_METRICS).map(([key, metric]) => [key, metric.name])) as {
+    readonly [K in LatencyKey]: (typeof LATENCY_METRICS)[K]['name'];
   },
+  names: {
+    requests: METRIC.requests,
+    promptTokens: METRIC.promptTokens,
+    generationTokens: METRIC.generationTokens,
+    kvHandoffBytes: METRIC.kvHandoffBytes,
+  },
+  dimensions: { clock: CLOCK_LABEL, outcome: 'outcome' },
 } as const;

@@ -29,6 +29,8 @@ export interface PrefillJob {
   readonly mode: RoutingMode;
   /** Epoch ms after which the request ends with a timeout. */
   readonly deadlineMs: number;
+  /** W3C traceparent of the span this stage works under; it travels on in the handoff descriptor. */
+  readonly traceparent?: string;
 }
 
 export interface PrefillDeps {
@@ -140,6 +142,7 @@ export async function handOff(
     firstToken: output.firstToken,
     stamps: { prefill: { emulatedMs: record.emulated.prefillMs, measuredMs: record.measured.prefillMs } },
     mode: 'disaggregated',
+    ...(job.traceparent ? { traceparent: job.traceparent } : {}),
   };
   try {
     const body = encodeDescriptor(descriptor);

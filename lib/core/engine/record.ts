@@ -112,4 +112,12 @@ export function newRecord(args: {
 export type RequestEvent =
   | { readonly type: 'token'; readonly index: number; readonly text: string }
   | { readonly type: 'state'; readonly state: RequestState }
+  /** A timeline stamp as it is made, for watchers of every request (metrics, the live dashboard). */
+  | {
+      readonly type: 'timeline';
+      readonly stamp: TimelineEvent;
+      /** The record's createdAtMs: the stamp's epoch time is createdAtMs + stamp.measuredMs. */
+      readonly createdAtMs: number;
+      readonly mode: RoutingMode;
+    }
   | { readonly type: 'done'; readonly record: RequestRecord };

@@ -15,6 +15,8 @@ export interface SubmitRequest {
   readonly messages: readonly ChatMessage[];
   readonly sampling: SamplingParams;
   readonly mode: RoutingRequest;
+  /** W3C traceparent the request's stages trace under (the API's span, or the client's header). */
+  readonly traceparent?: string;
 }
 
 export type SubmitResult =
@@ -68,6 +70,7 @@ export function receiveRequest(
     sampling: req.sampling,
     mode,
     deadlineMs: createdAtMs + config.requestTimeoutMs,
+    ...(req.traceparent ? { traceparent: req.traceparent } : {}),
   };
   return { tracker, job, emulatedPrefillMs };
 }

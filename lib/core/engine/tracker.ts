@@ -35,7 +35,10 @@ export class RequestTracker {
 
   stamp(event: TimelineEventName, detail?: Record<string, string | number | boolean>): number {
     const measuredMs = this.elapsedMs();
-    this.record.timeline.push({ event, measuredMs, emulatedMs: this.emulatedSoFar(), ...(detail ? { detail } : {}) });
+    const stamp = { event, measuredMs, emulatedMs: this.emulatedSoFar(), ...(detail ? { detail } : {}) };
+    this.record.timeline.push(stamp);
+    const { createdAtMs, mode } = this.record;
+    this.deps.events.publish(this.record.id, { type: 'timeline', stamp, createdAtMs, mode });
     return measuredMs;
   }
 

@@ -6,9 +6,16 @@
 import type { ChatMessage, GeneratedToken, SamplingParams } from '../ports';
 import { base64DecodedLength, base64ToBytes, bytesToBase64 } from './base64';
 import { crc32c } from './checksum';
+import { TRACEPARENT_CHARS, validTraceparent } from './traceparent';
 
-/** Bump on any change to the fields; a reader rejects every version it was not built for. */
-export const DESCRIPTOR_VERSION = 1;
+/**
+ * The version this build writes. Bump on any change to the fields; a reader rejects every version it was not
+ * built for. Version 2 added `traceparent`; version 1 descriptors (without it) are still read.
+ */
+export const DESCRIPTOR_VERSION = 2;
+
+/** Versions this build reads: a decoder of this release takes what the previous release's prefill wrote. */
+export const READABLE_DESCRIPTOR_VERSIONS: readonly number[] = [1, 2];
 
 /**
  * Largest encoded descriptor, in UTF-8 bytes: the SQS message size limit, which AWS raised
@@ -42,7 +49,7 @@ export interface TraceStamp {
 export type HandoffMode = 'disaggregated' | 'colocated';
 
 export interface HandoffDescriptor {
-  readonly v: typeof DESCRIPTOR_VERSION;
+  readonly v: 1 | typeof DESCRIPTOR_VERSION;
   readonly requestId: string;
   /** 1 on the first try; incremented on each recompute or retry. */
   readonly attempt: number;
@@ -61,6 +68,11 @@ export interface HandoffDescriptor {
   readonly firstToken: GeneratedToken | null;
   readonly stamps: Readonly<Record<string, TraceStamp>>;
   readonly mode: HandoffMode;
+  /**
+   * Version 2: the W3C traceparent of the prefill stage's span, so the decode stage's span joins its trace
+   * (lib/adapters/telemetry.ts). Absent when nobody traced the request.
+   */
+  readonly traceparent?: string;
 }
 
 export type DescriptorErrorCode = 'too_large' | 'malformed' | 'version_mismatch' | 'invalid';
@@ -288,6 +300,7 @@ const TOP_FIELDS = [
   'firstToken',
   'stamps',
   'mode',
+  'traceparent',
 ] as const;
 const ROLES: readonly string[] = ['system', 'user', 'assistant', 'tool'];
 const MODES: readonly string[] = ['disaggregated', 'colocated'];
@@ -297,11 +310,11 @@ function validate(raw: unknown): asserts raw is HandoffDescriptor {
   const d = raw;
   // The version goes first: another version may have different fields, so name the version, not a field.
   if (typeof d.v !== 'number') fail('v', `must be a number, got ${kindOf(d.v)}`);
-  if (d.v !== DESCRIPTOR_VERSION) {
+  if (!READABLE_DESCRIPTOR_VERSIONS.includes(d.v)) {
     throw new DescriptorError(
       'version_mismatch',
-      `handoff descriptor version ${d.v} is not supported (this build reads version ${DESCRIPTOR_VERSION}); ` +
-        'run prefill and decode from the same release',
+      `handoff descriptor version ${d.v} is not supported (this build reads versions ` +
+        `${READABLE_DESCRIPTOR_VERSIONS.join(' and ')}); run prefill and decode from the same release`,
     );
   }
   onlyKeys(d, TOP_FIELDS, '');
@@ -384,4 +397,11 @@ function validate(raw: unknown): asserts raw is HandoffDescriptor {
   }
 
   if (typeof d.mode !== 'string' || !MODES.includes(d.mode)) fail('mode', `must be one of ${MODES.join(', ')}`);
+
+  if (d.traceparent !== undefined) {
+    if (d.v < 2) fail('traceparent', 'is not a field of descriptor version 1');
+    if (validTraceparent(d.traceparent) !== d.traceparent) {
+      fail('traceparent', `must be a lower-case W3C traceparent of ${TRACEPARENT_CHARS} characters`);
+    }
+  }
 }

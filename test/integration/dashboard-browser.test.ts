@@ -1,0 +1,123 @@
+/**
+ * The live dashboard in a real browser: Debian's Chromium driven by playwright-core. The page loads from the
+ * banner's URL (key in the `#key=` fragment), its "load" button sends a burst, a request shows moving through
+ * queue, prefill, transfer and decode within seconds, and the TTFT and TPOT charts gain points; without a key
+ * the page asks for one. `UPDATE_SCREENSHOT=1` writes docs/dashboard.png for the README.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../lib/local/server';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+const available = existsSync(CHROMIUM);
+if (!available) {
+  process.stderr.write(`dashboard browser test not run: no ${CHROMIUM} (apt-get install chromium; .ci/run does)\n`);
+}
+
+describe.runIf(available)('the live dashboard in Chromium', () => {
+  let server: RunningServer;
+  let context: BrowserContext;
+  let profile: string;
+
+  beforeAll(async () => {
+    // Real time, so each stage lasts long enough to be seen; a short decode batch limit shows batching.
+    server = await startServer({ port: 0, engine: { timeScale: 1 }, apiKey: 'sk-dashboard-test' });
+    profile = mkdtempSync(join(tmpdir(), 'disagg-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+      viewport: { width: 1400, height: 1100 },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  async function open(url: string): Promise<Page> {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(url);
+    expect(errors).toEqual([]);
+    return page;
+  }
+
+  it('asks for the key when the URL carries none, and connects once given it', { timeout: 30_000 }, async () => {
+    const page = await open(`${server.url}/dashboard`);
+    await page.locator('#ask').waitFor({ state: 'visible', timeout: 10_000 });
+    await page.fill('#key', 'sk-dashboard-test');
+    await page.click('#ask button');
+    await expect.poll(() => page.textContent('#status'), { timeout: 10_000 }).toBe('live');
+    await page.close();
+  });
+
+  it(
+    'shows a burst moving through the stages and the charts filling, from the banner URL',
+    { timeout: 60_000 },
+    async () => {
+      expect(server.dashboardUrl).toBe(`${server.url}/dashboard#key=sk-dashboard-test`);
+      const page = await open(server.dashboardUrl);
+      await expect.poll(() => page.textContent('#status'), { timeout: 10_000 }).toBe('live');
+      const sentAt = Date.now();
+      await page.click('#load');
+      // Within a few seconds a row is in the pipeline, and later one has every stage drawn.
+      await page.locator('.gantt-row').first().waitFor({ timeout: 5000 });
+      const complete = page.locator(
+        '.gantt-row[data-state="completed"]:has(.seg-queue):has(.seg-prefill):has(.seg-transfer):has(.seg-decode)',
+      );
+      await complete.first().waitFor({ timeout: 20_000 });
+      expect(Date.now() - sentAt).toBeLessThan(20_000);
+      await expect
+        .poll(
+          () =>
+            page.evaluate(
+              () => (globalThis as unknown as DashboardWindow).disaggDashboard.charts.ttft.data.labels.length,
+            ),
+          {
+            timeout: 20_000,
+          },
+        )
+        .toBe(8);
+      const points = await page.evaluate(() => {
+        const charts = (globalThis as unknown as DashboardWindow).disaggDashboard.charts;
+        return {
+          ttft: charts.ttft.data.datasets.map((d) => d.data.filter((v) => v !== null).length),
+          tpot: charts.tpot.data.datasets.map((d) => d.data.length),
+        };
+      });
+      // Emulated and measured side by side, a point each per completed request.
+      expect(points.ttft).toEqual([8, 8]);
+      expect(points.tpot).toEqual([8, 8]);
+      // The tiles are redrawn four times a second.
+      await expect.poll(async () => Number(await page.textContent('#t-done')), { timeout: 5000 }).toBe(8);
+      // Give the occupancy chart a sample after the burst, then picture it for the README.
+      await page.waitForTimeout(800);
+      if (process.env.UPDATE_SCREENSHOT === '1') await page.screenshot({ path: 'docs/dashboard.png', fullPage: true });
+      else await page.screenshot({ path: join(profile, 'dashboard.png'), fullPage: true });
+      await page.close();
+    },
+  );
+});
+
+interface DashboardWindow {
+  disaggDashboard: {
+    charts: Record<'ttft' | 'tpot' | 'e2e', { data: { labels: string[]; datasets: { data: (number | null)[] }[] } }>;
+  };
+}
