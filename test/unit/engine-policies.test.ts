@@ -35,12 +35,14 @@ describe('admission policy', () => {
     const prefill = admit({ prefillQueue: 2, decodeQueue: 0 }, limits, 4200);
     expect(prefill).toEqual({
       admitted: false,
+      queue: 'prefill',
       reason: 'prefill queue is full (2 of 2 requests)',
       retryAfterSeconds: 5,
     });
     const decode = admit({ prefillQueue: 0, decodeQueue: 3 }, limits, 0);
     expect(decode.admitted).toBe(false);
     if (!decode.admitted) {
+      expect(decode.queue).toBe('decode');
       expect(decode.reason).toContain('decode queue is full (3 of 3');
       expect(decode.retryAfterSeconds).toBe(1);
     }
