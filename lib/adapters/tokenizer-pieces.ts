@@ -5,34 +5,59 @@
  * identical to encoding the whole text at once.
  */
 
-/** A bounded least-recently-used map: a Map keeps insertion order, so the first key is the oldest. */
+/**
+ * A bounded, approximately least-recently-used map in two generations: entries are added to the young map;
+ * when it holds half the capacity it becomes the old one and the previous old one is dropped whole. A hit in
+ * the old map moves the entry to the young one, so what keeps being used survives. Unlike a Map reordered on
+ * every hit (a delete and a set per lookup), a hit in the young map costs one lookup; at most `capacity`
+ * entries are held.
+ */
 export class LruCache<V> {
-  private readonly entries = new Map<string, V>();
+  private young = new Map<string, V>();
+  private old = new Map<string, V>();
+  private readonly generation: number;
   hits = 0;
   misses = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 2) throw new RangeError('LruCache capacity must be an integer >= 2');
+    this.generation = Math.floor(capacity / 2);
+  }
 
   get(key: string): V | undefined {
-    const value = this.entries.get(key);
+    let value = this.young.get(key);
     if (value === undefined) {
-      this.misses += 1;
-      return undefined;
+      value = this.old.get(key);
+      if (value === undefined) {
+        this.misses += 1;
+        return undefined;
+      }
+      this.old.delete(key);
+      this.add(key, value);
     }
     this.hits += 1;
-    this.entries.delete(key);
-    this.entries.set(key, value);
     return value;
   }
 
   set(key: string, value: V): void {
-    this.entries.delete(key);
-    this.entries.set(key, value);
-    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    if (this.young.has(key)) {
+      this.young.set(key, value);
+      return;
+    }
+    this.old.delete(key);
+    this.add(key, value);
+  }
+
+  private add(key: string, value: V): void {
+    if (this.young.size >= this.generation) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(key, value);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.young.size + this.old.size;
   }
 }
 
