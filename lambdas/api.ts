@@ -13,6 +13,7 @@ import { handle, streamHandle } from 'hono/aws-lambda';
 import { loadTokenizer, promptCounter } from '../lib/adapters/tokenizers';
 import { systemFingerprint } from '../lib/core/api/api-defaults';
 import { createApiApp } from '../lib/core/api/app';
+import { BEDROCK_CAPABILITIES } from '../lib/adapters/bedrock-tools';
 import { REFERENCE_CAPABILITIES } from '../lib/core/api/capabilities';
 import type { Tokenizer } from '../lib/core/ports';
 import { isContentTypeBinary, lambdaContextOf, streamIntoSink, type ResponseSink } from './api-gateway';
@@ -50,7 +51,7 @@ function appsFor(w: Wiring): ApiApps {
     model: { id: w.config.model.id, maxContext: w.config.model.maxContext },
     limits: w.limits,
     maxBodyBytes: w.maxBodyBytes,
-    backend: backendName === 'bedrock' ? { name: 'bedrock', tools: false } : REFERENCE_CAPABILITIES,
+    backend: backendName === 'bedrock' ? BEDROCK_CAPABILITIES : REFERENCE_CAPABILITIES,
     systemFingerprint: systemFingerprint(backendName),
     // The vocabulary loads on the first completion, not at cold start.
     countPrompt: async (...args: Parameters<ReturnType<typeof promptCounter>>) =>
