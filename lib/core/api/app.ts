@@ -27,6 +27,7 @@ import {
 } from './http-edge';
 import { assertPromptFits, promptTokenBudget, type ApiLimits } from './limits';
 import type { CompletionPipeline, RequestProgress } from './pipeline-port';
+import { CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS } from './cors';
 import { completionResult, failedRequest, overloaded, requestView, stillRunningError } from './record-view';
 import { backendMessages, toolOffer, type Endpoint, type ParsedCompletionRequest } from './request';
 import { parseResponsesRequest } from './responses-request';
@@ -178,9 +179,10 @@ export function createApiApp(o: ApiAppOptions): Hono<Env> {
       '*',
       cors({
         origin: origins.includes('*') ? '*' : origins,
-        allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-        exposeHeaders: ['x-request-id', 'retry-after'],
-        maxAge: 600,
+        allowMethods: [...CORS_ALLOW_METHODS],
+        allowHeaders: [...CORS_ALLOW_HEADERS],
+        exposeHeaders: [...CORS_EXPOSE_HEADERS],
+        maxAge: CORS_MAX_AGE_SECONDS,
       }),
     );
   }
