@@ -13,6 +13,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BedrockBackend } from '../../lib/adapters/backend-bedrock';
 import { startServer, type RunningServer } from '../../lib/local/server';
+import { apiEvent } from '../api-gateway-event';
+import { createStack } from './lambda-fixtures';
 import { startFakeBedrock, type ConverseCall, type FakeAnswer, type FakeBedrock } from './fake-bedrock';
 
 const API_KEY = 'sk-bedrock-tools-test';
@@ -332,5 +334,44 @@ describe('the Vercel AI SDK, Bedrock backend (POST /v1/responses)', () => {
     expect(result.finishReason).toBe('tool-calls');
     expect(result.toolCalls).toEqual([expect.objectContaining({ toolName: 'weather', input: { city: 'Paris' } })]);
     expect(bedrock.calls[0]!.body.toolConfig?.tools[0]!.toolSpec.name).toBe('weather');
+  });
+});
+
+describe('the same through the Lambda functions (API → prefill → SQS descriptor → decode → results)', () => {
+  it('a tool call crosses the deployed pipeline and comes back as tool_calls, and a refusal is the same 400', async () => {
+    const backend = new BedrockBackend({ client: bedrock.client(), modelId: BEDROCK_MODEL });
+    const stack = await createStack({
+      chain: true,
+      backend,
+      env: { DISAGG_BACKEND: 'bedrock', DISAGG_BEDROCK_MODEL_ID: BEDROCK_MODEL },
+    });
+    const body = {
+      model: MODEL,
+      messages: question,
+      tools: [weatherTool],
+      tool_choice: 'required',
+      disagg: { mode: 'disaggregated' },
+    };
+    const res = await stack.api(apiEvent('POST', '/v1/chat/completions', { body }));
+    await stack.settled();
+    expect(res.statusCode).toBe(200);
+    const completion = JSON.parse(res.body) as OpenAI.Chat.ChatCompletion;
+    expect(completion.choices[0]!.finish_reason).toBe('tool_calls');
+    expect(functionOf(completion.choices[0]!.message.tool_calls![0]!)).toEqual({
+      name: 'weather',
+      arguments: '{"city":"Paris"}',
+    });
+    expect((completion as unknown as { disagg: { mode: string } }).disagg.mode).toBe('disaggregated');
+    expect(stack.invoked).toHaveLength(1);
+    expect(await stack.queue.depth()).toBe(0);
+    // The descriptor on the queue carried the tools: decode's Converse call had them.
+    expect(bedrock.calls).toHaveLength(1);
+    expect(bedrock.calls[0]!.body.toolConfig?.toolChoice).toEqual({ any: {} });
+    const refused = await stack.api(
+      apiEvent('POST', '/v1/chat/completions', { body: { ...body, parallel_tool_calls: false } }),
+    );
+    expect(refused.statusCode).toBe(400);
+    expect((JSON.parse(refused.body) as { error: { param: string } }).error.param).toBe('parallel_tool_calls');
+    expect(bedrock.calls).toHaveLength(1);
   });
 });
