@@ -8,7 +8,7 @@
  */
 import { createOpenAI } from '@ai-sdk/openai';
 import { ChatOpenAI } from '@langchain/openai';
-import { generateText, jsonSchema, tool } from 'ai';
+import { generateText, jsonSchema, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BedrockBackend } from '../../lib/adapters/backend-bedrock';
@@ -334,6 +334,33 @@ describe('the Vercel AI SDK, Bedrock backend (POST /v1/responses)', () => {
     expect(result.finishReason).toBe('tool-calls');
     expect(result.toolCalls).toEqual([expect.objectContaining({ toolName: 'weather', input: { city: 'Paris' } })]);
     expect(bedrock.calls[0]!.body.toolConfig?.tools[0]!.toolSpec.name).toBe('weather');
+  });
+});
+
+describe('the Vercel AI SDK streaming a tool call (Responses function_call events)', () => {
+  it('streamText gets the call from the function_call item events and finishes with tool-calls', async () => {
+    const provider = createOpenAI({ baseURL: `${server.url}/v1`, apiKey: API_KEY });
+    const result = streamText({
+      model: provider(MODEL),
+      prompt: 'What is the weather in Paris?',
+      tools: {
+        weather: tool({
+          description: 'the weather in a city',
+          inputSchema: jsonSchema<{ city: string }>(weatherTool.function.parameters as never),
+        }),
+      },
+      maxRetries: 0,
+    });
+    const parts: string[] = [];
+    for await (const part of result.fullStream) {
+      parts.push(part.type);
+      if (part.type === 'error') throw part.error as Error;
+    }
+    expect(await result.finishReason).toBe('tool-calls');
+    expect(await result.toolCalls).toEqual([
+      expect.objectContaining({ toolName: 'weather', input: { city: 'Paris' } }),
+    ]);
+    expect(parts).toContain('tool-call');
   });
 });
 
