@@ -30,6 +30,14 @@ const weatherTool = {
   },
 };
 
+/** The same tool as the AI SDK declares it. */
+const aiSdkTools = {
+  weather: tool({
+    description: weatherTool.function.description,
+    inputSchema: jsonSchema<{ city: string }>(weatherTool.function.parameters as never),
+  }),
+};
+
 /** The model: calls the tool it is offered (the named one when told), answers in text once it has a result. */
 function script(call: ConverseCall): FakeAnswer {
   const last = call.body.messages.at(-1);
@@ -323,12 +331,7 @@ describe('the Vercel AI SDK, Bedrock backend (POST /v1/responses)', () => {
     const result = await generateText({
       model: provider(MODEL),
       prompt: 'What is the weather in Paris?',
-      tools: {
-        weather: tool({
-          description: 'the weather in a city',
-          inputSchema: jsonSchema<{ city: string }>(weatherTool.function.parameters as never),
-        }),
-      },
+      tools: aiSdkTools,
       maxRetries: 0,
     });
     expect(result.finishReason).toBe('tool-calls');
@@ -343,12 +346,7 @@ describe('the Vercel AI SDK streaming a tool call (Responses function_call event
     const result = streamText({
       model: provider(MODEL),
       prompt: 'What is the weather in Paris?',
-      tools: {
-        weather: tool({
-          description: 'the weather in a city',
-          inputSchema: jsonSchema<{ city: string }>(weatherTool.function.parameters as never),
-        }),
-      },
+      tools: aiSdkTools,
       maxRetries: 0,
     });
     const parts: string[] = [];

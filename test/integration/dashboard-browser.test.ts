@@ -30,6 +30,18 @@ const FLAGS = [
 ];
 
 const available = existsSync(CHROMIUM);
+
+/** Chromium with a throwaway profile directory, removed by the caller. */
+async function launchChromium(): Promise<{ profile: string; context: BrowserContext }> {
+  const profile = mkdtempSync(join(tmpdir(), 'disagg-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1400, height: 1100 },
+  });
+  return { profile, context };
+}
 if (!available) {
   process.stderr.write(`dashboard browser test not run: no ${CHROMIUM} (apt-get install chromium; .ci/run does)\n`);
 }
@@ -42,13 +54,7 @@ describe.runIf(available)('the live dashboard in Chromium', () => {
   beforeAll(async () => {
     // Real time, so each stage lasts long enough to be seen; a short decode batch limit shows batching.
     server = await startServer({ port: 0, engine: { timeScale: 1 }, apiKey: 'sk-dashboard-test' });
-    profile = mkdtempSync(join(tmpdir(), 'disagg-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1400, height: 1100 },
-    });
+    ({ profile, context } = await launchChromium());
   }, 60_000);
 
   afterAll(async () => {
@@ -141,13 +147,7 @@ describe.runIf(available)('the static dashboard build in Chromium, against an AP
     await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
     pageOrigin = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
     api = await startServer({ port: 0, engine: { timeScale: 1 }, apiKey: KEY, corsOrigins: [pageOrigin] });
-    profile = mkdtempSync(join(tmpdir(), 'disagg-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1400, height: 1100 },
-    });
+    ({ profile, context } = await launchChromium());
   }, 60_000);
 
   afterAll(async () => {

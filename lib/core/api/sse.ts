@@ -34,15 +34,19 @@ export interface SseMeta {
   readonly includeUsage: boolean;
 }
 
-function chunk(meta: SseMeta, text: string | null, finishReason: FinishReason | null, disagg?: unknown): object {
-  const base = {
+/** What every chunk of a stream carries: its ids, and `usage: null` when usage is asked for. */
+function chunkBase(meta: SseMeta) {
+  return {
     id: meta.id,
     model: meta.model,
     createdS: meta.createdS,
     systemFingerprint: meta.systemFingerprint,
     ...(meta.includeUsage ? { usage: null } : {}),
-    ...(disagg === undefined ? {} : { disagg }),
   };
+}
+
+function chunk(meta: SseMeta, text: string | null, finishReason: FinishReason | null, disagg?: unknown): object {
+  const base = { ...chunkBase(meta), ...(disagg === undefined ? {} : { disagg }) };
   return meta.endpoint === 'chat'
     ? chatCompletionChunk({ ...base, delta: text === null ? {} : { content: text }, finishReason })
     : completionChunk({ ...base, text: text ?? '', finishReason });
@@ -53,11 +57,7 @@ export function sseOpening(meta: SseMeta): string {
   if (meta.endpoint !== 'chat') return '';
   return sseData(
     chatCompletionChunk({
-      id: meta.id,
-      model: meta.model,
-      createdS: meta.createdS,
-      systemFingerprint: meta.systemFingerprint,
-      ...(meta.includeUsage ? { usage: null } : {}),
+      ...chunkBase(meta),
       delta: { role: 'assistant', content: '' },
       finishReason: null,
     }),
@@ -78,11 +78,7 @@ export function sseToolCalls(meta: SseMeta, calls: readonly ToolCall[]): string 
     .map((body, index) =>
       sseData(
         chatCompletionChunk({
-          id: meta.id,
-          model: meta.model,
-          createdS: meta.createdS,
-          systemFingerprint: meta.systemFingerprint,
-          ...(meta.includeUsage ? { usage: null } : {}),
+          ...chunkBase(meta),
           delta: { tool_calls: [{ index, ...body }] },
           finishReason: null,
         }),
