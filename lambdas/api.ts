@@ -13,6 +13,9 @@ import { handle, streamHandle } from 'hono/aws-lambda';
 import { loadTokenizer, promptCounter } from '../lib/adapters/tokenizers';
 import { systemFingerprint } from '../lib/core/api/api-defaults';
 import { createApiApp } from '../lib/core/api/app';
+import { parseCorsOrigins } from '../lib/core/api/cors';
+import { DEPLOYMENT_ENV } from '../lib/core/engine/deployment-env';
+import { BEDROCK_CAPABILITIES } from '../lib/adapters/bedrock-tools';
 import { REFERENCE_CAPABILITIES } from '../lib/core/api/capabilities';
 import type { Tokenizer } from '../lib/core/ports';
 import { isContentTypeBinary, lambdaContextOf, streamIntoSink, type ResponseSink } from './api-gateway';
@@ -50,13 +53,15 @@ function appsFor(w: Wiring): ApiApps {
     model: { id: w.config.model.id, maxContext: w.config.model.maxContext },
     limits: w.limits,
     maxBodyBytes: w.maxBodyBytes,
-    backend: backendName === 'bedrock' ? { name: 'bedrock', tools: false } : REFERENCE_CAPABILITIES,
+    backend: backendName === 'bedrock' ? BEDROCK_CAPABILITIES : REFERENCE_CAPABILITIES,
     systemFingerprint: systemFingerprint(backendName),
     // The vocabulary loads on the first completion, not at cold start.
     countPrompt: async (...args: Parameters<ReturnType<typeof promptCounter>>) =>
       promptCounter(await loadPromptTokenizer(w), w.tokenizerFamily)(...args),
-    // API Gateway checks the key (x-api-key, usage plan) before the function runs.
+    // API Gateway checks the key (the authorizer reads it as Bearer or x-api-key; the usage plan) first.
     apiKey: null,
+    // API Gateway answers preflights; the function adds the allow headers to every response.
+    corsOrigins: parseCorsOrigins(w.settings.corsOrigins ?? undefined, DEPLOYMENT_ENV.corsOrigins),
     newId: randomUUID,
     nowMs: () => w.wallClockMs(),
     log: {

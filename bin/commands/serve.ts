@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { formatPool } from '../../lib/core/emulator';
+import { parseCorsOrigins } from '../../lib/core/api/cors';
 import type { EngineConfigInput, KvFailurePolicy } from '../../lib/core/engine/config';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../lib/local/request-log';
 import { API_DEFAULTS, startServer, type ServeOptions } from '../../lib/local/server';
@@ -81,19 +82,11 @@ function timeScale(value: string): number {
 
 /** `--cors-origin`: `*`, or origins like http://localhost:3000, comma-separated. */
 function corsOrigins(value: string | undefined): string[] {
-  if (value === undefined) return [];
-  const origins = value
-    .split(',')
-    .map((o) => o.trim())
-    .filter((o) => o !== '');
-  for (const origin of origins) {
-    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
-      throw new UsageError(
-        `--cors-origin takes * or origins like http://localhost:3000 (scheme and host, no path), got "${origin}"`,
-      );
-    }
+  try {
+    return parseCorsOrigins(value, '--cors-origin');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
-  return origins;
 }
 
 /** Flags beat environment variables, which beat the config file, which beats the defaults. */

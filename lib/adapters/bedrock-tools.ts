@@ -10,8 +10,41 @@ import type {
   Tool,
   ToolConfiguration,
 } from '@aws-sdk/client-bedrock-runtime';
+import type { BackendCapabilities } from '../core/api/capabilities';
 import { unsupportedField } from '../core/api/errors';
+import { backendMessages, toolOffer, type ParsedCompletionRequest } from '../core/api/request';
 import type { ChatMessage, FunctionCall, ToolOffer } from '../core/ports';
+
+/**
+ * What the Bedrock backend honours: function calling through Converse's tool use. Its check runs the request
+ * through the same mapping the decode session will, so whatever Converse cannot take is a 400 naming the field
+ * before the request is admitted, not a failed request after prefill.
+ */
+export const BEDROCK_CAPABILITIES: BackendCapabilities = {
+  name: 'bedrock',
+  tools: true,
+  check: (request, body) => assertConverseCanHonour(request, body),
+};
+
+export function assertConverseCanHonour(
+  request: ParsedCompletionRequest,
+  body: Readonly<Record<string, unknown>>,
+): void {
+  const messages = backendMessages(request.conversation);
+  toConverseToolConfig(toolOffer(request), messages);
+  const turns = toConverseMessages(messages).messages;
+  const param = request.kind === 'responses' ? 'input' : request.kind === 'chat' ? 'messages' : 'prompt';
+  if (turns.length === 0) throw unsupportedField(param, 'Converse needs at least one non-empty user turn');
+  if (turns[0]!.role !== 'user') {
+    throw unsupportedField(param, 'Converse needs the conversation (after system text) to start with a user turn');
+  }
+  if (body.parallel_tool_calls === false && request.tools.length > 0) {
+    throw unsupportedField(
+      'parallel_tool_calls',
+      'Converse cannot limit the model to one function call per turn; leave it out or send true',
+    );
+  }
+}
 
 /** Converse's rule for tool names. */
 const CONVERSE_TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -24,21 +57,21 @@ export function toConverseToolConfig(
   const history = messages.some(
     (m) => (m.toolCalls?.length ?? 0) > 0 || (m.role === 'tool' && m.toolCallId !== undefined),
   );
-  if (offer === undefined || offer.tools.length === 0) {
-    if (history) {
-      throw unsupportedField(
-        'tools',
-        'Converse needs the tool definitions to read a history with tool calls; send them',
-      );
-    }
-    return undefined;
-  }
-  if (offer.choice === 'none') {
+  if (offer?.choice === 'none') {
     // Converse has no "none": leaving the tools out works only when the history holds no tool calls.
     if (history) {
       throw unsupportedField(
         'tool_choice',
         'Converse cannot forbid tool calls in a conversation that already has them',
+      );
+    }
+    return undefined;
+  }
+  if (offer === undefined || offer.tools.length === 0) {
+    if (history) {
+      throw unsupportedField(
+        'tools',
+        'Converse needs the tool definitions to read a history with tool calls; send them',
       );
     }
     return undefined;

@@ -3,6 +3,7 @@
  * validated once here so constructs never parse strings. A bad value fails synth with a message that
  * names the context key and the allowed values.
  */
+import { parseCorsOrigins } from '../core/api/cors';
 import { ENGINE_DEFAULTS } from '../core/engine/config';
 import { getModel, parsePool, parseStacks, ProfileError, type DevicePool } from '../core/emulator';
 import {
@@ -47,6 +48,8 @@ export interface DisaggConfig {
   /** Bedrock model id; required when backend=bedrock, null otherwise. */
   readonly bedrockModelId: string | null;
   readonly apiKeyRequired: boolean;
+  /** Origins browser pages may call the API from (`*`: any); empty: no CORS. */
+  readonly corsOrigins: readonly string[];
   /** Steady-state requests per second and burst for the stage and the usage plan. */
   readonly throttleRateLimit: number;
   readonly throttleBurstLimit: number;
@@ -100,6 +103,7 @@ export const CONFIG_DEFAULTS = {
   kvStore: { aws: 'elasticache', localstack: 's3' },
   backend: 'reference',
   apiKeyRequired: true,
+  corsOrigins: '',
   throttleRateLimit: 10,
   throttleBurstLimit: 20,
   removalPolicy: 'destroy',
@@ -142,6 +146,7 @@ export const CONFIG_KEYS = [
   'backend',
   'bedrockModelId',
   'apiKeyRequired',
+  'corsOrigins',
   'throttleRateLimit',
   'throttleBurstLimit',
   'removalPolicy',
@@ -273,6 +278,7 @@ export function readConfig(context: ContextReader): DisaggConfig {
     backend,
     bedrockModelId,
     apiKeyRequired: bool('apiKeyRequired', d.apiKeyRequired),
+    corsOrigins: origins(raw('corsOrigins') ?? d.corsOrigins),
     throttleRateLimit,
     throttleBurstLimit,
     removalPolicy: oneOf<RemovalChoice>('removalPolicy', ['destroy', 'retain'], d.removalPolicy),
@@ -303,6 +309,26 @@ export function readConfig(context: ContextReader): DisaggConfig {
   };
   checkSizing(config);
   return config;
+}
+
+/** `-c corsOrigins=https://a.example,https://b.example` (or `*`), or a list in cdk.json. */
+function origins(value: unknown): readonly string[] {
+  const list =
+    typeof value === 'string'
+      ? value
+      : Array.isArray(value) && value.every((v) => typeof v === 'string')
+        ? (value as string[])
+        : null;
+  if (list === null) {
+    throw new DisaggConfigError(
+      `corsOrigins must be origins, comma-separated or a list (got ${JSON.stringify(value)})`,
+    );
+  }
+  try {
+    return parseCorsOrigins(list, 'corsOrigins');
+  } catch (error) {
+    throw new DisaggConfigError((error as Error).message);
+  }
 }
 
 /** `us-east-1a,us-east-1b`: at least two zone names of one region (ElastiCache Serverless needs two subnets). */

@@ -21,6 +21,8 @@ export const LAMBDA_ENTRIES = {
   api: join(projectRoot, LAMBDA_ENTRY_PATHS.api),
   prefill: join(projectRoot, LAMBDA_ENTRY_PATHS.prefill),
   decode: join(projectRoot, LAMBDA_ENTRY_PATHS.decode),
+  /** The deployed API's key reader (lambdas/authorizer.ts): two headers, no vocabulary, no pipeline. */
+  authorizer: join(projectRoot, 'lambdas/authorizer.ts'),
 } as const;
 
 /** The runtime and the esbuild target (ESBUILD_TARGET, bundling-options.ts) move together. */

@@ -2,12 +2,18 @@
  * The OpenAI-compatible front door: a REST API with the embedded server's routes, an API key and usage
  * plan, request-body validation, access logs and tracing. On AWS the two POST routes stream (API Gateway
  * response streaming into the function's `streamHandler`); elsewhere SSE is buffered into one response.
+ *
+ * The key is taken as `Authorization: Bearer <key>` (what OpenAI clients send) or `x-api-key`, like the embedded
+ * server: a request authorizer reads it and API Gateway checks it against the usage plan (API key source
+ * AUTHORIZER). With `corsOrigins`, API Gateway answers preflights without a key and the functions add the allow
+ * headers; API Gateway's own refusals (no key, a wrong key, throttling) answer in the API's error format.
  */
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS } from '../core/api/cors';
 import type { CloudWatchRoleChoice, FunctionSize } from './config';
 import { DisaggFunction, LAMBDA_ENTRIES, type FunctionNetwork } from './disagg-function';
 
@@ -46,6 +52,8 @@ export interface InferenceApiProps {
    */
   readonly cloudWatchRole: CloudWatchRoleChoice;
   readonly apiKeyRequired: boolean;
+  /** Origins browser pages may call the API from (`*`: any); empty: no CORS. */
+  readonly corsOrigins?: readonly string[];
   readonly throttle: { readonly rateLimit: number; readonly burstLimit: number };
   readonly logRetentionDays: number;
   readonly removalPolicy: RemovalPolicy;
@@ -61,6 +69,9 @@ export class InferenceApi extends Construct {
   readonly streamFunction?: DisaggFunction['function'];
   readonly accessLogGroup: logs.LogGroup;
   readonly apiKey?: apigateway.IApiKey;
+  /** Reads the key from `Authorization: Bearer` or `x-api-key` for the usage plan, when a key is required. */
+  readonly authorizer?: apigateway.RequestAuthorizer;
+  readonly authorizerFunction?: DisaggFunction['function'];
   readonly usagePlan?: apigateway.UsagePlan;
   readonly requestValidator: apigateway.RequestValidator;
   /** The account-level logging setting, when this stack creates it. */
@@ -97,9 +108,24 @@ export class InferenceApi extends Construct {
       retention: props.logRetentionDays as logs.RetentionDays,
       removalPolicy: props.removalPolicy,
     });
+    const corsOrigins = props.corsOrigins ?? [];
     this.api = new apigateway.RestApi(this, 'RestApi', {
       description: 'Disagg: disaggregated LLM inference (OpenAI-compatible)',
       endpointConfiguration: { types: [apigateway.EndpointType.REGIONAL] },
+      // The key comes from the authorizer (Bearer or x-api-key), not only from the x-api-key header.
+      ...(props.apiKeyRequired ? { apiKeySourceType: apigateway.ApiKeySourceType.AUTHORIZER } : {}),
+      // An OPTIONS method (MOCK integration, no key) on every resource answers the browser's preflight.
+      ...(corsOrigins.length > 0
+        ? {
+            defaultCorsPreflightOptions: {
+              allowOrigins: corsOrigins.includes('*') ? apigateway.Cors.ALL_ORIGINS : [...corsOrigins],
+              allowMethods: [...CORS_ALLOW_METHODS],
+              allowHeaders: [...CORS_ALLOW_HEADERS],
+              exposeHeaders: [...CORS_EXPOSE_HEADERS],
+              maxAge: Duration.seconds(CORS_MAX_AGE_SECONDS),
+            },
+          }
+        : {}),
       // Access and execution logs need the account-level CloudWatch role setting (one per account and region).
       // Kept on destroy whatever removalPolicy says: deleting the role the setting names would break logging for
       // every API in the region, not just this one.
@@ -148,6 +174,26 @@ export class InferenceApi extends Construct {
       validateRequestBody: true,
       validateRequestParameters: true,
     });
+    if (props.apiKeyRequired) {
+      this.authorizerFunction = new DisaggFunction(this, 'KeyAuthorizer', {
+        entry: LAMBDA_ENTRIES.authorizer,
+        // It parses two headers: the smallest size answers in milliseconds.
+        size: { memoryMb: 256, timeoutSeconds: 5 },
+        description: 'Disagg API key reader: Authorization Bearer or x-api-key, for the usage plan',
+        environment: {},
+        logRetentionDays: props.logRetentionDays,
+        removalPolicy: props.removalPolicy,
+      }).function;
+      this.authorizer = new apigateway.RequestAuthorizer(this, 'KeyReader', {
+        handler: this.authorizerFunction,
+        // Either header may carry the key, so there is no one identity source to cache on; the authorizer
+        // only reads the key, so an uncached call costs one small invocation, not a lookup.
+        identitySources: [],
+        resultsCacheTtl: Duration.seconds(0),
+      });
+    }
+    gatewayResponses(this.api, corsOrigins);
+
     const models = requestModels(this.api);
     const buffered = new apigateway.LambdaIntegration(this.function);
     const postIntegration = this.streamFunction
@@ -162,8 +208,10 @@ export class InferenceApi extends Construct {
     for (const route of API_ROUTES) {
       const resource = this.api.root.resourceForPath(route.path);
       const model = route.method === 'POST' ? models[route.path] : undefined;
+      const keyed = props.apiKeyRequired && !OPEN_ROUTES.has(`${route.method} ${route.path}`);
       resource.addMethod(route.method, route.method === 'POST' ? postIntegration : buffered, {
-        apiKeyRequired: props.apiKeyRequired && !OPEN_ROUTES.has(`${route.method} ${route.path}`),
+        apiKeyRequired: keyed,
+        ...(keyed && this.authorizer ? { authorizer: this.authorizer } : {}),
         requestValidator: this.requestValidator,
         requestModels: model ? { 'application/json': model } : undefined,
         requestParameters: route.path.includes('{id}') ? { 'method.request.path.id': true } : undefined,
@@ -190,6 +238,120 @@ export class InferenceApi extends Construct {
   /** The principals of the API functions. */
   get grantables(): iam.IGrantable[] {
     return this.functions;
+  }
+}
+
+/** API Gateway's own message for a refusal, as a quoted JSON string. */
+const MESSAGE_STRING = '$context.error.messageString';
+
+/** API Gateway's own refusals, by gateway response type: status, error type and code, and the message. */
+const GATEWAY_ERRORS: readonly {
+  readonly type: apigateway.ResponseType;
+  readonly status: string;
+  readonly errorType: string;
+  readonly code: string;
+  readonly message: string;
+}[] = [
+  {
+    type: apigateway.ResponseType.UNAUTHORIZED,
+    status: '401',
+    errorType: 'authentication_error',
+    code: 'invalid_api_key',
+    message: 'missing API key: send "Authorization: Bearer <key>" or "x-api-key: <key>"',
+  },
+  {
+    // A key the usage plan does not hold: 401 as the embedded server answers, not API Gateway's 403.
+    type: apigateway.ResponseType.INVALID_API_KEY,
+    status: '401',
+    errorType: 'authentication_error',
+    code: 'invalid_api_key',
+    message: 'wrong API key: send "Authorization: Bearer <key>" or "x-api-key: <key>"',
+  },
+  {
+    type: apigateway.ResponseType.ACCESS_DENIED,
+    status: '403',
+    errorType: 'permission_error',
+    code: 'access_denied',
+    message: 'this key may not call this route',
+  },
+  {
+    type: apigateway.ResponseType.THROTTLED,
+    status: '429',
+    errorType: 'rate_limit_error',
+    code: 'rate_limited',
+    message: "this key's request rate is over the usage plan's limit; retry shortly",
+  },
+  {
+    type: apigateway.ResponseType.QUOTA_EXCEEDED,
+    status: '429',
+    errorType: 'rate_limit_error',
+    code: 'quota_exceeded',
+    message: "this key's usage plan quota is used up",
+  },
+  {
+    type: apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+    status: '404',
+    errorType: 'invalid_request_error',
+    code: 'route_not_found',
+    message: 'no such route; see GET /v1/models and the README for the routes',
+  },
+  {
+    type: apigateway.ResponseType.BAD_REQUEST_BODY,
+    status: '400',
+    errorType: 'invalid_request_error',
+    code: 'invalid_body',
+    message: '$context.error.validationErrorString',
+  },
+  {
+    type: apigateway.ResponseType.DEFAULT_4XX,
+    status: '',
+    errorType: 'invalid_request_error',
+    code: 'gateway_error',
+    message: MESSAGE_STRING,
+  },
+  {
+    type: apigateway.ResponseType.DEFAULT_5XX,
+    status: '',
+    errorType: 'server_error',
+    code: 'gateway_error',
+    message: MESSAGE_STRING,
+  },
+];
+
+/**
+ * API Gateway's own answers in the API's error format (`{"error": {message, type, param, code}}`), with the
+ * request id, and with the CORS allow header so a browser page can read them (a 401 must reach the page for it
+ * to ask for a key). With several allowed origins the refusal names the caller's origin: it carries no data.
+ */
+function gatewayResponses(api: apigateway.RestApi, corsOrigins: readonly string[]): void {
+  const allowOrigin =
+    corsOrigins.length === 0
+      ? undefined
+      : corsOrigins.includes('*')
+        ? "'*'"
+        : corsOrigins.length === 1
+          ? `'${corsOrigins[0]}'`
+          : 'method.request.header.origin';
+  for (const e of GATEWAY_ERRORS) {
+    // API Gateway's `messageString` is a JSON string already (quoted and escaped); the rest are plain text.
+    const message =
+      e.message === MESSAGE_STRING
+        ? MESSAGE_STRING
+        : e.message.startsWith('$context')
+          ? `"${e.message}"`
+          : JSON.stringify(e.message);
+    api.addGatewayResponse(`Gateway${e.type.responseType}`, {
+      type: e.type,
+      ...(e.status ? { statusCode: e.status } : {}),
+      responseHeaders: {
+        'x-request-id': 'context.requestId',
+        ...(allowOrigin ? { 'Access-Control-Allow-Origin': allowOrigin } : {}),
+        ...(allowOrigin ? { 'Access-Control-Expose-Headers': `'${CORS_EXPOSE_HEADERS.join(',')}'` } : {}),
+      },
+      templates: {
+        'application/json': `{"error":{"message":${message},"type":"${e.errorType}","param":null,"code":"${e.code}"}}`,
+      },
+    });
   }
 }
 

@@ -115,10 +115,15 @@ export class DisaggStack extends Stack {
       size: config.api,
       streamTimeoutSeconds: config.apiStreamTimeoutSeconds,
       cloudWatchRole: config.apiGatewayCloudWatchRole,
-      environment: checked({ ...common, [DEPLOYMENT_ENV.prefillFunction]: this.prefill.function.functionName }),
+      environment: checked({
+        ...common,
+        [DEPLOYMENT_ENV.prefillFunction]: this.prefill.function.functionName,
+        ...(config.corsOrigins.length > 0 ? { [DEPLOYMENT_ENV.corsOrigins]: config.corsOrigins.join(',') } : {}),
+      }),
       // API Gateway response streaming is an AWS feature LocalStack does not emulate; there SSE is buffered.
       streaming: config.profile === 'aws',
       apiKeyRequired: config.apiKeyRequired,
+      corsOrigins: config.corsOrigins,
       throttle: { rateLimit: config.throttleRateLimit, burstLimit: config.throttleBurstLimit },
       network,
       ...logs,

@@ -25,7 +25,7 @@ export async function createGenerationBackend(spec: BackendSpec): Promise<Genera
   }
   if (spec.kind === 'bedrock') {
     return new BedrockBackend({
-      client: new BedrockRuntimeClient(awsClientConfig()),
+      client: new BedrockRuntimeClient(awsClientConfig(process.env, 'bedrockRuntime')),
       modelId: requireBedrockModel(spec.modelId),
     });
   }

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { MemoryEventBus } from '../adapters/events-memory';
 import { loadTokenizer, promptCounter, tokenizerFamily } from '../adapters/tokenizers';
 import { systemFingerprint } from '../core/api/api-defaults';
+import { BEDROCK_CAPABILITIES } from '../adapters/bedrock-tools';
 import { REFERENCE_CAPABILITIES, type BackendCapabilities } from '../core/api/capabilities';
 import { engineConfig, type EngineConfig, type EngineConfigInput } from '../core/engine/config';
 import type { ApiLimits } from '../core/api/limits';
@@ -114,7 +115,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const { runtime, kv, results, events, backendName } = pipeline;
   const apiKey = options.apiKey === undefined ? generateApiKey() : options.apiKey;
   const backendCapabilities: BackendCapabilities =
-    backendName === 'bedrock' ? { name: 'bedrock', tools: false } : { ...REFERENCE_CAPABILITIES, name: backendName };
+    backendName === 'bedrock' ? BEDROCK_CAPABILITIES : { ...REFERENCE_CAPABILITIES, name: backendName };
   const logLevel = options.logLevel ?? (options.debug ? 'debug' : undefined);
   const observability = new ServeObservability({
     runtime,

@@ -225,3 +225,90 @@ describe('DisaggStack outputs', () => {
     expect(outputs.KvBucketName).toBeDefined();
   });
 });
+
+describe('InferenceApi keys and CORS', () => {
+  it('reads the key through a request authorizer (Bearer or x-api-key) and checks it against the usage plan', () => {
+    const { template } = synth(AWS);
+    template.hasResourceProperties('AWS::ApiGateway::RestApi', { ApiKeySourceType: 'AUTHORIZER' });
+    const authorizers = Object.values(resourcesOf(template, 'AWS::ApiGateway::Authorizer'));
+    expect(authorizers).toHaveLength(1);
+    // Uncached and with no identity source: the key may come in either header.
+    expect(authorizers[0]!.Properties).toMatchObject({ Type: 'REQUEST', AuthorizerResultTtlInSeconds: 0 });
+    expect(authorizers[0]!.Properties?.IdentitySource ?? '').toBe('');
+    for (const [route, props] of methods(template)) {
+      const keyed = route !== 'GET /healthz';
+      expect([route, props.AuthorizationType, props.ApiKeyRequired]).toEqual([route, keyed ? 'CUSTOM' : 'NONE', keyed]);
+    }
+    // API Gateway's refusals speak the API's error format: a missing or wrong key is a 401 invalid_api_key.
+    for (const type of ['UNAUTHORIZED', 'INVALID_API_KEY']) {
+      template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+        ResponseType: type,
+        StatusCode: '401',
+        ResponseTemplates: { 'application/json': Match.stringLikeRegexp('"code":"invalid_api_key"') },
+      });
+    }
+    const bodies = Object.values(resourcesOf(template, 'AWS::ApiGateway::GatewayResponse')).map(
+      (r) => (r.Properties?.ResponseTemplates as Record<string, string>)['application/json']!,
+    );
+    // Each is JSON once API Gateway fills in its variables (messageString arrives quoted).
+    for (const body of bodies) {
+      const filled = body
+        .replace('$context.error.messageString', '"Forbidden"')
+        .replace('$context.error.validationErrorString', 'bad body');
+      expect(JSON.parse(filled)).toMatchObject({ error: { type: expect.any(String), code: expect.any(String) } });
+    }
+  });
+
+  it('without corsOrigins adds no OPTIONS methods and no CORS headers', () => {
+    const { template } = synth(AWS);
+    expect([...methods(template).keys()].filter((m) => m.startsWith('OPTIONS'))).toEqual([]);
+    expect(JSON.stringify(template.toJSON())).not.toContain('Access-Control-Allow-Origin');
+  });
+
+  it('with corsOrigins answers preflights without a key and lets the functions add the allow headers', () => {
+    const origins = 'https://dash.example.com,http://localhost:8080';
+    const { template } = synth({ ...AWS, corsOrigins: origins });
+    const all = methods(template);
+    const preflights = [...all].filter(([m]) => m.startsWith('OPTIONS '));
+    // One per resource that has a route.
+    for (const route of API_ROUTES) expect(all.has(`OPTIONS ${route.path}`)).toBe(true);
+    for (const [route, props] of preflights) {
+      expect([route, props.AuthorizationType, props.ApiKeyRequired ?? false]).toEqual([route, 'NONE', false]);
+      const integration = props.Integration as {
+        Type: string;
+        IntegrationResponses: {
+          ResponseParameters: Record<string, string>;
+          ResponseTemplates?: Record<string, string>;
+        }[];
+      };
+      expect(integration.Type).toBe('MOCK');
+      const headers = integration.IntegrationResponses[0]!.ResponseParameters;
+      const allowed = headers['method.response.header.Access-Control-Allow-Headers']!.toLowerCase();
+      for (const h of ['authorization', 'x-api-key', 'x-request-id', 'content-type']) expect(allowed).toContain(h);
+      // Two origins: the answer names the caller's origin only when it is one of them.
+      const answer = JSON.stringify(integration.IntegrationResponses[0]);
+      expect(answer).toContain('https://dash.example.com');
+      expect(answer).toContain('http://localhost:8080');
+    }
+    // The API functions get the list, to add Access-Control-Allow-Origin to every answer.
+    for (const description of [DESCRIPTIONS.api, DESCRIPTIONS.apiStream]) {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Description: Match.stringLikeRegexp(`^${description}`),
+        Environment: { Variables: Match.objectLike({ DISAGG_CORS_ORIGINS: origins }) },
+      });
+    }
+    // API Gateway's own 401s carry the caller's origin too, so a page can read them and ask for a key.
+    template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+      ResponseType: 'UNAUTHORIZED',
+      ResponseParameters: Match.objectLike({
+        'gatewayresponse.header.Access-Control-Allow-Origin': 'method.request.header.origin',
+      }),
+    });
+  });
+
+  it('refuses a corsOrigins entry that is not an origin, naming the key', () => {
+    expect(() => synth({ ...AWS, corsOrigins: 'https://dash.example.com/path' })).toThrow(
+      /corsOrigins takes \* or origins like http:\/\/localhost:3000.*got "https:\/\/dash.example.com\/path"/,
+    );
+  });
+});

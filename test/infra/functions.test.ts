@@ -23,7 +23,8 @@ describe('DisaggFunction (every handler)', () => {
       const functions = Object.values(resourcesOf(template, 'AWS::Lambda::Function')).filter((f) =>
         String(f.Properties?.Description ?? '').startsWith('Disagg'),
       );
-      expect(functions.length).toBe(profile === 'aws' ? 5 : 4);
+      // api, api stream (aws), prefill, prefill failures, decode, the key reader.
+      expect(functions.length).toBe(profile === 'aws' ? 6 : 5);
       for (const fn of functions) {
         expect(fn.Properties).toMatchObject({
           Runtime: 'nodejs22.x',
@@ -46,8 +47,8 @@ describe('DisaggFunction (every handler)', () => {
   it('gives every function its own log group with the configured retention', () => {
     const { template } = synth({ ...AWS, logRetentionDays: '30' });
     const groups = Object.values(resourcesOf(template, 'AWS::Logs::LogGroup'));
-    // Five functions plus the API access log.
-    expect(groups.length).toBe(6);
+    // Six functions plus the API access log.
+    expect(groups.length).toBe(7);
     for (const group of groups) expect(group.Properties?.RetentionInDays).toBe(30);
     template.hasResourceProperties('AWS::Lambda::Function', {
       Description: Match.stringLikeRegexp('^Disagg decode'),

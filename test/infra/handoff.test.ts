@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ENGINE_DEFAULTS } from '../../lib/core/engine/config';
 import { DEPLOYMENT_ENV } from '../../lib/core/engine/deployment-env';
 import { ECPU_LIMITS, kvBlobBytes, REFERENCE_KV_BYTES_PER_TOKEN } from '../../lib/infra/sizing';
-import { AWS, DESCRIPTIONS, functionProps, LOCALSTACK, resourcesOf, synth } from './synth';
+import { AUTHORIZER_DESCRIPTION, AWS, DESCRIPTIONS, functionProps, LOCALSTACK, resourcesOf, synth } from './synth';
 
 const queueId = (context: typeof AWS): string => {
   const { stack } = synth(context);
@@ -105,15 +105,21 @@ describe('KvHandoff KV store on aws: ElastiCache Serverless (Valkey) in an isola
   });
 
   it('puts every function that moves KV or serves the API in the VPC with the functions security group', () => {
-    const functions = Object.values(resourcesOf(template, 'AWS::Lambda::Function')).filter(
+    const all = Object.values(resourcesOf(template, 'AWS::Lambda::Function'));
+    const functions = all.filter(
       (f) =>
         String(f.Properties?.Description ?? '').startsWith('Disagg') &&
-        !String(f.Properties?.Description).startsWith(DESCRIPTIONS.prefillFailures),
+        !String(f.Properties?.Description).startsWith(DESCRIPTIONS.prefillFailures) &&
+        !String(f.Properties?.Description).startsWith(AUTHORIZER_DESCRIPTION),
     );
     expect(functions).toHaveLength(4);
     for (const fn of functions) {
       expect(JSON.stringify(fn.Properties?.VpcConfig)).toMatch(/FunctionSecurityGroup/);
     }
+    // The key reader touches no data: it stays outside the VPC (no network interface to wait for).
+    const reader = all.filter((f) => String(f.Properties?.Description ?? '').startsWith(AUTHORIZER_DESCRIPTION));
+    expect(reader).toHaveLength(1);
+    expect(reader[0]!.Properties?.VpcConfig).toBeUndefined();
   });
 
   it('reaches S3 and DynamoDB through free gateway endpoints and SQS, Lambda and X-Ray through interface endpoints (no Logs endpoint: no function calls CloudWatch Logs)', () => {

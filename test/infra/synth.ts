@@ -82,3 +82,6 @@ export const DESCRIPTIONS = {
   prefillFailures: 'Disagg prefill failures',
   decode: 'Disagg decode stage',
 } as const;
+
+/** The deployed API's key reader: no pipeline, no deployment environment. */
+export const AUTHORIZER_DESCRIPTION = 'Disagg API key reader';

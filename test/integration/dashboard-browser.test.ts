@@ -3,12 +3,19 @@
  * banner's URL (key in the `#key=` fragment), its "load" button sends a burst, a request shows moving through
  * queue, prefill, transfer and decode within seconds, and the TTFT and TPOT charts gain points; without a key
  * the page asks for one. `UPDATE_SCREENSHOT=1` writes docs/dashboard.png for the README.
+ *
+ * The static build (`disagg dashboard --out`) the same way against an API on another origin, as a deployed API
+ * is: the page served from one port, the API on another with CORS allowing the page's origin only, the key
+ * typed into the page's prompt. It follows the requests it sends by polling GET /v1/requests/{id}.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dashboardHtml } from '../../lib/local/dashboard';
 import { startServer, type RunningServer } from '../../lib/local/server';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -23,6 +30,18 @@ const FLAGS = [
 ];
 
 const available = existsSync(CHROMIUM);
+
+/** Chromium with a throwaway profile directory, removed by the caller. */
+async function launchChromium(): Promise<{ profile: string; context: BrowserContext }> {
+  const profile = mkdtempSync(join(tmpdir(), 'disagg-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1400, height: 1100 },
+  });
+  return { profile, context };
+}
 if (!available) {
   process.stderr.write(`dashboard browser test not run: no ${CHROMIUM} (apt-get install chromium; .ci/run does)\n`);
 }
@@ -35,13 +54,7 @@ describe.runIf(available)('the live dashboard in Chromium', () => {
   beforeAll(async () => {
     // Real time, so each stage lasts long enough to be seen; a short decode batch limit shows batching.
     server = await startServer({ port: 0, engine: { timeScale: 1 }, apiKey: 'sk-dashboard-test' });
-    profile = mkdtempSync(join(tmpdir(), 'disagg-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1400, height: 1100 },
-    });
+    ({ profile, context } = await launchChromium());
   }, 60_000);
 
   afterAll(async () => {
@@ -114,6 +127,102 @@ describe.runIf(available)('the live dashboard in Chromium', () => {
       await page.close();
     },
   );
+});
+
+describe.runIf(available)('the static dashboard build in Chromium, against an API on another origin', () => {
+  const KEY = 'sk-static-dashboard-test';
+  let api: RunningServer;
+  let pages: Server;
+  let pageOrigin: string;
+  let context: BrowserContext;
+  let profile: string;
+
+  beforeAll(async () => {
+    // The page's own origin: a plain file server on one port, serving what `disagg dashboard --out` writes.
+    const html = dashboardHtml({ mode: 'poll' });
+    pages = createServer((req, res) => {
+      if (req.url === '/dashboard.html') res.writeHead(200, { 'content-type': 'text/html' }).end(html);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
+    pageOrigin = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
+    api = await startServer({ port: 0, engine: { timeScale: 1 }, apiKey: KEY, corsOrigins: [pageOrigin] });
+    ({ profile, context } = await launchChromium());
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await api?.close();
+    await new Promise<void>((resolve) => (pages ? pages.close(() => resolve()) : resolve()));
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it(
+    'asks for the key, sends a burst across origins and follows it through the stages to the charts',
+    { timeout: 60_000 },
+    async () => {
+      expect(new URL(api.url).origin).not.toBe(pageOrigin);
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(err.message));
+      const failedRequests: string[] = [];
+      page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
+      await page.goto(`${pageOrigin}/dashboard.html#api=${encodeURIComponent(api.url)}`);
+      expect(errors).toEqual([]);
+      // No key in the URL: the page asks for one, and the API base is the one the fragment named.
+      await page.locator('#ask').waitFor({ state: 'visible', timeout: 10_000 });
+      expect(await page.inputValue('#api')).toBe(api.url);
+      await page.fill('#key', KEY);
+      await page.click('#ask button');
+      await page.click('#load');
+      const complete = page.locator(
+        '.gantt-row[data-state="completed"]:has(.seg-queue):has(.seg-prefill):has(.seg-decode)',
+      );
+      await complete.first().waitFor({ timeout: 30_000 });
+      await expect.poll(async () => Number(await page.textContent('#t-done')), { timeout: 30_000 }).toBe(8);
+      const points = await page.evaluate(() => {
+        const charts = (globalThis as unknown as DashboardWindow).disaggDashboard.charts;
+        return charts.ttft.data.datasets.map((d) => d.data.filter((v) => v !== null).length);
+      });
+      // Emulated and measured TTFT, a point each per completed request, read from the request records.
+      expect(points).toEqual([8, 8]);
+      expect(Number(await page.textContent('#t-failed'))).toBe(0);
+      expect(failedRequests).toEqual([]);
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+  );
+
+  it('is refused by the browser from an origin the API does not allow', { timeout: 30_000 }, async () => {
+    const page = await context.newPage();
+    // The page's origin is allowed by one API and not by another: the browser lets only the first answer through.
+    await page.goto(`${pageOrigin}/dashboard.html`);
+    const allowed = await page.evaluate(
+      async ([url, key]) => (await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status,
+      [api.url, KEY] as const,
+    );
+    expect(allowed).toBe(200);
+    const other = await startServer({
+      port: 0,
+      engine: { timeScale: 0 },
+      apiKey: KEY,
+      corsOrigins: ['http://elsewhere.example'],
+    });
+    try {
+      const refused = await page.evaluate(
+        async ([url, key]) =>
+          fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${key}` } }).then(
+            (r) => `status ${r.status}`,
+            (e: Error) => `blocked: ${e.name}`,
+          ),
+        [other.url, KEY] as const,
+      );
+      expect(refused).toBe('blocked: TypeError');
+    } finally {
+      await other.close();
+      await page.close();
+    }
+  });
 });
 
 interface DashboardWindow {

@@ -243,7 +243,10 @@ describe('the edge of every request: path, key, CORS', () => {
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBe('http://localhost:3000');
-    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/authorization/i);
+    const allowed = String(preflight.headers.get('access-control-allow-headers')).toLowerCase();
+    for (const header of ['authorization', 'x-api-key', 'x-request-id', 'content-type']) {
+      expect(allowed).toContain(header);
+    }
     const other = await fetch(`${server.url}/v1/models`, {
       headers: { origin: 'http://evil.example', authorization: `Bearer ${API_KEY}` },
     });

@@ -111,6 +111,8 @@ export interface StackOptions {
   readonly responseBudgetMs?: number;
   readonly maxBodyBytes?: number;
   readonly prefillBackend?: GenerationBackend;
+  /** The generation backend of every function (a prefill backend of its own wins there). */
+  readonly backend?: GenerationBackend;
 }
 
 /** The three functions over shared stores, each with its own wiring, as three Lambda functions have. */
@@ -173,11 +175,9 @@ export async function createStack(options: StackOptions = {}): Promise<Stack> {
     metrics,
   };
 
-  const prefillWiring = await createWiring({
-    ...shared,
-    ...(options.prefillBackend ? { backend: options.prefillBackend } : {}),
-  });
-  const decodeWiring = await createWiring(shared);
+  const backend = options.prefillBackend ?? options.backend;
+  const prefillWiring = await createWiring({ ...shared, ...(backend ? { backend } : {}) });
+  const decodeWiring = await createWiring({ ...shared, ...(options.backend ? { backend: options.backend } : {}) });
   const prefill = createPrefillHandler(() => Promise.resolve(prefillWiring));
   const decode = createDecodeHandler(() => Promise.resolve(decodeWiring));
 

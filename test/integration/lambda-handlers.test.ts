@@ -442,6 +442,30 @@ describe('API function', () => {
     expect(stack.invoked).toEqual([]);
   });
 
+  it('adds the CORS allow headers for an allowed origin only, with DISAGG_CORS_ORIGINS, buffered and streamed', async () => {
+    const stack = await createStack({ env: { DISAGG_CORS_ORIGINS: 'https://dash.example.com' } });
+    const from = (origin: string) => apiEvent('GET', '/v1/models', { headers: { Origin: origin } });
+    const allowed = await stack.api(from('https://dash.example.com'));
+    expect(allowed.statusCode).toBe(200);
+    expect(allowed.headers?.['access-control-allow-origin']).toBe('https://dash.example.com');
+    expect(String(allowed.headers?.['access-control-expose-headers'])).toContain('x-request-id');
+    const other = await stack.api(from('https://elsewhere.example'));
+    expect(other.headers?.['access-control-allow-origin']).toBeUndefined();
+    const streamed = await stack.stream(from('https://dash.example.com'));
+    expect(streamed.headers['access-control-allow-origin']).toBe('https://dash.example.com');
+    // Without the variable, no CORS headers at all.
+    const plain = await (await createStack()).api(from('https://dash.example.com'));
+    expect(plain.headers?.['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('refuses a DISAGG_CORS_ORIGINS entry that is not an origin, naming the variable', async () => {
+    const stack = await createStack({ env: { DISAGG_CORS_ORIGINS: 'dash.example.com' } });
+    // As any bad deployment variable: the function fails to start, saying which and why (the stack checks it first).
+    await expect(stack.api(apiEvent('GET', '/v1/models'))).rejects.toThrow(
+      /DISAGG_CORS_ORIGINS takes \* or origins like http:\/\/localhost:3000.*got "dash.example.com"/,
+    );
+  });
+
   it('sends Allow with a 405', async () => {
     const stack = await createStack();
     const res = await stack.api(apiEvent('PUT', '/v1/requests/chatcmpl-1'));

@@ -101,8 +101,28 @@ describe('handoff descriptor round trip', () => {
   });
 
   it('writes the version as field "v" of a JSON object', () => {
-    expect(JSON.parse(encodeDescriptor(sample())).v).toBe(2);
-    expect(DESCRIPTOR_VERSION).toBe(2);
+    expect(JSON.parse(encodeDescriptor(sample())).v).toBe(3);
+    expect(DESCRIPTOR_VERSION).toBe(3);
+  });
+
+  it('carries the tools and tool-call histories (version 3), and refuses them in an older version', () => {
+    const tools = {
+      tools: [{ name: 'weather', description: 'a city', parameters: { type: 'object' } }],
+      choice: { name: 'weather' },
+    } as const;
+    const messages = [
+      { role: 'user', content: 'Paris?' },
+      { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'weather', arguments: '{"city":"Paris"}' }] },
+      { role: 'tool', content: '21', toolCallId: 'c1' },
+    ] as const;
+    const d = sample({ tools, messages });
+    expect(decodeDescriptor(encodeDescriptor(d))).toEqual(d);
+    const v2 = { ...JSON.parse(encodeDescriptor(d)), v: 2 };
+    expect(expectDescriptorError(() => decodeDescriptor(JSON.stringify(v2)), 'invalid').field).toBe('messages[1]');
+    const badChoice = { ...JSON.parse(encodeDescriptor(d)), tools: { ...tools, choice: 'sometimes' } };
+    expect(expectDescriptorError(() => decodeDescriptor(JSON.stringify(badChoice)), 'invalid').field).toBe(
+      'tools.choice',
+    );
   });
 
   it("carries the prefill span's traceparent (version 2), and reads version 1 descriptors without one", () => {
@@ -208,10 +228,10 @@ describe('handoff descriptor size limit', () => {
 
 describe('handoff descriptor decoding errors', () => {
   it('reports version_mismatch naming the version sent and those read', () => {
-    const raw = { ...rawSample(), v: 3 };
+    const raw = { ...rawSample(), v: 4 };
     const err = expectDescriptorError(() => decodeDescriptor(JSON.stringify(raw)), 'version_mismatch');
-    expect(err.message).toContain('version 3 is not supported');
-    expect(err.message).toContain('reads versions 1 and 2');
+    expect(err.message).toContain('version 4 is not supported');
+    expect(err.message).toContain('reads versions 1, 2 and 3');
   });
 
   it('checks the version before the other fields, since another version may have other fields', () => {

@@ -27,12 +27,23 @@ import {
 } from './http-edge';
 import { assertPromptFits, promptTokenBudget, type ApiLimits } from './limits';
 import type { CompletionPipeline, RequestProgress } from './pipeline-port';
+import { CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS } from './cors';
 import { completionResult, failedRequest, overloaded, requestView, stillRunningError } from './record-view';
-import { pipelineMessages, type Endpoint, type ParsedCompletionRequest } from './request';
+import { backendMessages, toolOffer, type Endpoint, type ParsedCompletionRequest } from './request';
 import { parseResponsesRequest } from './responses-request';
 import { ResponseEvents, responseBody, type ResponseState } from './responses-shapes';
 import { validTraceparent } from '../handoff/traceparent';
-import { SSE_HEADERS, sseData, sseEvent, sseFailure, sseFinish, sseOpening, ssePiece, type SseMeta } from './sse';
+import {
+  SSE_HEADERS,
+  sseData,
+  sseEvent,
+  sseFailure,
+  sseFinish,
+  sseOpening,
+  ssePiece,
+  sseToolCalls,
+  type SseMeta,
+} from './sse';
 import { disaggSummary } from './summary';
 import { parseJsonBody } from './validation';
 
@@ -168,9 +179,10 @@ export function createApiApp(o: ApiAppOptions): Hono<Env> {
       '*',
       cors({
         origin: origins.includes('*') ? '*' : origins,
-        allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-        exposeHeaders: ['x-request-id', 'retry-after'],
-        maxAge: 600,
+        allowMethods: [...CORS_ALLOW_METHODS],
+        allowHeaders: [...CORS_ALLOW_HEADERS],
+        exposeHeaders: [...CORS_EXPOSE_HEADERS],
+        maxAge: CORS_MAX_AGE_SECONDS,
       }),
     );
   }
@@ -248,9 +260,15 @@ function modelCard(o: ApiAppOptions, _c: Context): Record<string, unknown> {
 }
 
 function parse(endpoint: Endpoint, body: unknown, ctx: ParseContext): ParsedCompletionRequest {
-  if (endpoint === 'chat') return parseChatCompletionRequest(body, ctx);
-  if (endpoint === 'completion') return parseCompletionRequest(body, ctx);
-  return parseResponsesRequest(body, ctx);
+  const parsed =
+    endpoint === 'chat'
+      ? parseChatCompletionRequest(body, ctx)
+      : endpoint === 'completion'
+        ? parseCompletionRequest(body, ctx)
+        : parseResponsesRequest(body, ctx);
+  // Parsing succeeded, so the body is a JSON object.
+  ctx.backend.check?.(parsed, body as Record<string, unknown>);
+  return parsed;
 }
 
 async function completions(
@@ -273,13 +291,15 @@ async function completions(
   const createdS = Math.floor(o.nowMs() / 1000);
   const deadlineMs = o.responseDeadlineMs?.(c) ?? Infinity;
   const traceparent = validTraceparent(c.req.header('traceparent'));
+  const tools = o.backend.tools ? toolOffer(parsed) : undefined;
   const submitted = await o.pipeline.submit(
     {
       id,
       model: parsed.model,
       promptIds,
-      messages: pipelineMessages(parsed.conversation),
+      messages: backendMessages(parsed.conversation),
       sampling: parsed.sampling,
+      ...(tools ? { tools } : {}),
       mode: parsed.mode,
       ...(traceparent ? { traceparent } : {}),
     },
@@ -364,6 +384,7 @@ function responseState(run: Run, record: RequestRecord | null): ResponseState {
             ? 'incomplete'
             : 'completed',
     text: record?.pieces.join('') ?? '',
+    ...(record?.toolCalls !== undefined && record.toolCalls.length > 0 ? { toolCalls: record.toolCalls } : {}),
     incompleteReason: record?.finishReason === 'length' ? 'max_output_tokens' : null,
     error: failed ? failedRequest(record).toBody().error : null,
     usage: record === null ? null : { input: run.promptTokens, output: record.completionTokens },
@@ -406,7 +427,10 @@ function framing(run: Run): StreamFraming {
     closing: (record) => {
       if (record.state === 'completed') {
         const reason: FinishReason = record.finishReason ?? 'stop';
-        return sseFinish(meta, reason, record.completionTokens, disaggSummary(record));
+        return (
+          sseToolCalls(meta, record.toolCalls ?? []) +
+          sseFinish(meta, reason, record.completionTokens, disaggSummary(record))
+        );
       }
       // Headers are gone: say in-band, in the API's error format, what happened (or where the result will be).
       const error = isTerminal(record.state) ? failedRequest(record) : stillRunningError(run.id);

@@ -4,12 +4,18 @@
  * a debug log; a field at its neutral value (penalty 0, n 1, `response_format: text`) is simply accepted.
  */
 import { unsupportedField } from './errors';
+import type { ParsedCompletionRequest } from './request';
 
 export interface BackendCapabilities {
   /** The backend's name, for error messages ("reference", "bedrock"). */
   readonly name: string;
   /** Function calling: `tools`, `tool_choice`, `finish_reason: "tool_calls"`. */
   readonly tools: boolean;
+  /**
+   * The backend's own refusals of a parsed request (what its API cannot honour), thrown as ApiErrors naming the
+   * field, before the request is admitted rather than as a failure halfway through the pipeline.
+   */
+  readonly check?: (request: ParsedCompletionRequest, body: Readonly<Record<string, unknown>>) => void;
 }
 
 export const REFERENCE_CAPABILITIES: BackendCapabilities = { name: 'reference', tools: false };

@@ -21,6 +21,7 @@ export function completionResult(
     model: parsed.model,
     createdS,
     text: record.pieces.join(''),
+    ...(record.toolCalls !== undefined && record.toolCalls.length > 0 ? { toolCalls: record.toolCalls } : {}),
     finishReason: record.finishReason,
     promptTokens: record.promptTokens,
     completionTokens: record.completionTokens,

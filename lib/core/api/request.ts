@@ -2,7 +2,7 @@
  * A completion request as the API hands it on, whichever endpoint it came through (chat completions, text
  * completions, responses): the conversation the model sees, sampling, streaming and the `disagg` extension.
  */
-import type { ChatMessage, SamplingParams } from '../ports';
+import type { ChatMessage, SamplingParams, ToolOffer } from '../ports';
 
 export type Endpoint = 'chat' | 'completion' | 'responses';
 
@@ -62,8 +62,8 @@ export interface ParsedCompletionRequest {
 }
 
 /**
- * The conversation as the pipeline's messages: developer instructions are system text (the served templates know
- * only system), and a turn that only called tools carries its calls as text, so a hosted model still sees them.
+ * The conversation as chat-template text: developer instructions are system text (the served templates know
+ * only system), and a turn that only called tools carries its calls as text.
  */
 export function pipelineMessages(conversation: readonly ConversationMessage[]): ChatMessage[] {
   return conversation.map((m) => {
@@ -72,6 +72,35 @@ export function pipelineMessages(conversation: readonly ConversationMessage[]): 
     const calls = m.toolCalls.map((c) => JSON.stringify({ name: c.name, arguments: c.arguments })).join('\n');
     return { role, content: m.content === '' ? calls : `${m.content}\n${calls}` };
   });
+}
+
+/**
+ * The conversation as the pipeline carries it to the backend: developer instructions are system text, and tool
+ * calls and the results answering them keep their structure, for backends that call tools (Converse's toolUse
+ * and toolResult blocks).
+ */
+export function backendMessages(conversation: readonly ConversationMessage[]): ChatMessage[] {
+  return conversation.map((m) => ({
+    role: m.role === 'developer' ? 'system' : m.role,
+    content: m.content,
+    ...(m.toolCalls !== undefined && m.toolCalls.length > 0
+      ? { toolCalls: m.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })) }
+      : {}),
+    ...(m.role === 'tool' && m.toolCallId !== undefined ? { toolCallId: m.toolCallId } : {}),
+  }));
+}
+
+/** The tools a request offers and how the model may use them; undefined when it offers none and says nothing. */
+export function toolOffer(request: ParsedCompletionRequest): ToolOffer | undefined {
+  if (request.tools.length === 0 && request.toolChoice !== 'none') return undefined;
+  return {
+    tools: request.tools.map((t) => ({
+      name: t.name,
+      ...(t.description !== undefined ? { description: t.description } : {}),
+      ...(t.parameters !== undefined ? { parameters: t.parameters } : {}),
+    })),
+    choice: request.toolChoice,
+  };
 }
 
 /** Characters of prompt text a conversation holds (the character limit counts these, before tokenizing). */

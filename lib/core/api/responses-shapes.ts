@@ -25,6 +25,8 @@ export interface ResponseState {
   readonly status: ResponseStatus;
   readonly text: string;
   readonly toolCalls?: readonly ToolCall[];
+  /** A stream opened the message item before knowing whether text would come: it stays in the output. */
+  readonly streamed?: boolean;
   /** 'max_output_tokens' when the output was cut at the limit. */
   readonly incompleteReason: string | null;
   readonly error: ApiErrorBody['error'] | null;
@@ -46,20 +48,22 @@ function outputText(text: string, status: 'in_progress' | 'completed') {
 function output(s: ResponseState): Record<string, unknown>[] {
   if (s.status === 'in_progress') return [];
   const items: Record<string, unknown>[] = [];
-  if (s.text !== '' || (s.toolCalls ?? []).length === 0) {
+  if (s.streamed === true || s.text !== '' || (s.toolCalls ?? []).length === 0) {
     items.push({ ...outputText(s.text, 'completed'), id: s.messageId });
   }
-  for (const call of s.toolCalls ?? []) {
-    items.push({
-      type: 'function_call',
-      id: `fc_${call.id}`,
-      call_id: call.id,
-      name: call.name,
-      arguments: call.arguments,
-      status: 'completed',
-    });
-  }
+  for (const call of s.toolCalls ?? []) items.push(functionCallItem(call, 'completed'));
   return items;
+}
+
+function functionCallItem(call: ToolCall, status: 'in_progress' | 'completed'): Record<string, unknown> {
+  return {
+    type: 'function_call',
+    id: `fc_${call.id}`,
+    call_id: call.id,
+    name: call.name,
+    arguments: status === 'completed' ? call.arguments : '',
+    status,
+  };
 }
 
 export function responseUsage(input: number, outputTokens: number): ResponseUsageBody {
@@ -158,6 +162,22 @@ export class ResponseEvents {
         : final.status === 'incomplete'
           ? 'response.incomplete'
           : 'response.failed';
+    // Function calls follow the message, each its own output item with its arguments in one delta.
+    const calls = (final.toolCalls ?? []).flatMap((call, i) => {
+      const at = { item_id: `fc_${call.id}`, output_index: 1 + i };
+      return [
+        this.event('response.output_item.added', {
+          output_index: at.output_index,
+          item: functionCallItem(call, 'in_progress'),
+        }),
+        this.event('response.function_call_arguments.delta', { ...at, delta: call.arguments }),
+        this.event('response.function_call_arguments.done', { ...at, arguments: call.arguments }),
+        this.event('response.output_item.done', {
+          output_index: at.output_index,
+          item: functionCallItem(call, 'completed'),
+        }),
+      ];
+    });
     return [
       this.event('response.output_text.done', { ...ids, text: final.text, logprobs: [] }),
       this.event('response.content_part.done', { ...ids, part }),
@@ -165,7 +185,8 @@ export class ResponseEvents {
         output_index: 0,
         item: { ...outputText(final.text, 'completed'), id: this.state.messageId },
       }),
-      this.event(terminal, { response: responseBody(final) }),
+      ...calls,
+      this.event(terminal, { response: responseBody({ ...final, streamed: true }) }),
     ];
   }
 }

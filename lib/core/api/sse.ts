@@ -3,8 +3,8 @@
  * chunk, one chunk per text piece, then the closing events. Chat and text completions end with `data: [DONE]`;
  * the Responses API sends named events (`event: response.output_text.delta`) and no [DONE].
  */
-import { chatCompletionChunk, completionChunk, type FinishReason } from './completion-shapes';
-import type { Endpoint } from './request';
+import { chatCompletionChunk, completionChunk, toolCallBodies, type FinishReason } from './completion-shapes';
+import type { Endpoint, ToolCall } from './request';
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -34,15 +34,19 @@ export interface SseMeta {
   readonly includeUsage: boolean;
 }
 
-function chunk(meta: SseMeta, text: string | null, finishReason: FinishReason | null, disagg?: unknown): object {
-  const base = {
+/** What every chunk of a stream carries: its ids, and `usage: null` when usage is asked for. */
+function chunkBase(meta: SseMeta) {
+  return {
     id: meta.id,
     model: meta.model,
     createdS: meta.createdS,
     systemFingerprint: meta.systemFingerprint,
     ...(meta.includeUsage ? { usage: null } : {}),
-    ...(disagg === undefined ? {} : { disagg }),
   };
+}
+
+function chunk(meta: SseMeta, text: string | null, finishReason: FinishReason | null, disagg?: unknown): object {
+  const base = { ...chunkBase(meta), ...(disagg === undefined ? {} : { disagg }) };
   return meta.endpoint === 'chat'
     ? chatCompletionChunk({ ...base, delta: text === null ? {} : { content: text }, finishReason })
     : completionChunk({ ...base, text: text ?? '', finishReason });
@@ -53,11 +57,7 @@ export function sseOpening(meta: SseMeta): string {
   if (meta.endpoint !== 'chat') return '';
   return sseData(
     chatCompletionChunk({
-      id: meta.id,
-      model: meta.model,
-      createdS: meta.createdS,
-      systemFingerprint: meta.systemFingerprint,
-      ...(meta.includeUsage ? { usage: null } : {}),
+      ...chunkBase(meta),
       delta: { role: 'assistant', content: '' },
       finishReason: null,
     }),
@@ -66,6 +66,25 @@ export function sseOpening(meta: SseMeta): string {
 
 export function ssePiece(meta: SseMeta, text: string): string {
   return sseData(chunk(meta, text, null));
+}
+
+/**
+ * The function calls a chat stream ends with, one chunk each: the first (and here only) delta of call `index`
+ * carries its id, type, name and the whole arguments, as OpenAI's streams shape a call's opening delta.
+ */
+export function sseToolCalls(meta: SseMeta, calls: readonly ToolCall[]): string {
+  if (meta.endpoint !== 'chat') return '';
+  return toolCallBodies(calls)
+    .map((body, index) =>
+      sseData(
+        chatCompletionChunk({
+          ...chunkBase(meta),
+          delta: { tool_calls: [{ index, ...body }] },
+          finishReason: null,
+        }),
+      ),
+    )
+    .join('');
 }
 
 /** The finish chunk with `disagg`, the usage chunk when asked for, and `data: [DONE]`. */

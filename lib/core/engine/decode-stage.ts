@@ -21,6 +21,7 @@ import type {
   ClaimStore,
   Clock,
   DecodeSession,
+  FunctionCall,
   GeneratedToken,
   GenerationBackend,
   KvCache,
@@ -278,6 +279,8 @@ export class DecodeBatcher {
   private start({ job, kvBytes, done, lastRenewMs }: Held): void {
     job.tracker.setState('decoding');
     job.tracker.stamp('decode_start', { batch: this.running.length + 1 });
+    // Calls an earlier attempt made were never sent (they go out at the end): this attempt makes them again.
+    if (job.tracker.record.toolCalls !== undefined) job.tracker.record.toolCalls = [];
     this.runningKvBytes += kvBytes;
     const firstPiece = job.firstToken ? job.tracker.record.pieces[0] : undefined;
     const r: Running = {
@@ -403,6 +406,11 @@ export class DecodeBatcher {
       });
     }
     if (token === null) return this.end(r, 'completed', undefined, 'stop');
+    if (token.toolCall) {
+      this.emitToolCall(r, token.toolCall);
+      if (r.emitted >= sampling.maxTokens) return this.end(r, 'completed', undefined, 'length');
+      return;
+    }
     const stopAt = firstStop(r.text + token.text, sampling.stop);
     const piece = stopAt === -1 ? token.text : (r.text + token.text).slice(r.text.length, stopAt);
     const delivered = r.job.delivered;
@@ -494,6 +502,23 @@ export class DecodeBatcher {
     for (const wake of waiters) wake();
   }
 
+  /**
+   * A function call the model made: kept on the record (the API sends calls when the request ends, as one delta
+   * each), counted as one output step, and published to watchers as an empty piece would not be.
+   */
+  private emitToolCall(r: Running, call: FunctionCall): void {
+    const { tracker } = r.job;
+    const record = tracker.record;
+    (record.toolCalls ??= []).push(call);
+    r.emitted += 1;
+    r.context += 1;
+    record.completionTokens = r.emitted;
+    if (r.emitted === 1) {
+      record.emulated.ttftMs = record.emulated.prefillMs + record.emulated.transferMs + r.firstStepMs;
+      tracker.stamp('first_token');
+    }
+  }
+
   private emit(r: Running, piece: string): void {
     const { tracker } = r.job;
     const record = tracker.record;
@@ -526,7 +551,8 @@ export class DecodeBatcher {
     r.job.session.close();
     const { tracker } = r.job;
     const record = tracker.record;
-    if (finish) record.finishReason = finish;
+    // A generation that ended by itself after calling functions stopped to have them called.
+    if (finish) record.finishReason = finish === 'stop' && (record.toolCalls?.length ?? 0) > 0 ? 'tool_calls' : finish;
     record.emulated.tpotMs = r.emitted > 1 ? (tracker.decodeEmulatedMs - r.firstStepMs) / (r.emitted - 1) : 0;
     const decodeStart = tracker.stampedAt('decode_start') ?? 0;
     record.measured.decodeMs = tracker.elapsedMs() - decodeStart;
@@ -568,6 +594,7 @@ export function startSession(
     kv,
     firstToken,
     sampling: descriptor.sampling,
+    ...(descriptor.tools ? { tools: descriptor.tools } : {}),
   });
 }
 

@@ -40,6 +40,8 @@ export const DEPLOYMENT_ENV = {
   bedrockModelId: 'DISAGG_BEDROCK_MODEL_ID',
   maxPromptTokens: 'DISAGG_MAX_PROMPT_TOKENS',
   maxOutputTokens: 'DISAGG_MAX_OUTPUT_TOKENS',
+  /** Origins browser pages may call the API from, comma-separated, or `*` (the API functions only). */
+  corsOrigins: 'DISAGG_CORS_ORIGINS',
 } as const;
 
 export type DeploymentEnvKey = keyof typeof DEPLOYMENT_ENV;
@@ -60,6 +62,8 @@ export interface DeploymentSettings {
   readonly bedrockModelId: string | null;
   readonly maxPromptTokens: number;
   readonly maxOutputTokens: number;
+  /** As set (comma-separated origins or `*`); the API function checks and applies it. Null: no CORS headers. */
+  readonly corsOrigins: string | null;
 }
 
 /** SQS redrive's usual count, and the stack's default. */
@@ -126,6 +130,7 @@ export function readDeploymentEnv(env: Readonly<Record<string, string | undefine
     bedrockModelId: get('bedrockModelId') ?? null,
     maxPromptTokens: num('maxPromptTokens') ?? 8192,
     maxOutputTokens: num('maxOutputTokens') ?? 4096,
+    corsOrigins: get('corsOrigins') ?? null,
   };
   if (kvStore === 'elasticache' && settings.redisUrl === null) {
     throw new DeploymentEnvError(`${DEPLOYMENT_ENV.redisUrl} is required when ${DEPLOYMENT_ENV.kvStore}=elasticache`);

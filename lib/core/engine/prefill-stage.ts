@@ -5,7 +5,16 @@
 import type { DecodeJob } from './decode-stage';
 import { PREFILL_RETRY, withRetries } from './retry';
 import { prefillTime } from '../emulator';
-import type { ChatMessage, Clock, GenerationBackend, KvStore, PrefillOutput, Queue, SamplingParams } from '../ports';
+import type {
+  ChatMessage,
+  Clock,
+  GenerationBackend,
+  KvStore,
+  PrefillOutput,
+  Queue,
+  SamplingParams,
+  ToolOffer,
+} from '../ports';
 import type { EngineConfig } from './config';
 import {
   DESCRIPTOR_VERSION,
@@ -26,6 +35,8 @@ export interface PrefillJob {
   readonly promptIds: readonly number[];
   readonly messages: readonly ChatMessage[];
   readonly sampling: SamplingParams;
+  /** Functions the model may call (backends that call tools); they travel on to decode in the descriptor. */
+  readonly tools?: ToolOffer;
   readonly mode: RoutingMode;
   /** Epoch ms after which the request ends with a timeout. */
   readonly deadlineMs: number;
@@ -136,6 +147,7 @@ export async function handOff(
     promptIds: job.promptIds,
     messages: job.messages,
     sampling: job.sampling,
+    ...(job.tools ? { tools: job.tools } : {}),
     deadlineMs: job.deadlineMs,
     createdAtMs: record.createdAtMs,
     kv,
@@ -194,6 +206,7 @@ export function colocatedDecodeJob(
     kv: output.kv,
     firstToken: output.firstToken,
     sampling: job.sampling,
+    ...(job.tools ? { tools: job.tools } : {}),
   });
   return {
     tracker,

@@ -2,6 +2,7 @@
  * A request's record: its state, its output so far and its timeline. The stages write it to the
  * ResultStore; the API reads it (GET /v1/requests/{id}, polling streams in Lambda).
  */
+import type { FunctionCall } from '../ports';
 import type { RoutingMode } from './routing';
 
 export type RequestState =
@@ -58,7 +59,8 @@ export interface MeasuredTimes {
   totalMs: number;
 }
 
-export type FinishReason = 'stop' | 'length';
+/** `tool_calls`: the model stopped to call the functions in `toolCalls` (backends that call tools). */
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 export interface RequestError {
   /** Stable machine-readable cause: 'timeout', 'kv_missing', 'kv_corrupt', 'prefill_failed', 'backend_error', ... */
@@ -79,6 +81,8 @@ export interface RequestRecord {
   completionTokens: number;
   /** Text pieces in order; the API streams them and joins them for the final text. */
   pieces: string[];
+  /** Function calls the model made (backends that call tools); the API sends them when the request ends. */
+  toolCalls?: FunctionCall[];
   finishReason: FinishReason | null;
   error: RequestError | null;
   timeline: TimelineEvent[];

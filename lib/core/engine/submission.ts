@@ -1,5 +1,5 @@
 /** What the API hands the pipeline, and what admission answers: the same in one process and in Lambda. */
-import type { ChatMessage, SamplingParams } from '../ports';
+import type { ChatMessage, SamplingParams, ToolOffer } from '../ports';
 import type { AdmissionDecision } from './admission';
 import { prefillTime } from '../emulator';
 import { stageDevices, type EngineConfig } from './config';
@@ -14,6 +14,8 @@ export interface SubmitRequest {
   readonly promptIds: readonly number[];
   readonly messages: readonly ChatMessage[];
   readonly sampling: SamplingParams;
+  /** Functions the model may call, where the backend calls tools. */
+  readonly tools?: ToolOffer;
   readonly mode: RoutingRequest;
   /** W3C traceparent the request's stages trace under (the API's span, or the client's header). */
   readonly traceparent?: string;
@@ -68,6 +70,7 @@ export function receiveRequest(
     promptIds: req.promptIds,
     messages: req.messages,
     sampling: req.sampling,
+    ...(req.tools ? { tools: req.tools } : {}),
     mode,
     deadlineMs: createdAtMs + config.requestTimeoutMs,
     ...(req.traceparent ? { traceparent: req.traceparent } : {}),

@@ -3,19 +3,20 @@
  * (claim-check pattern). It names where the KV blob is (or carries it inline when small),
  * plus everything decode needs to continue the request.
  */
-import type { ChatMessage, GeneratedToken, SamplingParams } from '../ports';
+import type { ChatMessage, GeneratedToken, SamplingParams, ToolOffer } from '../ports';
 import { base64DecodedLength, base64ToBytes, bytesToBase64 } from './base64';
 import { crc32c } from './checksum';
 import { TRACEPARENT_CHARS, validTraceparent } from './traceparent';
 
 /**
  * The version this build writes. Bump on any change to the fields; a reader rejects every version it was not
- * built for. Version 2 added `traceparent`; version 1 descriptors (without it) are still read.
+ * built for. Version 2 added `traceparent`; version 3 the function-calling fields (`tools`, and `toolCalls` /
+ * `toolCallId` on messages). Versions 1 and 2 (without them) are still read.
  */
-export const DESCRIPTOR_VERSION = 2;
+export const DESCRIPTOR_VERSION = 3;
 
 /** Versions this build reads: a decoder of this release takes what the previous release's prefill wrote. */
-export const READABLE_DESCRIPTOR_VERSIONS: readonly number[] = [1, 2];
+export const READABLE_DESCRIPTOR_VERSIONS: readonly number[] = [1, 2, 3];
 
 /**
  * Largest encoded descriptor, in UTF-8 bytes: the SQS message size limit, which AWS raised
@@ -49,7 +50,7 @@ export interface TraceStamp {
 export type HandoffMode = 'disaggregated' | 'colocated';
 
 export interface HandoffDescriptor {
-  readonly v: 1 | typeof DESCRIPTOR_VERSION;
+  readonly v: 1 | 2 | typeof DESCRIPTOR_VERSION;
   readonly requestId: string;
   /** 1 on the first try; incremented on each recompute or retry. */
   readonly attempt: number;
@@ -61,6 +62,8 @@ export interface HandoffDescriptor {
   /** The chat messages, for hosted backends that take text rather than token ids. */
   readonly messages?: readonly ChatMessage[];
   readonly sampling: SamplingParams;
+  /** Version 3: the functions the model may call, for backends that call tools. */
+  readonly tools?: ToolOffer;
   /** Epoch ms after which decode should give up on the request. */
   readonly deadlineMs: number;
   readonly createdAtMs: number;
@@ -294,6 +297,7 @@ const TOP_FIELDS = [
   'promptIds',
   'messages',
   'sampling',
+  'tools',
   'deadlineMs',
   'createdAtMs',
   'kv',
@@ -303,6 +307,37 @@ const TOP_FIELDS = [
   'traceparent',
 ] as const;
 const ROLES: readonly string[] = ['system', 'user', 'assistant', 'tool'];
+const TOOL_CHOICES: readonly string[] = ['auto', 'none', 'required'];
+
+function validateCall(raw: unknown, f: string): void {
+  const c = obj(raw, f);
+  onlyKeys(c, ['id', 'name', 'arguments'], f);
+  str(c.id, `${f}.id`, MAX_ID_CHARS);
+  str(c.name, `${f}.name`, MAX_ID_CHARS);
+  str(c.arguments, `${f}.arguments`, Number.MAX_SAFE_INTEGER, 0);
+}
+
+function validateTools(raw: unknown): void {
+  const t = obj(raw, 'tools');
+  onlyKeys(t, ['tools', 'choice'], 'tools');
+  if (!Array.isArray(t.tools)) fail('tools.tools', `must be an array, got ${kindOf(t.tools)}`);
+  const tools: unknown[] = t.tools;
+  for (let i = 0; i < tools.length; i++) {
+    const f = `tools.tools[${i}]`;
+    const tool = obj(tools[i], f);
+    onlyKeys(tool, ['name', 'description', 'parameters'], f);
+    str(tool.name, `${f}.name`, MAX_ID_CHARS);
+    if (tool.description !== undefined) str(tool.description, `${f}.description`, Number.MAX_SAFE_INTEGER, 0);
+    if (tool.parameters !== undefined) obj(tool.parameters, `${f}.parameters`);
+  }
+  if (typeof t.choice === 'string') {
+    if (!TOOL_CHOICES.includes(t.choice)) fail('tools.choice', `must be one of ${TOOL_CHOICES.join(', ')} or {name}`);
+  } else {
+    const choice = obj(t.choice, 'tools.choice');
+    onlyKeys(choice, ['name'], 'tools.choice');
+    str(choice.name, 'tools.choice.name', MAX_ID_CHARS);
+  }
+}
 const MODES: readonly string[] = ['disaggregated', 'colocated'];
 
 function validate(raw: unknown): asserts raw is HandoffDescriptor {
@@ -314,7 +349,7 @@ function validate(raw: unknown): asserts raw is HandoffDescriptor {
     throw new DescriptorError(
       'version_mismatch',
       `handoff descriptor version ${d.v} is not supported (this build reads versions ` +
-        `${READABLE_DESCRIPTOR_VERSIONS.join(' and ')}); run prefill and decode from the same release`,
+        `${READABLE_DESCRIPTOR_VERSIONS.slice(0, -1).join(', ')} and ${READABLE_DESCRIPTOR_VERSIONS.at(-1)}); run prefill and decode from the same release`,
     );
   }
   onlyKeys(d, TOP_FIELDS, '');
@@ -334,11 +369,24 @@ function validate(raw: unknown): asserts raw is HandoffDescriptor {
     for (let i = 0; i < messages.length; i++) {
       const f = `messages[${i}]`;
       const m = obj(messages[i], f);
-      onlyKeys(m, ['role', 'content'], f);
+      onlyKeys(m, ['role', 'content', 'toolCalls', 'toolCallId'], f);
       if (typeof m.role !== 'string' || !ROLES.includes(m.role))
         fail(`${f}.role`, `must be one of ${ROLES.join(', ')}`);
       str(m.content, `${f}.content`, Number.MAX_SAFE_INTEGER, 0);
+      if (m.toolCalls !== undefined || m.toolCallId !== undefined) {
+        if (d.v < 3) fail(`${f}`, `holds function-calling fields, which descriptor version ${d.v} does not have`);
+      }
+      if (m.toolCalls !== undefined) {
+        if (!Array.isArray(m.toolCalls)) fail(`${f}.toolCalls`, `must be an array, got ${kindOf(m.toolCalls)}`);
+        const calls: unknown[] = m.toolCalls;
+        for (let j = 0; j < calls.length; j++) validateCall(calls[j], `${f}.toolCalls[${j}]`);
+      }
+      if (m.toolCallId !== undefined) str(m.toolCallId, `${f}.toolCallId`, MAX_ID_CHARS);
     }
+  }
+  if (d.tools !== undefined) {
+    if (d.v < 3) fail('tools', `is not a field of descriptor version ${d.v}`);
+    validateTools(d.tools);
   }
 
   const s = obj(d.sampling, 'sampling');
