@@ -6,12 +6,17 @@
  * function, interleaved with the floor: a fresh process importing a bundle of an empty handler.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, type Metafile } from 'esbuild';
-import { handlerBuildOptions, LAMBDA_ENTRY_PATHS } from '../lib/infra/bundling-options';
+import {
+  bundleAssets,
+  handlerBuildOptions,
+  LAMBDA_ENTRY_PATHS,
+  type BundleProfile,
+} from '../lib/infra/bundling-options';
 import { bundledTokenizerFamily } from '../lib/infra/tokenizer-family';
 import { fmt, median, ratioRow, spreadOf, type BenchRow } from './results';
 
@@ -25,6 +30,17 @@ const MB = 1e6;
 
 type Kind = keyof typeof LAMBDA_ENTRY_PATHS;
 
+/** As lib/infra/disagg-function.ts derives it for the default AWS deployment (ElastiCache KV, reference backend). */
+function profile(kind: Kind): BundleProfile {
+  const env = functionEnv(kind);
+  return {
+    kind,
+    ...(bundledTokenizerFamily(MODEL) ? { tokenizerFamily: bundledTokenizerFamily(MODEL)! } : {}),
+    kvStore: env.DISAGG_KV_STORE!,
+    backend: env.DISAGG_BACKEND!,
+  };
+}
+
 /** The wiring getters each function touches on its first invocation (each one builds a client). */
 const CLIENTS: Record<Kind, readonly string[]> = {
   api: ['results', 'cancellations', 'queue'],
@@ -36,7 +52,6 @@ const CLIENTS: Record<Kind, readonly string[]> = {
 function functionEnv(kind: Kind): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '',
-    NODE_OPTIONS: '--enable-source-maps',
     POWERTOOLS_SERVICE_NAME: 'disagg',
     POWERTOOLS_METRICS_NAMESPACE: 'Disagg',
     // As deployed: Powertools and the handlers see a Lambda function name.
@@ -137,11 +152,16 @@ export async function bundlesBench(progress: (line: string) => void, quick = fal
       progress(`bundles: building ${kind}`);
       const outfile = join(out, kind, 'index.mjs');
       const result = await build({
-        ...handlerBuildOptions(join(root, LAMBDA_ENTRY_PATHS[kind]), bundledTokenizerFamily(MODEL)),
+        ...handlerBuildOptions(root, profile(kind)),
         outfile,
         metafile: true,
         logLevel: 'error',
       });
+      // The files the stack's afterBundling hook copies beside index.mjs (the API's vocabulary).
+      for (const asset of bundleAssets(profile(kind))) {
+        mkdirSync(dirname(join(out, kind, asset.to)), { recursive: true });
+        cpSync(join(root, asset.from), join(out, kind, asset.to));
+      }
       built.set(kind, { outfile, metafile: result.metafile });
     }
     // The floor: the least a bundled handler's init can be, a fresh process importing an empty one.
