@@ -11,6 +11,13 @@ export const LAMBDA_ENTRY_PATHS = {
   decode: 'lambdas/decode.ts',
 } as const;
 
+/**
+ * The architecture every function runs on. esbuild's output has none (platform node, target node22): an arm64 build
+ * is byte-for-byte an x86_64 one, which the benchmark checks. The one native module, @node-rs/crc32, is not bundled
+ * (lib/adapters/checksum-native.ts loads it at run time and falls back to the JavaScript CRC-32C without it).
+ */
+export const LAMBDA_ARCHITECTURE = 'arm64';
+
 /** Moves together with the Lambda runtime (Node.js 22). */
 export const ESBUILD_TARGET = 'node22';
 
