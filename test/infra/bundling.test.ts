@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LOCALSTACK, synth } from './synth';
@@ -23,13 +23,24 @@ describe('handler bundling', () => {
       // The only SDK requires left are the optional SigV4a signers the SDK loads inside try/catch.
       const external = new Set([...code.matchAll(/require\(["'](@aws-sdk\/[^"']+)["']\)/g)].map((m) => m[1]));
       expect([...external].every((name) => /^@aws-sdk\/signature-v4(a|-crt)$/.test(name ?? ''))).toBe(true);
-      // Only llama-3.3-70b's tokenizer vocabulary is bundled (the define): about 5 MB, where every family is over 15 MB.
-      expect(code.length).toBeLessThan(8 * 1024 * 1024);
       // The key reader parses two headers and logs nothing: no Powertools, and a few hundred bytes.
       if (code.includes('usageIdentifierKey')) {
         expect(code.length).toBeLessThan(4096);
         continue;
       }
+      // Under 1 MB each: no vocabulary inlined, zod without its locales, only the clients the function uses.
+      expect(statSync(join(dir, 'index.mjs')).size).toBeLessThan(1_000_000);
+      // What went in, by the source map's input paths (the map carries no sources).
+      const sources = (JSON.parse(readFileSync(join(dir, 'index.mjs.map'), 'utf8')) as { sources: string[] }).sources;
+      expect(sources.filter((p) => /zod\/v4\/locales\/(?!en\.js)/.test(p))).toEqual([]);
+      // The localstack profile deploys KV on S3: the Redis client is in no bundle.
+      expect(sources.filter((p) => p.includes('node_modules/ioredis/'))).toEqual([]);
+      const isApi = sources.some((p) => p.endsWith('lambdas/api.ts'));
+      // Only the API function invokes prefill and counts tokens: the Lambda client and the vocabulary are its alone.
+      expect(sources.some((p) => p.includes('@aws-sdk/client-lambda/'))).toBe(isApi);
+      expect(sources.some((p) => p.includes('@aws-sdk/client-s3/'))).toBe(!isApi);
+      expect(existsSync(join(dir, 'tokenizers', 'llama3.json.br'))).toBe(isApi);
+      expect(existsSync(join(dir, 'tokenizers'))).toBe(isApi);
       // Powertools is bundled too (its logger reads the service name from this variable).
       expect(code).toContain('POWERTOOLS_SERVICE_NAME');
     }

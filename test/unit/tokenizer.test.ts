@@ -1,17 +1,27 @@
-import llama3Package from 'llama3-tokenizer-js';
+import { BytePairEncodingCore } from 'gpt-tokenizer/BytePairEncodingCore';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ChatMessage } from '../../lib/core/ports';
 import {
   chatPromptIds,
-  LLAMA3_PIECE_CACHE,
+  LLAMA3_SPLIT,
   completionPromptIds,
   LLAMA3_SPECIAL_IDS,
   llama3Tokenizer,
   loadLlama3Tokenizer,
 } from '../../lib/adapters/tokenizer-llama3';
+import { rankDecoder, readVocabulary } from '../../lib/adapters/tokenizer-vocabulary';
 import type { Llama3Tokenizer } from '../../lib/adapters/tokenizer-llama3';
 
 let tokenizer: Llama3Tokenizer;
+
+/** The BPE core over the same vocabulary, given a whole text at once: its own split, no piece cache. */
+function wholeText(): BytePairEncodingCore {
+  const vocabulary = readVocabulary('llama3');
+  return new BytePairEncodingCore({
+    bytePairRankDecoder: rankDecoder(vocabulary.ranks),
+    tokenSplitRegex: LLAMA3_SPLIT,
+  });
+}
 
 beforeAll(async () => {
   tokenizer = await loadLlama3Tokenizer();
@@ -90,7 +100,7 @@ describe('Llama 3 prompt templates', () => {
     { role: 'user', content: 'And of Japan? 日本' },
   ];
 
-  it('builds the Llama 3.1 template the way the package tokenizes its full text, special tokens included', () => {
+  it('builds the Llama 3.1 template the way the BPE core tokenizes its full text, special tokens included', () => {
     const templateText =
       '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n' +
       'Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n' +
@@ -100,7 +110,13 @@ describe('Llama 3 prompt templates', () => {
         .map((m) => `<|start_header_id|>${m.role}<|end_header_id|>\n\n${m.content.trim()}<|eot_id|>`)
         .join('') +
       '<|start_header_id|>assistant<|end_header_id|>\n\n';
-    const expected = llama3Package.encode(templateText, { bos: false, eos: false });
+    // Special-token spellings as their ids, each text run between them through the BPE core at once.
+    const { specials } = readVocabulary('llama3');
+    const core = wholeText();
+    const expected = templateText
+      .split(/(<\|[a-z_]+\|>)/)
+      .filter((part) => part !== '')
+      .flatMap((part) => (specials[part] !== undefined ? [specials[part]] : core.encodeNative(part)));
     expect(chatPromptIds(tokenizer, messages)).toEqual(expected);
   });
 
@@ -135,11 +151,12 @@ describe('Llama 3 prompt templates', () => {
   it('encodes piece by piece through a bounded cache, with the same ids as the whole text at once', () => {
     const text =
       'Prefill on Trainium, decode on a wafer; 16 chips,  4 systems.\n\n  Again: prefill on Trainium! 日本語 ✓';
-    expect(tokenizer.encode(text)).toEqual(llama3Package.encode(text, { bos: false, eos: false }));
-    const before = LLAMA3_PIECE_CACHE.hits;
+    expect(tokenizer.encode(text)).toEqual(wholeText().encodeNative(text));
+    const cache = tokenizer.cache;
+    const before = cache.hits;
     tokenizer.encode(text);
-    expect(LLAMA3_PIECE_CACHE.hits).toBeGreaterThan(before);
-    expect(LLAMA3_PIECE_CACHE.size).toBeLessThanOrEqual(LLAMA3_PIECE_CACHE.capacity);
+    expect(cache.hits).toBeGreaterThan(before);
+    expect(cache.size).toBeLessThanOrEqual(cache.capacity);
   });
 
   it('builds a completion prompt as BOS followed by the text', () => {

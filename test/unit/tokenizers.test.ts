@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { llama3Tokenizer } from '../../lib/adapters/tokenizer-llama3';
 import {
+  HARMONY_SYSTEM_DATE,
   loadTokenizer,
   promptIdsFor,
   SPECIAL_IDS,
@@ -242,6 +243,27 @@ describe('chat templates', () => {
       315, 9625, 5267, 151645, 198, 151644, 77091, 198, 59604, 13, 151645, 198, 151644, 872, 198, 3036, 315, 6323, 30,
       75402, 21894, 151645, 198, 151644, 77091, 198,
     ]);
+  });
+
+  it("gpt-oss: known-good ids (gpt-tokenizer's harmony chat encoder for gpt-oss-120b) of the messages its template renders", async () => {
+    // The published template's default system message, the request's system text as the developer's instructions,
+    // past replies on the final channel, then <|start|>assistant.
+    const harmony = (await import('gpt-tokenizer/model/gpt-oss-120b')) as unknown as {
+      encodeChat(chat: { role: string; content: string; channel?: string }[]): number[];
+    };
+    const system =
+      'You are ChatGPT, a large language model trained by OpenAI.\nKnowledge cutoff: 2024-06\n' +
+      `Current date: ${HARMONY_SYSTEM_DATE}\n\nReasoning: medium\n\n` +
+      '# Valid channels: analysis, commentary, final. Channel must be included for every message.';
+    const expected = harmony.encodeChat([
+      { role: 'system', content: system },
+      { role: 'developer', content: '# Instructions\n\nYou are a helpful assistant.' },
+      { role: 'user', content: '  What is the capital of France?\n' },
+      { role: 'assistant', channel: 'final', content: 'Paris.' },
+      { role: 'user', content: 'And of Japan? 日本' },
+    ]);
+    expect(ids('gpt-oss', 'chat', KNOWN_CONVERSATION)).toEqual(expected);
+    expect(expected.length).toBeGreaterThan(60);
   });
 
   it('renders agent histories (developer, tool calls, tool results) in every family', () => {

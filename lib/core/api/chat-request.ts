@@ -2,7 +2,7 @@
  * Request validation for POST /v1/chat/completions and POST /v1/completions: the OpenAI request shapes, each
  * wrong field reported by name with what it must be, and the conversation they describe.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { SamplingParams } from '../ports';
 import {
   assertChatSupported,

@@ -3,7 +3,7 @@
  * calls): text input as a string or as message items, instructions, the function-call history of an agent, and
  * the sampling fields, parsed into the same request the other endpoints produce.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { assertResponsesSupported, ignoredFields } from './capabilities';
 import {
   finish,
