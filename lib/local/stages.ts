@@ -19,12 +19,13 @@ import {
 import {
   colocatedDecodeJob,
   handOff,
+  HandoffError,
+  PrefillError,
   prefillWithRetries,
   type PrefillDeps,
   type PrefillJob,
 } from '../core/engine/prefill-stage';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
-import { PREFILL_RETRY } from '../core/engine/retry';
 import { RequestTracker, type TrackerDeps } from '../core/engine/tracker';
 import type { Crc32c } from '../core/handoff/checksum';
 import { DescriptorError } from '../core/handoff/descriptor';
@@ -103,6 +104,7 @@ export class PrefillWorker {
   private readonly colocatedBatcher: DecodeBatcher | null;
   private readonly inFlight: InFlight;
   private stopped = false;
+  private crashed = false;
 
   constructor(
     private readonly config: EngineConfig,
@@ -165,6 +167,7 @@ export class PrefillWorker {
   /** Drops everything without ending it, as a killed process would (fault-injection tests). */
   crash(): void {
     this.stopped = true;
+    this.crashed = true;
     this.waiting.length = 0;
     this.colocatedBatcher?.abandonAll();
   }
@@ -213,16 +216,23 @@ export class PrefillWorker {
 
   private async prefillTraced(job: PrefillJob, tracker: RequestTracker, span: StageSpan): Promise<void> {
     const a = this.adapters;
+    const failed = (error: { code: string; message: string }): Promise<void> =>
+      this.crashed
+        ? Promise.resolve()
+        : tracker
+            .finish('failed', error)
+            .catch((saveErr: unknown) => a.onError?.(saveErr, `saving the failure of ${job.requestId}`));
+    // No store read here: a cancel through this process takes the request out of the queue itself.
+    if (a.wallClockMs() > job.deadlineMs) {
+      return failed({
+        code: 'timeout',
+        message: `request ${job.requestId} passed its deadline while queued for prefill`,
+      });
+    }
+    let output;
     try {
-      // No store read here: a cancel through this process takes the request out of the queue itself.
-      if (a.wallClockMs() > job.deadlineMs) {
-        return await tracker.finish('failed', {
-          code: 'timeout',
-          message: `request ${job.requestId} passed its deadline while queued for prefill`,
-        });
-      }
       // Retried with backoff, then a terminal error; a cancelled or late request is not retried.
-      const output = await prefillWithRetries(
+      output = await prefillWithRetries(
         tracker,
         job,
         this.config,
@@ -233,28 +243,37 @@ export class PrefillWorker {
           a.wallClockMs() < job.deadlineMs,
         (err) => a.onError?.(err, `prefill try for ${job.requestId}`),
       );
-      if (this.cancelled.has(job.requestId)) return await tracker.finish('cancelled');
-      span.setAttributes({ 'disagg.emulated_prefill_ms': tracker.record.emulated.prefillMs });
-      if (job.mode === 'colocated' && this.colocatedBatcher) {
-        const decodeSpan = (a.tracing ?? TRACING_OFF).start('disagg.decode', span.traceparent, {
-          'disagg.request_id': job.requestId,
-          'disagg.mode': job.mode,
-        });
-        const running = this.colocatedBatcher.join(colocatedDecodeJob(tracker, job, output, a.backend));
-        this.inFlight.track(running.finally(() => endStageSpan(decodeSpan, tracker)));
-        return;
-      }
+    } catch (err) {
+      a.onError?.(err, `prefill of ${job.requestId}`);
+      const message = err instanceof PrefillError ? err.describe() : `prefill failed: ${(err as Error).message}`;
+      return failed({ code: 'prefill_failed', message });
+    }
+    if (this.crashed) return;
+    if (this.cancelled.has(job.requestId)) {
+      return tracker
+        .finish('cancelled')
+        .catch((saveErr: unknown) => a.onError?.(saveErr, `saving the end of ${job.requestId}`));
+    }
+    span.setAttributes({ 'disagg.emulated_prefill_ms': tracker.record.emulated.prefillMs });
+    if (job.mode === 'colocated' && this.colocatedBatcher) {
+      const decodeSpan = (a.tracing ?? TRACING_OFF).start('disagg.decode', span.traceparent, {
+        'disagg.request_id': job.requestId,
+        'disagg.mode': job.mode,
+      });
+      const running = this.colocatedBatcher.join(colocatedDecodeJob(tracker, job, output, a.backend));
+      this.inFlight.track(running.finally(() => endStageSpan(decodeSpan, tracker)));
+      return;
+    }
+    try {
       this.onHandedOff(job.requestId, true);
       await handOff(tracker, job, output, this.config, this.prefillDeps());
     } catch (err) {
       this.onHandedOff(job.requestId, false);
-      a.onError?.(err, `prefill of ${job.requestId}`);
-      await tracker
-        .finish('failed', {
-          code: 'prefill_failed',
-          message: `prefill failed after ${PREFILL_RETRY.attempts} tries: ${(err as Error).message}`,
-        })
-        .catch((saveErr: unknown) => a.onError?.(saveErr, `saving the failure of ${job.requestId}`));
+      a.onError?.(err, `handing off ${job.requestId}`);
+      // The store's own error text stays in the operator's log; the client reads which step failed, and how often.
+      const message =
+        err instanceof HandoffError ? err.message : `the KV handoff of request ${job.requestId} to decode failed`;
+      return failed({ code: 'handoff_failed', message });
     }
   }
 }
