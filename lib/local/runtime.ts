@@ -91,7 +91,7 @@ export class EmbeddedRuntime implements PipelineRuntime {
     const queuedEmulatedMs = this.prefill.queuedEmulatedMs() + emulatedPrefillMs;
     const decision = admit(occupancy, this.config.admission, queuedEmulatedMs * this.config.timeScale);
     if (!decision.admitted) {
-      await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
+      tracker.reject({ code: 'overloaded', message: decision.reason });
       return { accepted: false, record, decision };
     }
     markQueued(tracker, occupancy.prefillQueue + 1);

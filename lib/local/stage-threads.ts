@@ -224,7 +224,7 @@ export class StageThreads implements PipelineRuntime {
       (this.counts.queuedEmulatedMs + emulatedPrefillMs) * this.config.timeScale,
     );
     if (!decision.admitted) {
-      await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
+      tracker.reject({ code: 'overloaded', message: decision.reason });
       return { accepted: false, record, decision };
     }
     markQueued(tracker, occupancy.prefillQueue + 1);

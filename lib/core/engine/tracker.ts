@@ -92,17 +92,38 @@ export class RequestTracker {
     state: Extract<RequestState, 'completed' | 'failed' | 'cancelled' | 'rejected'>,
     error?: { code: string; message: string },
   ): Promise<void> {
-    if (isTerminal(this.record.state)) return;
+    if (!this.end(state, error)) return;
+    try {
+      await this.save();
+    } finally {
+      this.announceEnd();
+    }
+  }
+
+  /**
+   * Ends a request refused at admission: its record is never stored (the client got no id to read it by, and
+   * overload must not multiply store writes; the rejection is counted in metrics instead). Listeners hear it.
+   */
+  reject(error: { code: string; message: string }): void {
+    if (this.end('rejected', error)) this.announceEnd();
+  }
+
+  /** Moves the record to a terminal state; false when it already was in one. */
+  private end(
+    state: Extract<RequestState, 'completed' | 'failed' | 'cancelled' | 'rejected'>,
+    error?: { code: string; message: string },
+  ): boolean {
+    if (isTerminal(this.record.state)) return false;
     this.record.state = state;
     if (error) this.record.error = error;
     const at = this.stamp(state, error ? { code: error.code } : undefined);
     this.record.measured.totalMs = at;
     this.record.emulated.e2eMs = this.emulatedSoFar();
-    try {
-      await this.save();
-    } finally {
-      this.deps.events.publish(this.record.id, { type: 'state', state });
-      this.deps.events.publish(this.record.id, { type: 'done', record: this.record });
-    }
+    return true;
+  }
+
+  private announceEnd(): void {
+    this.deps.events.publish(this.record.id, { type: 'state', state: this.record.state });
+    this.deps.events.publish(this.record.id, { type: 'done', record: this.record });
   }
 }
