@@ -12,6 +12,8 @@ import { createRedis } from '../adapters/redis-connection';
 import type { EngineConfig, EngineConfigInput } from '../core/engine/config';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { GenerationBackend, KvStore, ResultStore } from '../core/ports';
+import type { Redis } from 'ioredis';
+import type { DependencyHealth } from './embedded-pipeline';
 import { createGenerationBackend, type BackendSpec } from './backends';
 import { EmbeddedRuntime, type PipelineRuntime } from './runtime';
 import { StageThreads } from './stage-threads';
@@ -40,9 +42,42 @@ export interface RunningPipeline {
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
   readonly events: MemoryEventBus<RequestEvent>;
+  /** Each store the pipeline depends on, checked now (GET /healthz). */
+  dependencies(): Promise<Record<string, DependencyHealth>>;
   /** Stops taking work, waits for what runs to end, closes the stores. */
   close(): Promise<void>;
 }
+
+/** How long GET /healthz waits for a store's answer before calling it unavailable. */
+const HEALTH_CHECK_TIMEOUT_MS = 1000;
+
+/** The stores' health: Redis answering PING within a second, or memory (always there). */
+export async function storeHealth(redis: Redis | null): Promise<Record<string, DependencyHealth>> {
+  if (!redis) return { store: { status: 'ok', latencyMs: 0 } };
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      redis.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), HEALTH_CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return { store: { status: 'ok', latencyMs: round(performance.now() - started) } };
+  } catch {
+    return {
+      store: {
+        status: 'unavailable',
+        latencyMs: round(performance.now() - started),
+        reason: `Redis did not answer PING within ${HEALTH_CHECK_TIMEOUT_MS} ms`,
+      },
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;
 
 export async function startPipeline(options: PipelineOptions): Promise<RunningPipeline> {
   const prefix = options.redisPrefix ?? DEFAULT_REDIS_PREFIX;
@@ -66,6 +101,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       kv: threads.kv,
       results: threads.results,
       events: threads.events,
+      dependencies: () => storeHealth(threads.redis),
       close: () => threads.close(),
     };
   }
@@ -99,6 +135,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
     kv: stores.kv,
     results: stores.results,
     events,
+    dependencies: () => storeHealth(redis),
     async close() {
       await runtime.stop();
       await queue.close();

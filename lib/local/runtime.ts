@@ -28,6 +28,11 @@ export interface PipelineRuntime {
   /** Marks a request cancelled: it leaves the prefill queue at once, or decode at its next check. */
   cancel(id: string): Promise<RequestRecord | null>;
   occupancy(): Occupancy;
+  /**
+   * Stops the stages dead (no more steps or record writes), for a shutdown whose drain deadline passed: the
+   * server then ends what was left itself, telling each client why.
+   */
+  halt?(): Promise<void> | void;
 }
 
 export class EmbeddedRuntime implements PipelineRuntime {
@@ -67,6 +72,10 @@ export class EmbeddedRuntime implements PipelineRuntime {
     this.decode.crash();
   }
 
+  halt(): void {
+    this.crash();
+  }
+
   /** Requests waiting for or in prefill, and handed off but not yet decoding. */
   occupancy(): Occupancy {
     const prefill = this.prefill.occupancy();
@@ -97,7 +106,13 @@ export class EmbeddedRuntime implements PipelineRuntime {
     markQueued(tracker, occupancy.prefillQueue + 1);
     // Enqueued before the first await: admission check and reservation must be one step,
     // or concurrent submissions would all see the same free queue.
-    await this.prefill.enqueue({ job, tracker, emulatedMs: emulatedPrefillMs });
+    try {
+      await this.prefill.enqueue({ job, tracker, emulatedMs: emulatedPrefillMs });
+    } catch (err) {
+      // Its record could not be saved (a store outage): the client is told it failed, so it must not run.
+      this.prefill.withdraw(req.id);
+      throw err;
+    }
     return { accepted: true, record };
   }
 

@@ -154,13 +154,15 @@ export class StageThreads implements PipelineRuntime {
   private prefill!: Thread<PrefillControl>;
   private decode!: Thread<DecodeControl>;
   private closing = false;
+  private halted = false;
   private broken: string | null = null;
 
   private constructor(
     readonly config: EngineConfig,
     private readonly options: StageThreadsOptions,
     private readonly store: Thread<StoreHost>,
-    private readonly redis: ReturnType<typeof createRedis> | null,
+    /** The API side's own client of the stores' Redis (GET /healthz pings it), when they are in Redis. */
+    readonly redis: ReturnType<typeof createRedis> | null,
     private readonly log: (line: string) => void,
   ) {
     if (redis) {
@@ -267,12 +269,19 @@ export class StageThreads implements PipelineRuntime {
     await (role === 'prefill' ? this.prefill : this.decode).worker.terminate();
   }
 
+  /** Ends the stage threads at once, as after a drain deadline (the store thread stays, for the server's last writes). */
+  async halt(): Promise<void> {
+    this.closing = true;
+    this.halted = true;
+    await Promise.all([this.decode, this.prefill].map((stage) => stage?.worker.terminate()));
+  }
+
   /** Stops taking work, lets what is running finish, then ends the threads. */
   async close(): Promise<void> {
     this.closing = true;
     for (const stage of [this.decode, this.prefill]) {
       if (!stage) continue;
-      await stage.control.stop().catch(() => undefined);
+      if (!this.halted) await stage.control.stop().catch(() => undefined);
       await stage.worker.terminate();
     }
     await this.store.control.close().catch(() => undefined);

@@ -101,6 +101,8 @@ export class PrefillWorker {
   private readonly running = new Set<string>();
   /** Running requests cancelled through this worker: they stop before handing off. */
   private readonly cancelled = new Set<string>();
+  /** Running requests whose client was told they never started (their record could not be saved): no trace left. */
+  private readonly withdrawn = new Set<string>();
   private readonly colocatedBatcher: DecodeBatcher | null;
   private readonly inFlight: InFlight;
   private stopped = false;
@@ -159,6 +161,16 @@ export class PrefillWorker {
     return null;
   }
 
+  /**
+   * Takes back a request whose client was told it failed to start (its first save failed): out of the queue, or
+   * stopped after its prefill try, with no record write or event either way.
+   */
+  withdraw(id: string): void {
+    const index = this.waiting.findIndex((q) => q.job.requestId === id);
+    if (index !== -1) this.waiting.splice(index, 1);
+    else if (this.running.has(id)) this.withdrawn.add(id);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await this.inFlight.settle();
@@ -192,6 +204,7 @@ export class PrefillWorker {
         this.runPrefill(next).finally(() => {
           this.running.delete(next.job.requestId);
           this.cancelled.delete(next.job.requestId);
+          this.withdrawn.delete(next.job.requestId);
           this.pump();
         }),
       );
@@ -216,8 +229,9 @@ export class PrefillWorker {
 
   private async prefillTraced(job: PrefillJob, tracker: RequestTracker, span: StageSpan): Promise<void> {
     const a = this.adapters;
+    const gone = (): boolean => this.crashed || this.withdrawn.has(job.requestId);
     const failed = (error: { code: string; message: string }): Promise<void> =>
-      this.crashed
+      gone()
         ? Promise.resolve()
         : tracker
             .finish('failed', error)
@@ -239,6 +253,7 @@ export class PrefillWorker {
         this.prefillDeps(),
         async () =>
           !this.cancelled.has(job.requestId) &&
+          !gone() &&
           (await a.cancellations.get(job.requestId)) === null &&
           a.wallClockMs() < job.deadlineMs,
         (err) => a.onError?.(err, `prefill try for ${job.requestId}`),
@@ -248,7 +263,7 @@ export class PrefillWorker {
       const message = err instanceof PrefillError ? err.describe() : `prefill failed: ${(err as Error).message}`;
       return failed({ code: 'prefill_failed', message });
     }
-    if (this.crashed) return;
+    if (gone()) return;
     if (this.cancelled.has(job.requestId)) {
       return tracker
         .finish('cancelled')

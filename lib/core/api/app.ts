@@ -181,7 +181,11 @@ export function createApiApp(o: ApiAppOptions): Hono<Env> {
     await next();
   });
 
-  app.get('/healthz', async (c) => c.json({ status: 'ok', ...(await o.pipeline.health()) }));
+  app.get('/healthz', async (c) => {
+    const health = { status: 'ok', ...(await o.pipeline.health()) };
+    // A dependency down (or a server draining for shutdown) is a 503, so a load balancer sends elsewhere.
+    return c.json(health, health.status === 'ok' ? 200 : 503);
+  });
   app.get('/v1/models', (c) => c.json({ object: 'list', data: [modelCard(o, c)] }));
   app.get('/v1/models/:id', (c) => {
     const id = c.req.param('id');

@@ -1,0 +1,167 @@
+/**
+ * Signals and outages as an operator meets them, against `disagg serve` in a child process: SIGTERM with
+ * streams in flight (drain), SIGTERM through `npm start`, and a private Redis killed under the server while
+ * clients disconnect. The process must never die of it, and every admitted request finishes or is told why.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { startPrivateRedis, type PrivateRedis } from '../../bench/redis-private';
+import { exitWithin, killChildren, serve, servedUrl, terminate, type Served } from './serve-process';
+
+afterAll(killChildren);
+
+const MODEL = 'llama-3.3-70b';
+
+function chat(url: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Why split prefill from decode?' }],
+      ...body,
+    }),
+    signal: signal ?? AbortSignal.timeout(60_000),
+  });
+}
+
+interface StreamEnd {
+  readonly status: number;
+  readonly pieces: number;
+  readonly finishReason: string | null;
+  readonly errorCode: string | null;
+  readonly done: boolean;
+}
+
+/** Reads a chat stream to its end: how many pieces came, how it ended (finish reason or in-band error), [DONE]. */
+async function readStream(res: Response): Promise<StreamEnd> {
+  const text = await res.text();
+  let pieces = 0;
+  let finishReason: string | null = null;
+  let errorCode: string | null = null;
+  for (const event of text.split('\n\n')) {
+    if (!event.startsWith('data: {')) continue;
+    const data = JSON.parse(event.slice(6)) as {
+      choices?: { delta?: { content?: string }; finish_reason?: string | null }[];
+      error?: { code: string };
+    };
+    if (data.error) errorCode = data.error.code;
+    const choice = data.choices?.[0];
+    if (choice?.delta?.content) pieces += 1;
+    if (choice?.finish_reason) finishReason = choice.finish_reason;
+  }
+  return { status: res.status, pieces, finishReason, errorCode, done: text.includes('data: [DONE]') };
+}
+
+/** Streams that have had their first bytes (so they were admitted), read to their ends in the background. */
+async function openStreams(url: string, count: number, maxTokens: number): Promise<Promise<StreamEnd>[]> {
+  const responses = await Promise.all(
+    Array.from({ length: count }, () => chat(url, { stream: true, max_tokens: maxTokens })),
+  );
+  return responses.map((res) => readStream(res));
+}
+
+async function refused(url: string): Promise<boolean> {
+  try {
+    await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+describe('SIGTERM with streams in flight', () => {
+  it('stops accepting first, lets every admitted stream finish, then exits 0', async () => {
+    // timeScale 1: 400 tokens take a few seconds of emulated decode, so the signal lands mid-stream.
+    const served = serve(['--no-auth', '--time-scale', '1', '--drain-timeout', '30']);
+    const url = await servedUrl(served);
+    const streams = await openStreams(url, 6, 400);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    served.child.kill('SIGTERM');
+    await expect.poll(() => refused(url), { timeout: 5000 }).toBe(true);
+    const ends = await Promise.all(streams);
+    expect(await exitWithin(served, 30_000)).toBe(0);
+    for (const end of ends) {
+      expect(end).toMatchObject({ status: 200, errorCode: null, done: true });
+      expect(end.finishReason).not.toBeNull();
+      expect(end.pieces).toBeGreaterThan(1);
+    }
+    expect(served.stdout).toMatch(/SIGTERM: shutting down: no new requests; letting 6 in flight finish/);
+    expect(served.stdout).toMatch(/stopped: 6 of 6 in flight finished\n/);
+  }, 60_000);
+
+  it('at the drain deadline ends what is left failed, in-band with the reason, and still exits 0', async () => {
+    // A drain deadline of 0: whatever runs at the signal is what the deadline finds.
+    const served = serve(['--no-auth', '--time-scale', '1', '--drain-timeout', '0']);
+    const url = await servedUrl(served);
+    const streams = await openStreams(url, 3, 4000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    served.child.kill('SIGTERM');
+    const ends = await Promise.all(streams);
+    expect(await exitWithin(served, 20_000)).toBe(0);
+    for (const end of ends)
+      expect(end).toMatchObject({ status: 200, finishReason: null, errorCode: 'shutting_down', done: true });
+    expect(served.stdout).toMatch(/3 ended at the drain deadline, told why/);
+  }, 60_000);
+});
+
+describe('npm start', () => {
+  it('passes SIGTERM to the server: it stops serving and exits', async () => {
+    const served = serve(['--no-auth'], { via: 'npm' });
+    const url = await servedUrl(served, 60_000);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect(await terminate(served, 20_000)).toBe(0);
+    // npm gone is not enough: the server it started must be gone too.
+    expect(await refused(url)).toBe(true);
+  }, 90_000);
+});
+
+describe('the store goes away under the server', () => {
+  let redis: PrivateRedis | null = null;
+  afterAll(async () => redis?.stop());
+
+  it('survives clients leaving mid-stream, answers 503 with Retry-After, reports the store on /healthz, and exits 0 on SIGTERM', async (ctx) => {
+    redis = await startPrivateRedis();
+    if (!redis) {
+      console.warn('skipped: no redis-server on PATH to start a private Redis (CI installs it)');
+      ctx.skip();
+      return;
+    }
+    const served: Served = serve(['--no-auth', '--time-scale', '1', '--redis-url', redis.url, '--drain-timeout', '5']);
+    const url = await servedUrl(served);
+    const leaving = new AbortController();
+    const first = await chat(url, { stream: true, max_tokens: 2000 }, leaving.signal);
+    expect(first.status).toBe(200);
+    const reading = first.text().catch(() => 'aborted');
+    const staying = await openStreams(url, 2, 2000);
+    await redis.stop();
+    // Clients disconnecting while the store is unreachable: their cancellation cannot be written.
+    leaving.abort();
+    await reading;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(served.child.exitCode).toBeNull();
+
+    const during = await chat(url, { max_tokens: 4 });
+    expect(during.status).toBe(503);
+    expect(Number(during.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const body = await during.text();
+    expect(JSON.parse(body)).toMatchObject({ error: { type: 'server_error', code: 'store_unavailable' } });
+    expect(body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|connect/i);
+
+    const health = await fetch(`${url}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({
+      status: 'unavailable',
+      dependencies: { store: { status: 'unavailable' } },
+    });
+
+    // SIGTERM during the outage: the streams still running are told why in-band; the process exits cleanly.
+    served.child.kill('SIGTERM');
+    const ends = await Promise.all(staying);
+    expect(await exitWithin(served, 30_000)).toBe(0);
+    for (const end of ends) {
+      expect(end.done).toBe(true);
+      expect(end.finishReason !== null || end.errorCode !== null).toBe(true);
+    }
+    expect(served.stderr).not.toMatch(/Unhandled|unhandled/);
+  }, 90_000);
+});
