@@ -68,6 +68,8 @@ export interface QueuedPrefill {
   readonly tracker: RequestTracker;
   /** Emulated device time its prefill will take (admission sums it over the queue). */
   readonly emulatedMs: number;
+  /** Its record's first save; prefill starts only once it has landed. */
+  readonly saved?: Promise<void>;
 }
 
 export function trackerDeps(adapters: RuntimeAdapters): TrackerDeps {
@@ -140,8 +142,9 @@ export class PrefillWorker {
    * so an admission check just before and this reservation are one step.
    */
   enqueue(queued: QueuedPrefill): Promise<void> {
-    this.waiting.push(queued);
     const saved = queued.tracker.save();
+    // A replica that takes it first waits for the save: a request whose record could not be saved never starts.
+    this.waiting.push({ ...queued, saved });
     this.pump();
     return saved;
   }
@@ -211,8 +214,14 @@ export class PrefillWorker {
     }
   }
 
-  private async runPrefill({ job: queuedJob, tracker }: QueuedPrefill): Promise<void> {
+  private async runPrefill({ job: queuedJob, tracker, saved }: QueuedPrefill): Promise<void> {
     const a = this.adapters;
+    try {
+      await saved;
+    } catch {
+      // Its client was told the request failed (the submission rethrew this): nothing of it runs.
+      return;
+    }
     const span = (a.tracing ?? TRACING_OFF).start('disagg.prefill', queuedJob.traceparent, {
       'disagg.request_id': queuedJob.requestId,
       'disagg.mode': queuedJob.mode,

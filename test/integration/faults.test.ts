@@ -445,3 +445,40 @@ describe('KV handoff writes that fail', () => {
     }
   });
 });
+
+describe('a record store that fails as a request arrives', () => {
+  it('refuses the request with the store error and runs nothing of it, even once the store is back', async () => {
+    const shared = memoryShared();
+    const put = shared.results.put.bind(shared.results);
+    let down = true;
+    shared.results.put = async (id, record, ttlMs) => {
+      if (down) throw new StoreUnavailableError('results', new Error('connect ECONNREFUSED'));
+      return put(id, record, ttlMs);
+    };
+    const runtime = worker(shared, { timeScale: 1 });
+    const events: string[] = [];
+    try {
+      const id = `req-${randomUUID()}`;
+      shared.events.subscribe(id, (e) => events.push(e.type === 'state' ? `state:${e.state}` : e.type));
+      const messages = prompts()[2]!;
+      await expect(
+        runtime.submit({
+          id,
+          model: runtime.config.model.id,
+          promptIds: chatPromptIds(tokenizer, messages),
+          messages,
+          sampling: { temperature: 0, topP: 1, seed: 1, maxTokens: 8 },
+          mode: 'disaggregated',
+        }),
+      ).rejects.toBeInstanceOf(StoreUnavailableError);
+      down = false;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await shared.results.get(id)).toBeNull();
+      expect(events.filter((e) => e === 'token' || e === 'done' || e === 'state:handoff')).toEqual([]);
+      expect(runtime.occupancy()).toEqual({ prefillQueue: 0, decodeQueue: 0, decodeBatch: 0 });
+      expect(await shared.queue.depth()).toBe(0);
+    } finally {
+      await runtime.stop();
+    }
+  });
+});
