@@ -17,6 +17,7 @@ import type { DependencyHealth } from './embedded-pipeline';
 import { createGenerationBackend, type BackendSpec } from './backends';
 import { EmbeddedRuntime, type PipelineRuntime } from './runtime';
 import { StageThreads } from './stage-threads';
+import { Reconciler } from './reconciler';
 import { DEFAULT_REDIS_PREFIX, pipelineStores } from './stores';
 
 export interface PipelineOptions {
@@ -81,6 +82,26 @@ const round = (ms: number): number => Math.round(ms * 10) / 10;
 
 export async function startPipeline(options: PipelineOptions): Promise<RunningPipeline> {
   const prefix = options.redisPrefix ?? DEFAULT_REDIS_PREFIX;
+  // Records in a shared store carry this process's id, so a server that finds them after this one died ends them.
+  const ownerId = options.redisUrl ? `serve-${randomBytes(9).toString('base64url')}` : undefined;
+  const reconcile = async (
+    redis: Redis | null,
+    results: ResultStore<RequestRecord>,
+    events: MemoryEventBus<RequestEvent>,
+  ): Promise<Reconciler | null> => {
+    if (!redis || !ownerId) return null;
+    const reconciler = new Reconciler({
+      redis,
+      prefix,
+      ownerId,
+      results,
+      events,
+      resultTtlMs: options.config.resultTtlMs,
+      log: options.log,
+    });
+    await reconciler.start();
+    return reconciler;
+  };
   if (options.workers) {
     if (!('kind' in options.backend)) {
       throw new Error('with workers, each stage thread builds its own backend: pass a backend description, not one');
@@ -92,9 +113,11 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
         redisPrefix: prefix,
         backend: options.backend,
         prefillConcurrency: options.prefillConcurrency,
+        ...(ownerId ? { ownerId } : {}),
       },
       options.log,
     );
+    const reconciler = await reconcile(threads.redis, threads.results, threads.events);
     return {
       runtime: threads,
       backendName: options.backend.kind,
@@ -102,7 +125,10 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       results: threads.results,
       events: threads.events,
       dependencies: () => storeHealth(threads.redis),
-      close: () => threads.close(),
+      async close() {
+        await reconciler?.stop();
+        await threads.close();
+      },
     };
   }
   const { config, log } = options;
@@ -123,12 +149,14 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       randomKey: () => randomBytes(18).toString('base64url'),
       wallClockMs: () => performance.timeOrigin + performance.now(),
       crc32c: fastestCrc32c().crc32c,
-      onError: (err, context) => log(`error while ${context}: ${(err as Error).message}`),
+      onError: (err, context) => log(`error while ${context}: ${describeError(err)}`),
       ...(options.tracing ? { tracing: options.tracing } : {}),
+      ...(ownerId ? { ownerId } : {}),
     },
     options.prefillConcurrency,
   );
   runtime.start();
+  const reconciler = await reconcile(redis, stores.results, events);
   return {
     runtime,
     backendName: backend.name,
@@ -138,8 +166,16 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
     dependencies: () => storeHealth(redis),
     async close() {
       await runtime.stop();
+      await reconciler?.stop();
       await queue.close();
-      if (redis) await redis.quit();
+      // A Redis that is down cannot be told goodbye: drop the connection instead.
+      if (redis) await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** An error for the operator's log: a store's own text (its cause) included, which clients never see. */
+function describeError(err: unknown): string {
+  const e = err as Error;
+  return e.cause instanceof Error ? `${e.message} (${e.cause.message})` : e.message;
 }

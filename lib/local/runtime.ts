@@ -94,6 +94,7 @@ export class EmbeddedRuntime implements PipelineRuntime {
       this.config,
       trackerDeps(this.adapters),
       this.adapters.wallClockMs(),
+      this.adapters.ownerId,
     );
     const record = tracker.record;
     const occupancy = this.occupancy();

@@ -37,6 +37,8 @@ export interface StageThreadsOptions {
   readonly prefillConcurrency: number;
   /** How long a decode claim lasts without renewal (default 10 s). */
   readonly claimLeaseMs?: number;
+  /** This server's owner id, stamped on the records it creates (lib/local/reconciler.ts). */
+  readonly ownerId?: string;
 }
 
 export type ThreadRole = 'store' | 'prefill' | 'decode';
@@ -217,6 +219,7 @@ export class StageThreads implements PipelineRuntime {
       this.config,
       { results: this.results, events: this.events, wallClockMs },
       wallClockMs(),
+      this.options.ownerId,
     );
     const record = tracker.record;
     const occupancy = this.occupancy();

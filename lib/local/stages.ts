@@ -60,6 +60,8 @@ export interface RuntimeAdapters {
   readonly crc32c?: Crc32c;
   /** Spans for each stage's work on a request (lib/adapters/telemetry.ts); default none. */
   readonly tracing?: Tracing;
+  /** This process's owner id, stamped on the records it creates (lib/local/reconciler.ts); default none. */
+  readonly ownerId?: string;
 }
 
 /** An admitted request waiting for a prefill replica. */

@@ -5,6 +5,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startPrivateRedis, type PrivateRedis } from '../../bench/redis-private';
+import { createRedis } from '../../lib/adapters/redis-connection';
+import { TERMINAL_STATES, type RequestRecord } from '../../lib/core/engine/record';
+import { OWNER_LEASE_MS, OWNER_LOST, RECONCILE_EVERY_MS } from '../../lib/local/reconciler';
+import { scanKeys } from '../../scripts/redis-leaks';
 import { exitWithin, killChildren, serve, servedUrl, terminate, type Served } from './serve-process';
 
 afterAll(killChildren);
@@ -30,11 +34,19 @@ interface StreamEnd {
   readonly finishReason: string | null;
   readonly errorCode: string | null;
   readonly done: boolean;
+  /** The connection broke before the stream ended. */
+  readonly reset: boolean;
 }
 
 /** Reads a chat stream to its end: how many pieces came, how it ended (finish reason or in-band error), [DONE]. */
 async function readStream(res: Response): Promise<StreamEnd> {
-  const text = await res.text();
+  let text = '';
+  let reset = false;
+  try {
+    text = await res.text();
+  } catch {
+    reset = true;
+  }
   let pieces = 0;
   let finishReason: string | null = null;
   let errorCode: string | null = null;
@@ -49,7 +61,7 @@ async function readStream(res: Response): Promise<StreamEnd> {
     if (choice?.delta?.content) pieces += 1;
     if (choice?.finish_reason) finishReason = choice.finish_reason;
   }
-  return { status: res.status, pieces, finishReason, errorCode, done: text.includes('data: [DONE]') };
+  return { status: res.status, pieces, finishReason, errorCode, done: text.includes('data: [DONE]'), reset };
 }
 
 /** Streams that have had their first bytes (so they were admitted), read to their ends in the background. */
@@ -81,7 +93,7 @@ describe('SIGTERM with streams in flight', () => {
     const ends = await Promise.all(streams);
     expect(await exitWithin(served, 30_000)).toBe(0);
     for (const end of ends) {
-      expect(end).toMatchObject({ status: 200, errorCode: null, done: true });
+      expect(end).toMatchObject({ status: 200, errorCode: null, done: true, reset: false });
       expect(end.finishReason).not.toBeNull();
       expect(end.pieces).toBeGreaterThan(1);
     }
@@ -163,5 +175,61 @@ describe('the store goes away under the server', () => {
       expect(end.finishReason !== null || end.errorCode !== null).toBe(true);
     }
     expect(served.stderr).not.toMatch(/Unhandled|unhandled/);
+  }, 90_000);
+});
+
+describe('SIGKILL mid-load, then a restart on the same Redis', () => {
+  let redis: PrivateRedis | null = null;
+  afterAll(async () => redis?.stop());
+
+  it('the new server ends every request the dead one left unfinished, failed with owner_lost; no key lacks a TTL', async (ctx) => {
+    redis = await startPrivateRedis();
+    if (!redis) {
+      console.warn('skipped: no redis-server on PATH to start a private Redis (CI installs it)');
+      ctx.skip();
+      return;
+    }
+    const flags = ['--no-auth', '--time-scale', '1', '--redis-url', redis.url];
+    const first = serve(flags);
+    const firstUrl = await servedUrl(first);
+    const streams = await openStreams(firstUrl, 8, 2000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    first.child.kill('SIGKILL');
+    expect(await exitWithin(first, 10_000)).toBe('SIGKILL');
+    // The dead server's streams broke off: nothing came to tell them why, which is what the restart answers.
+    expect((await Promise.all(streams)).every((end) => end.reset || !end.done)).toBe(true);
+
+    const client = createRedis({ url: redis.url, connectionName: 'disagg-test-reconcile' });
+    try {
+      const records = async (): Promise<RequestRecord[]> => {
+        const keys = await scanKeys(client, 'disagg:result:');
+        const values = keys.length === 0 ? [] : await client.mget(...keys);
+        return values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as RequestRecord]));
+      };
+      const before = await records();
+      expect(before).toHaveLength(8);
+      expect(before.filter((r) => !TERMINAL_STATES.includes(r.state)).length).toBe(8);
+
+      const second = serve(flags);
+      await servedUrl(second);
+      // The dead server's lease lapses within OWNER_LEASE_MS; the next sweep ends its requests.
+      await expect
+        .poll(async () => (await records()).filter((r) => !TERMINAL_STATES.includes(r.state)).length, {
+          timeout: OWNER_LEASE_MS + RECONCILE_EVERY_MS + 5000,
+          interval: 250,
+        })
+        .toBe(0);
+      const after = await records();
+      expect(after).toHaveLength(8);
+      for (const r of after) {
+        expect(r.state).toBe('failed');
+        expect(r.error?.code).toBe(OWNER_LOST);
+        expect(r.error?.message).toMatch(/send the request again/);
+      }
+      for (const key of await scanKeys(client, '')) expect(await client.pttl(key), key).toBeGreaterThan(0);
+      expect(await terminate(second, 20_000)).toBe(0);
+    } finally {
+      client.disconnect();
+    }
   }, 90_000);
 });
