@@ -339,6 +339,9 @@ export class DecodeBatcher {
       while (this.running.length > 0) {
         try {
           await this.step();
+          // A turn of the event loop between steps: with no emulated time slept (timeScale 0) the steps would
+          // otherwise chain as microtasks, and no HTTP request, admission check or health probe would be served.
+          await new Promise((resolve) => setImmediate(resolve));
         } catch (err) {
           // A step that throws (a store outage mid-step) must not strand the batch: end it, failed.
           this.deps.onError?.(err, 'running a decode step');
