@@ -129,14 +129,16 @@ describe('a decode worker dies mid-generation', () => {
     const reference = await (await submit(clean, cleanShared, messages, 120)).client.done;
     await clean.stop();
 
-    const shared = memoryShared(400);
-    const a = worker(shared, { timeScale: 1 }, 300);
+    // The lease outlasts the taker's recompute (prefill runs in slices, so timers fire during it, and on a loaded
+    // machine 400 tokens take a good part of a second): one takeover, not a second one during the recompute.
+    const shared = memoryShared(2500);
+    const a = worker(shared, { timeScale: 1 }, 2000);
     const { client } = await submit(a, shared, messages, 120);
-    await new Promise((resolve) => setTimeout(resolve, 120)); // mid-generation: some tokens out, most not
-    expect(client.received.length).toBeGreaterThan(0);
+    // Mid-generation: some tokens out, most not (prefill runs off the submission, in slices, so wait for them).
+    await expect.poll(() => client.received.length, { timeout: 20_000, interval: 5 }).toBeGreaterThan(1);
     expect(client.received.length).toBeLessThan(120);
     a.crash();
-    const b = worker(shared, { timeScale: 1 }, 300);
+    const b = worker(shared, { timeScale: 1 }, 2000);
     try {
       const record = await within(client.done, 20_000, 'takeover');
       expect(record.state).toBe('completed');
