@@ -3,6 +3,13 @@
  * time kept apart, state changes, and writes to the ResultStore and the EventBus.
  */
 import type { EventBus, ResultStore } from '../ports';
+import { retryDelayMs, StoreUnavailableError, type RetryPolicy } from './retry';
+
+/**
+ * A terminal save that found the store down is tried again in the background, about 15 s in all: a record left
+ * non-terminal would read as running for its whole TTL once the store is back.
+ */
+export const TERMINAL_SAVE_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 250, maxDelayMs: 4000 };
 import { isTerminal, type RequestEvent, type RequestRecord, type RequestState, type TimelineEventName } from './record';
 
 export interface TrackerDeps {
@@ -95,9 +102,25 @@ export class RequestTracker {
     if (!this.end(state, error)) return;
     try {
       await this.save();
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) this.retryTerminalSave(2);
+      throw err;
     } finally {
       this.announceEnd();
     }
+  }
+
+  /** Tries the terminal save again after a backoff (TERMINAL_SAVE_RETRY), on a timer that never holds the process. */
+  private retryTerminalSave(attempt: number): void {
+    if (attempt > TERMINAL_SAVE_RETRY.attempts) return;
+    setTimeout(
+      () => {
+        this.save().catch((err: unknown) => {
+          if (err instanceof StoreUnavailableError) this.retryTerminalSave(attempt + 1);
+        });
+      },
+      retryDelayMs(attempt, TERMINAL_SAVE_RETRY),
+    ).unref();
   }
 
   /**
