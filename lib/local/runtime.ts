@@ -8,6 +8,8 @@ import { admit } from '../core/engine/admission';
 import type { EngineConfig } from '../core/engine/config';
 import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../core/engine/submission';
 import type { RequestRecord } from '../core/engine/record';
+import { withRetries } from '../core/engine/retry';
+import { TERMINAL_SAVE_RETRY } from '../core/engine/tracker';
 import { DecodeWorker, PrefillWorker, trackerDeps, type RuntimeAdapters } from './stages';
 
 export type { RuntimeAdapters } from './stages';
@@ -110,8 +112,14 @@ export class EmbeddedRuntime implements PipelineRuntime {
     try {
       await this.prefill.enqueue({ job, tracker, emulatedMs: emulatedPrefillMs });
     } catch (err) {
-      // Its record could not be saved (a store outage): the client is told it failed, so it must not run.
+      // Its record could not be saved (a store outage): the client is told it failed, so it must not run. A save
+      // that timed out may still land once the store answers again: delete it then, so no record says "queued".
       this.prefill.withdraw(req.id);
+      void withRetries(
+        () => this.adapters.results.delete(req.id),
+        TERMINAL_SAVE_RETRY,
+        (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
+      ).catch((deleteErr: unknown) => this.adapters.onError?.(deleteErr, `deleting the record of ${req.id}`));
       throw err;
     }
     return { accepted: true, record };

@@ -3,7 +3,7 @@
  * loopback with the key it printed (or none with --no-auth), and exits on SIGTERM.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { killChildren, serve, terminate, waitForStdout } from './serve-process';
+import { killChildren, serve, terminate, waitForStdout } from '../../scripts/serve-process';
 
 function chat(url: string, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${url}/v1/chat/completions`, {

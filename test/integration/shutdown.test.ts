@@ -9,77 +9,19 @@ import { createRedis } from '../../lib/adapters/redis-connection';
 import { TERMINAL_STATES, type RequestRecord } from '../../lib/core/engine/record';
 import { OWNER_LEASE_MS, OWNER_LOST, RECONCILE_EVERY_MS } from '../../lib/local/reconciler';
 import { scanKeys } from '../../scripts/redis-leaks';
-import { exitWithin, killChildren, serve, servedUrl, terminate, type Served } from './serve-process';
+import {
+  chat,
+  exitWithin,
+  killChildren,
+  openStreams,
+  refused,
+  serve,
+  servedUrl,
+  terminate,
+  type Served,
+} from '../../scripts/serve-process';
 
 afterAll(killChildren);
-
-const MODEL = 'llama-3.3-70b';
-
-function chat(url: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
-  return fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: MODEL,
-      messages: [{ role: 'user', content: 'Why split prefill from decode?' }],
-      ...body,
-    }),
-    signal: signal ?? AbortSignal.timeout(60_000),
-  });
-}
-
-interface StreamEnd {
-  readonly status: number;
-  readonly pieces: number;
-  readonly finishReason: string | null;
-  readonly errorCode: string | null;
-  readonly done: boolean;
-  /** The connection broke before the stream ended. */
-  readonly reset: boolean;
-}
-
-/** Reads a chat stream to its end: how many pieces came, how it ended (finish reason or in-band error), [DONE]. */
-async function readStream(res: Response): Promise<StreamEnd> {
-  let text = '';
-  let reset = false;
-  try {
-    text = await res.text();
-  } catch {
-    reset = true;
-  }
-  let pieces = 0;
-  let finishReason: string | null = null;
-  let errorCode: string | null = null;
-  for (const event of text.split('\n\n')) {
-    if (!event.startsWith('data: {')) continue;
-    const data = JSON.parse(event.slice(6)) as {
-      choices?: { delta?: { content?: string }; finish_reason?: string | null }[];
-      error?: { code: string };
-    };
-    if (data.error) errorCode = data.error.code;
-    const choice = data.choices?.[0];
-    if (choice?.delta?.content) pieces += 1;
-    if (choice?.finish_reason) finishReason = choice.finish_reason;
-  }
-  return { status: res.status, pieces, finishReason, errorCode, done: text.includes('data: [DONE]'), reset };
-}
-
-/** Streams that have had their first bytes (so they were admitted), read to their ends in the background. */
-async function openStreams(url: string, count: number, maxTokens: number): Promise<Promise<StreamEnd>[]> {
-  const responses = await Promise.all(
-    Array.from({ length: count }, () => chat(url, { stream: true, max_tokens: maxTokens })),
-  );
-  return responses.map((res) => readStream(res));
-}
-
-async function refused(url: string): Promise<boolean> {
-  try {
-    await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-    return false;
-  } catch {
-    return true;
-  }
-}
 
 describe('SIGTERM with streams in flight', () => {
   it('stops accepting first, lets every admitted stream finish, then exits 0', async () => {

@@ -1,11 +1,12 @@
 /**
- * `disagg serve` (or `npm start`) in a child process, as a user or an orchestrator runs it: spawned with no key,
- * Redis or pacing inherited from this environment, watched through its output, stopped with signals.
+ * `disagg serve` (or `npm start`) in a child process, as a user or an orchestrator runs it (tests, `npm run chaos`):
+ * spawned with no key, Redis or pacing inherited from this environment, watched through its output, stopped with
+ * signals.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const root = fileURLToPath(new URL('../..', import.meta.url));
+export const root = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcessWithoutNullStreams[] = [];
 
 export interface Served {
@@ -83,4 +84,74 @@ export function terminate(served: Served, timeoutMs = 10_000): Promise<number | 
 /** Kills every child still running (afterAll). */
 export function killChildren(): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+// The client side: chat requests, streams read to their ends, a listener that refuses.
+
+const MODEL = 'llama-3.3-70b';
+
+export function chat(url: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Why split prefill from decode?' }],
+      ...body,
+    }),
+    signal: signal ?? AbortSignal.timeout(60_000),
+  });
+}
+
+export interface StreamEnd {
+  readonly status: number;
+  readonly pieces: number;
+  readonly finishReason: string | null;
+  readonly errorCode: string | null;
+  readonly done: boolean;
+  /** The connection broke before the stream ended. */
+  readonly reset: boolean;
+}
+
+/** Reads a chat stream to its end: how many pieces came, how it ended (finish reason or in-band error), [DONE]. */
+export async function readStream(res: Response): Promise<StreamEnd> {
+  let text = '';
+  let reset = false;
+  try {
+    text = await res.text();
+  } catch {
+    reset = true;
+  }
+  let pieces = 0;
+  let finishReason: string | null = null;
+  let errorCode: string | null = null;
+  for (const event of text.split('\n\n')) {
+    if (!event.startsWith('data: {')) continue;
+    const data = JSON.parse(event.slice(6)) as {
+      choices?: { delta?: { content?: string }; finish_reason?: string | null }[];
+      error?: { code: string };
+    };
+    if (data.error) errorCode = data.error.code;
+    const choice = data.choices?.[0];
+    if (choice?.delta?.content) pieces += 1;
+    if (choice?.finish_reason) finishReason = choice.finish_reason;
+  }
+  return { status: res.status, pieces, finishReason, errorCode, done: text.includes('data: [DONE]'), reset };
+}
+
+/** Streams whose response headers came (so they were admitted) (so they were admitted), read to their ends in the background. */
+export async function openStreams(url: string, count: number, maxTokens: number): Promise<Promise<StreamEnd>[]> {
+  const responses = await Promise.all(
+    Array.from({ length: count }, () => chat(url, { stream: true, max_tokens: maxTokens })),
+  );
+  return responses.map((res) => readStream(res));
+}
+
+export async function refused(url: string): Promise<boolean> {
+  try {
+    await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+    return false;
+  } catch {
+    return true;
+  }
 }
