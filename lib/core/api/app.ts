@@ -428,10 +428,12 @@ function bufferedStream(run: Run, record: RequestRecord): string {
 function streamResponse(c: Context<Env>, run: Run, done: () => void): Response {
   const f = framing(run);
   const encoder = new TextEncoder();
+  // Set when the client goes away: nothing more is written (the controller is closed), and that is no error.
+  let gone = false;
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
       const write = (text: string): void => {
-        if (text !== '') controller.enqueue(encoder.encode(text));
+        if (text !== '' && !gone) controller.enqueue(encoder.encode(text));
       };
       try {
         write(f.opening());
@@ -451,6 +453,7 @@ function streamResponse(c: Context<Env>, run: Run, done: () => void): Response {
       }
     },
     cancel() {
+      gone = true;
       run.progress.close();
     },
   });
