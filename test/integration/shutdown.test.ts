@@ -23,6 +23,14 @@ import {
 
 afterAll(killChildren);
 
+/** A private redis-server of the test's own, or the test skipped with the reason printed. */
+async function privateRedisOrSkip(ctx: { skip: () => never }): Promise<PrivateRedis> {
+  const redis = await startPrivateRedis();
+  if (redis) return redis;
+  console.warn('skipped: no redis-server on PATH to start a private Redis (CI installs it)');
+  return ctx.skip();
+}
+
 describe('SIGTERM with streams in flight', () => {
   it('stops accepting first, lets every admitted stream finish, then exits 0', async () => {
     // timeScale 1: 400 tokens take a few seconds of emulated decode, so the signal lands mid-stream.
@@ -74,12 +82,7 @@ describe('the store goes away under the server', () => {
   afterAll(async () => redis?.stop());
 
   it('survives clients leaving mid-stream, answers 503 with Retry-After, reports the store on /healthz, and exits 0 on SIGTERM', async (ctx) => {
-    redis = await startPrivateRedis();
-    if (!redis) {
-      console.warn('skipped: no redis-server on PATH to start a private Redis (CI installs it)');
-      ctx.skip();
-      return;
-    }
+    redis = await privateRedisOrSkip(ctx);
     const served: Served = serve(['--no-auth', '--time-scale', '1', '--redis-url', redis.url, '--drain-timeout', '5']);
     const url = await servedUrl(served);
     const leaving = new AbortController();
@@ -125,12 +128,7 @@ describe('SIGKILL mid-load, then a restart on the same Redis', () => {
   afterAll(async () => redis?.stop());
 
   it('the new server ends every request the dead one left unfinished, failed with owner_lost; no key lacks a TTL', async (ctx) => {
-    redis = await startPrivateRedis();
-    if (!redis) {
-      console.warn('skipped: no redis-server on PATH to start a private Redis (CI installs it)');
-      ctx.skip();
-      return;
-    }
+    redis = await privateRedisOrSkip(ctx);
     const flags = ['--no-auth', '--time-scale', '1', '--redis-url', redis.url];
     const first = serve(flags);
     const firstUrl = await servedUrl(first);
