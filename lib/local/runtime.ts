@@ -8,6 +8,7 @@ import { admit } from '../core/engine/admission';
 import type { EngineConfig } from '../core/engine/config';
 import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../core/engine/submission';
 import type { RequestRecord } from '../core/engine/record';
+import type { ResultStore } from '../core/ports';
 import { withRetries } from '../core/engine/retry';
 import { TERMINAL_SAVE_RETRY } from '../core/engine/tracker';
 import { DecodeWorker, PrefillWorker, trackerDeps, type RuntimeAdapters } from './stages';
@@ -115,11 +116,7 @@ export class EmbeddedRuntime implements PipelineRuntime {
       // Its record could not be saved (a store outage): the client is told it failed, so it must not run. A save
       // that timed out may still land once the store answers again: delete it then, so no record says "queued".
       this.prefill.withdraw(req.id);
-      void withRetries(
-        () => this.adapters.results.delete(req.id),
-        TERMINAL_SAVE_RETRY,
-        (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
-      ).catch((deleteErr: unknown) => this.adapters.onError?.(deleteErr, `deleting the record of ${req.id}`));
+      deleteWhenBack(this.adapters.results, req.id, this.adapters.onError);
       throw err;
     }
     return { accepted: true, record };
@@ -136,4 +133,20 @@ export class EmbeddedRuntime implements PipelineRuntime {
     await this.adapters.cancellations.put(id, { cancelledAtMs: this.adapters.wallClockMs() }, this.config.resultTtlMs);
     return (await this.prefill.cancel(id)) ?? record;
   }
+}
+
+/**
+ * Deletes the record of a request refused for a store outage, trying again in the background until the store is
+ * back (TERMINAL_SAVE_RETRY): a save that timed out may still land, and no record may say "queued" for nothing.
+ */
+export function deleteWhenBack(
+  results: ResultStore<RequestRecord>,
+  id: string,
+  onError?: (err: unknown, context: string) => void,
+): void {
+  void withRetries(
+    () => results.delete(id),
+    TERMINAL_SAVE_RETRY,
+    (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
+  ).catch((err: unknown) => onError?.(err, `deleting the record of ${id}`));
 }

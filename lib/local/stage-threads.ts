@@ -22,10 +22,11 @@ import type { CancellationMarker } from '../core/engine/decode-stage';
 import type { PrefillJob } from '../core/engine/prefill-stage';
 import { isTerminal, type RequestEvent, type RequestRecord, type RequestState } from '../core/engine/record';
 import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../core/engine/submission';
+import { StoreUnavailableError } from '../core/engine/retry';
 import { RequestTracker } from '../core/engine/tracker';
 import type { KvStore, ResultStore } from '../core/ports';
 import type { BackendSpec } from './backends';
-import type { Occupancy, PipelineRuntime } from './runtime';
+import { deleteWhenBack, type Occupancy, type PipelineRuntime } from './runtime';
 import { pipelineStores } from './stores';
 import { RpcClient } from './thread-rpc';
 
@@ -246,6 +247,15 @@ export class StageThreads implements PipelineRuntime {
     try {
       await this.prefill.control.enqueue(wireJob(job), JSON.stringify(record), emulatedPrefillMs);
     } catch (err) {
+      if ((err as Error).name === 'StoreUnavailableError') {
+        // Its record could not be saved: the prefill thread never starts it, and the client is told so.
+        this.count(entry, -1);
+        this.tracked.delete(req.id);
+        deleteWhenBack(this.results, req.id, (e, context) =>
+          this.log(`error while ${context}: ${(e as Error).message}`),
+        );
+        throw new StoreUnavailableError('results', err);
+      }
       // The prefill thread died with it: its replacement queues the request again (prefillExited).
       this.log(`error while queueing ${req.id} for prefill: ${(err as Error).message}`);
     }
