@@ -268,7 +268,7 @@ async function overload(): Promise<Row> {
       lost: outcomes.filter((o) => o !== '200' && o !== '429' && o !== 'hung').length,
       leaked: listenerLeaks(server),
       hung: outcomes.filter((o) => o === 'hung').length,
-      notes: `slowest /healthz ${Math.round(worst)} ms (measured)`,
+      notes: `slowest /healthz ${Math.round(worst)} ms, measured`,
     };
   } finally {
     await server.close({ drainMs: 0 });
@@ -332,7 +332,7 @@ async function main(): Promise<void> {
   });
   for (const r of rows) {
     const outcomes = Object.entries(r.outcomes)
-      .map(([o, n]) => `${o} x${n}`)
+      .map(([o, n]) => (n > 1 ? `${o} x${n}` : o))
       .join(', ');
     table.push([
       r.notes ? `${r.fault} (${r.notes})` : r.fault,
