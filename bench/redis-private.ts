@@ -13,6 +13,11 @@ export interface PrivateRedis {
   readonly url: string;
   readonly port: number;
   stop(): Promise<void>;
+  /** Starts it again on the same port after stop() (empty: nothing persists), for outage tests. */
+  restart(): Promise<void>;
+  /** Freezes it (SIGSTOP): connections stay open and nothing answers, as a hung server does. */
+  pause(): void;
+  resume(): void;
 }
 
 export function hasCommand(name: string): boolean {
@@ -33,12 +38,32 @@ export async function freePort(): Promise<number> {
 export async function startPrivateRedis(): Promise<PrivateRedis | null> {
   if (!hasCommand('redis-server')) return null;
   const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  let child = await spawnRedis(port, url);
+  return {
+    url,
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGCONT');
+        child.kill('SIGTERM');
+      }),
+    async restart() {
+      child = await spawnRedis(port, url);
+    },
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
+  };
+}
+
+async function spawnRedis(port: number, url: string): Promise<ChildProcess> {
   const child: ChildProcess = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
     { stdio: 'ignore' },
   );
-  const url = `redis://127.0.0.1:${port}`;
   const probe = createRedis({ url, connectionName: 'disagg-bench-probe', lazyConnect: true, onError: () => undefined });
   try {
     for (let i = 0; i < 100; i++) {
@@ -57,16 +82,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis | null> {
   } finally {
     probe.disconnect();
   }
-  return {
-    url,
-    port,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+  return child;
 }
 
 /** Calls per command since the server started (INFO commandstats), without the INFO calls themselves. */

@@ -145,6 +145,10 @@ program
     'JSON log on stdout: debug, info (default: a line per request), warn, error or silent (env DISAGG_LOG_LEVEL)',
   )
   .option('--debug', 'same as --log-level debug')
+  .option(
+    '--drain-timeout <seconds>',
+    'on SIGTERM/SIGINT, let admitted requests finish this long before ending them (default 30; env DISAGG_DRAIN_SECONDS)',
+  )
   .option('--workers', 'run the prefill and decode stages in worker threads, so HTTP has this thread to itself')
   .action(async (flags: ServeFlags) => (await import('./commands/serve')).runServe(flags));
 

@@ -54,7 +54,8 @@ export async function submit(w: Wiring, req: SubmitRequest): Promise<SubmitResul
   const occupancy = { prefillQueue: 0, decodeQueue: await w.queue.depth() };
   const decision = admit(occupancy, config.admission, emulatedPrefillMs * config.timeScale);
   if (!decision.admitted) {
-    await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
+    // Never stored: the client got no id to read it by, and overload must not multiply table writes (the metric counts it).
+    tracker.reject({ code: 'overloaded', message: decision.reason });
     w.logger.warn('request rejected', { requestId: req.id, decodeQueue: occupancy.decodeQueue });
     addRejectionMetric(w.metrics);
     return { accepted: false, record, decision };

@@ -28,6 +28,7 @@ export interface ServeFlags {
   corsOrigin?: string;
   debug?: boolean;
   logLevel?: string;
+  drainTimeout?: string;
   auth: boolean;
 }
 
@@ -52,6 +53,7 @@ const FILE_KEYS = [
   'workers',
   'corsOrigin',
   'logLevel',
+  'drainTimeout',
 ] as const;
 
 function readConfigFile(path: string): Partial<Record<(typeof FILE_KEYS)[number], string | number | boolean>> {
@@ -93,7 +95,7 @@ function corsOrigins(value: string | undefined): string[] {
 export function serveOptions(
   flags: ServeFlags,
   env: NodeJS.ProcessEnv,
-): ServeOptions & { host: string; port: number; corsOrigins: string[] } {
+): ServeOptions & { host: string; port: number; corsOrigins: string[]; drainMs: number } {
   const file = flags.config ? readConfigFile(flags.config) : {};
   const pick = (
     flag: string | undefined,
@@ -158,8 +160,14 @@ export function serveOptions(
     workers: flags.workers ?? file.workers === true,
     corsOrigins: corsOrigins(pick(flags.corsOrigin, env.DISAGG_CORS_ORIGINS, 'corsOrigin')),
     debug: flags.debug === true,
+    drainMs:
+      (count('--drain-timeout', pick(flags.drainTimeout, env.DISAGG_DRAIN_SECONDS, 'drainTimeout'), 0, 3600) ??
+        DEFAULT_SERVE_DRAIN_SECONDS) * 1000,
   };
 }
+
+/** Seconds `disagg serve` lets admitted requests finish after SIGTERM or SIGINT. */
+export const DEFAULT_SERVE_DRAIN_SECONDS = 30;
 
 export async function runServe(flags: ServeFlags): Promise<void> {
   const options = serveOptions(flags, process.env);
@@ -199,10 +207,30 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   say(
     `    -d '{"model": "${c.model.id}", "stream": true, "max_tokens": 32, "messages": [{"role": "user", "content": "Why split prefill from decode?"}]}'`,
   );
-  const shutdown = (): void => {
-    say('shutting down: finishing requests in flight');
-    void server.close().then(() => process.exit(0));
+  let shuttingDown = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (shuttingDown) {
+      say(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    shuttingDown = true;
+    say(
+      `${signal}: shutting down: no new requests; letting ${server.inFlight()} in flight finish (up to ${options.drainMs / 1000} s)`,
+    );
+    server.close({ drainMs: options.drainMs }).then(
+      (report) => {
+        say(
+          `stopped: ${report.inFlight - report.endedAtDeadline} of ${report.inFlight} in flight finished` +
+            (report.endedAtDeadline > 0 ? `; ${report.endedAtDeadline} ended at the drain deadline, told why` : ''),
+        );
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error(`error while shutting down: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
 }

@@ -42,6 +42,9 @@ interface WordTokens {
 
 const wordTokenCache = new WeakMap<Tokenizer, WordTokens>();
 
+/** Longest stretch of prefill compute between two turns of the event loop (wall ms, measured). */
+export const PREFILL_SLICE_MS = 20;
+
 let llama3Table: WordTokens | null = null;
 
 function wordTokens(tokenizer: Tokenizer | undefined): WordTokens {
@@ -94,7 +97,8 @@ export class ReferenceBackend implements GenerationBackend {
 
   async prefill(promptIds: readonly number[], sampling: SamplingParams): Promise<PrefillOutput> {
     if (promptIds.length === 0) throw new Error('reference backend: prefill needs at least one prompt token');
-    const { kv, lastLogits } = this.model.prefill(promptIds);
+    // In slices: a long prompt's compute (seconds at 8k tokens) must not stall every other request on this thread.
+    const { kv, lastLogits } = await this.model.prefillSliced(promptIds, PREFILL_SLICE_MS);
     // The first token is never the end: a reply has at least one word, and PrefillOutput has no way to say "empty".
     lastLogits[EOS_INDEX] = -Infinity;
     const word = sampleToken(lastLogits, sampling, kv.tokens);

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { storeCall } from '../core/engine/retry';
 import type { KvStore } from '../core/ports';
 
 export interface RedisKvStoreOptions {
@@ -7,7 +8,10 @@ export interface RedisKvStoreOptions {
   readonly prefix?: string;
 }
 
-/** KV blob store on Redis/Valkey: one string key per blob, `SET ... PX ttl` as the lease. */
+/**
+ * KV blob store on Redis/Valkey: one string key per blob, `SET ... PX ttl` as the lease. A Redis that does not
+ * answer fails as StoreUnavailableError, its own error text kept as the cause.
+ */
 export class RedisKvStore implements KvStore {
   readonly prefix: string;
   private readonly redis: Redis;
@@ -23,17 +27,17 @@ export class RedisKvStore implements KvStore {
     }
     // A view, not a copy: KV blobs can be many MB.
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    await this.redis.set(this.prefix + key, buffer, 'PX', Math.ceil(ttlMs));
+    await storeCall('kv', () => this.redis.set(this.prefix + key, buffer, 'PX', Math.ceil(ttlMs)));
   }
 
   async get(key: string): Promise<Uint8Array | null> {
-    const buffer = await this.redis.getBuffer(this.prefix + key);
+    const buffer = await storeCall('kv', () => this.redis.getBuffer(this.prefix + key));
     // A plain Uint8Array view, so callers get Uint8Array semantics (slice copies) rather than Buffer's.
     return buffer ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : null;
   }
 
   async delete(key: string): Promise<void> {
-    await this.redis.del(this.prefix + key);
+    await storeCall('kv', () => this.redis.del(this.prefix + key));
   }
 
   /** Counts keys under the prefix with SCAN (never KEYS, which blocks the server). */

@@ -12,6 +12,11 @@ export interface RedisConnectionOptions {
   readonly connectTimeoutMs?: number;
   /** Reconnect attempts a command waits through before it fails. Default 1, so a down Redis errors instead of hanging. */
   readonly maxRetriesPerRequest?: number;
+  /**
+   * A command unanswered this long fails (default 2000 ms): a Redis that hangs (paused, swapping, a dead link
+   * with the socket still open) must fail like one that is down, not hold every request with it.
+   */
+  readonly commandTimeoutMs?: number;
   /** Shown in `CLIENT LIST`, to tell workers apart. */
   readonly connectionName?: string;
   /** Extra TLS settings for `rediss://` (e.g. `servername`, `ca`); TLS is on whenever the scheme is `rediss`. */
@@ -37,6 +42,7 @@ export function createRedis(options: RedisConnectionOptions = {}): Redis {
   const redisOptions: RedisOptions = {
     connectTimeout: options.connectTimeoutMs ?? 5000,
     maxRetriesPerRequest: options.maxRetriesPerRequest ?? 1,
+    commandTimeout: options.commandTimeoutMs ?? 2000,
     // Commands issued before the first connect wait for it; maxRetriesPerRequest bounds that wait.
     enableOfflineQueue: true,
     lazyConnect: options.lazyConnect ?? false,

@@ -4,34 +4,161 @@
  * so no event is missed.
  */
 import type { CompletionPipeline, RequestProgress, Submission } from '../core/api/pipeline-port';
-import type { RequestEvent, RequestRecord } from '../core/engine/record';
+import { ApiError } from '../core/api/errors';
+import { isTerminal, type RequestEvent, type RequestRecord } from '../core/engine/record';
+import { StoreUnavailableError } from '../core/engine/retry';
 import type { SubmitRequest } from '../core/engine/submission';
 import type { EventBus } from '../core/ports';
 import type { RequestSpans } from './request-spans';
 import type { PipelineRuntime } from './runtime';
 
+/** Seconds a client is told to wait when a store is down: ioredis reconnects every 2 s at most (redis-connection.ts). */
+export const STORE_RETRY_AFTER_S = 5;
+
+/** A dependency of the pipeline as GET /healthz reports it. */
+export interface DependencyHealth {
+  readonly status: 'ok' | 'unavailable';
+  /** Measured wall ms of the check. */
+  readonly latencyMs: number;
+  /** Why it is unavailable, in words fit for a client (never the store's own error text). */
+  readonly reason?: string;
+}
+
+export interface EmbeddedPipelineOptions {
+  readonly spans?: RequestSpans;
+  /** The requests admitted and not yet ended, and whether new ones are still taken (drain on shutdown). */
+  readonly admitted?: AdmittedRequests;
+  /** Checks each store the pipeline depends on (GET /healthz). */
+  readonly dependencies?: () => Promise<Record<string, DependencyHealth>>;
+}
+
 export function embeddedPipeline(
   runtime: PipelineRuntime,
   events: EventBus<RequestEvent>,
-  spans?: RequestSpans,
+  options: EmbeddedPipelineOptions = {},
 ): CompletionPipeline {
+  const { spans, admitted } = options;
   return {
     async submit(request: SubmitRequest, watch: { deadlineMs: number }): Promise<Submission> {
+      admitted?.assertOpen();
       const progress = new EventProgress(events, request.id, watch.deadlineMs, () => runtime.get(request.id));
+      const forget = admitted?.watch(request.id);
       // The request's own span, under the client's traceparent; its stages trace under it.
       const traceparent = spans ? spans.begin(request.id, request.traceparent) : request.traceparent;
-      const submitted = await runtime.submit({ ...request, ...(traceparent ? { traceparent } : {}) });
+      let submitted;
+      try {
+        submitted = await runtime.submit({ ...request, ...(traceparent ? { traceparent } : {}) });
+      } catch (err) {
+        // Told it failed: nothing of it may be left running, listening or counted.
+        progress.close();
+        forget?.();
+        spans?.abandon(request.id, 'store_unavailable');
+        throw clientError(err);
+      }
       if (!submitted.accepted) {
         progress.close();
+        forget?.();
         spans?.abandon(request.id, 'overloaded');
         return submitted;
       }
+      admitted?.accepted(submitted.record);
       return { accepted: true, record: submitted.record, progress };
     },
-    get: (id) => runtime.get(id),
-    cancel: (id) => runtime.cancel(id),
-    health: () => Promise.resolve(runtime.occupancy()),
+    get: (id) => runtime.get(id).catch((err: unknown) => Promise.reject(clientError(err))),
+    cancel: (id) => runtime.cancel(id).catch((err: unknown) => Promise.reject(clientError(err))),
+    async health() {
+      const dependencies = options.dependencies ? await options.dependencies() : {};
+      const down = Object.values(dependencies).some((d) => d.status !== 'ok');
+      const draining = admitted?.closing ?? false;
+      return {
+        status: down ? 'unavailable' : draining ? 'draining' : 'ok',
+        ...runtime.occupancy(),
+        dependencies,
+      };
+    },
   };
+}
+
+/** A store that did not answer is a 503 with Retry-After in the API's format; its own error text stays in the log. */
+function clientError(err: unknown): unknown {
+  if (!(err instanceof StoreUnavailableError)) return err;
+  return new ApiError(
+    503,
+    `${err.message}; nothing was started for this request, send it again in ${STORE_RETRY_AFTER_S} s`,
+    'server_error',
+    null,
+    'store_unavailable',
+    STORE_RETRY_AFTER_S,
+  );
+}
+
+/**
+ * The requests this server admitted whose end it has not yet seen, and whether it still admits new ones: a
+ * shutdown stops admitting, then waits for these to end (drain), and ends those left at its deadline.
+ */
+export class AdmittedRequests {
+  private readonly open = new Map<string, { record: RequestRecord | null; off: () => void }>();
+  private emptied: (() => void)[] = [];
+  private closingReason: string | null = null;
+
+  constructor(private readonly events: EventBus<RequestEvent>) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  get closing(): boolean {
+    return this.closingReason !== null;
+  }
+
+  /** Refuses new requests from now on (503 `shutting_down`), with `reason` for the client. */
+  stopAdmitting(reason: string): void {
+    this.closingReason = reason;
+  }
+
+  assertOpen(): void {
+    if (this.closingReason === null) return;
+    throw new ApiError(503, this.closingReason, 'server_error', null, 'shutting_down', 1);
+  }
+
+  /** Follows a request from before its submission (so no end is missed); the returned call forgets it. */
+  watch(id: string): () => void {
+    const off = this.events.subscribe(id, (event) => {
+      if (event.type === 'done') this.forget(id);
+    });
+    this.open.set(id, { record: null, off });
+    return () => this.forget(id);
+  }
+
+  accepted(record: RequestRecord): void {
+    const entry = this.open.get(record.id);
+    if (entry && !isTerminal(record.state)) entry.record = record;
+  }
+
+  /** Resolves with the requests still open when all have ended (none) or at `deadlineMs` (epoch ms), whichever first. */
+  async drained(deadlineMs: number): Promise<RequestRecord[]> {
+    const left = deadlineMs - Date.now();
+    if (this.open.size > 0 && left > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.emptied.push(resolve);
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+    return [...this.open.values()].flatMap((e) => (e.record ? [e.record] : []));
+  }
+
+  private forget(id: string): void {
+    const entry = this.open.get(id);
+    if (!entry) return;
+    entry.off();
+    this.open.delete(id);
+    if (this.open.size > 0) return;
+    const waiters = this.emptied;
+    this.emptied = [];
+    for (const wake of waiters) wake();
+  }
 }
 
 /** Tokens and the terminal record of one request, from the event bus, as async iteration. */

@@ -11,7 +11,7 @@ import { createApiApp, type ApiAppOptions, type ApiLog } from '../core/api/app';
 import { ApiError } from '../core/api/errors';
 import type { RequestEvent } from '../core/engine/record';
 import type { EventBus } from '../core/ports';
-import { embeddedPipeline } from './embedded-pipeline';
+import { embeddedPipeline, type AdmittedRequests, type DependencyHealth } from './embedded-pipeline';
 import type { ServeObservability } from './observability';
 import type { PipelineRuntime } from './runtime';
 
@@ -25,6 +25,10 @@ export interface HttpApiOptions extends Pick<
   readonly log?: (line: string) => void;
   /** Metrics, request log, spans and the dashboard (lib/local/observability.ts); without it, none of them. */
   readonly observability?: ServeObservability;
+  /** The requests admitted and not yet ended (the server drains them on shutdown). */
+  readonly admitted?: AdmittedRequests;
+  /** The stores' health, for GET /healthz. */
+  readonly dependencies?: () => Promise<Record<string, DependencyHealth>>;
 }
 
 export function createHttpApi(options: HttpApiOptions): Server {
@@ -38,7 +42,11 @@ export function createHttpApi(options: HttpApiOptions): Server {
   const o = options.observability;
   const app = createApiApp({
     ...options,
-    pipeline: embeddedPipeline(options.runtime, options.events, o?.spans),
+    pipeline: embeddedPipeline(options.runtime, options.events, {
+      ...(o?.spans ? { spans: o.spans } : {}),
+      ...(options.admitted ? { admitted: options.admitted } : {}),
+      ...(options.dependencies ? { dependencies: options.dependencies } : {}),
+    }),
     model: { id: options.runtime.config.model.id, maxContext: options.runtime.config.model.maxContext },
     newId: randomUUID,
     nowMs: Date.now,

@@ -12,9 +12,12 @@ import { createRedis } from '../adapters/redis-connection';
 import type { EngineConfig, EngineConfigInput } from '../core/engine/config';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import type { GenerationBackend, KvStore, ResultStore } from '../core/ports';
+import type { Redis } from 'ioredis';
+import type { DependencyHealth } from './embedded-pipeline';
 import { createGenerationBackend, type BackendSpec } from './backends';
 import { EmbeddedRuntime, type PipelineRuntime } from './runtime';
 import { StageThreads } from './stage-threads';
+import { Reconciler } from './reconciler';
 import { DEFAULT_REDIS_PREFIX, pipelineStores } from './stores';
 
 export interface PipelineOptions {
@@ -40,12 +43,65 @@ export interface RunningPipeline {
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
   readonly events: MemoryEventBus<RequestEvent>;
+  /** Each store the pipeline depends on, checked now (GET /healthz). */
+  dependencies(): Promise<Record<string, DependencyHealth>>;
   /** Stops taking work, waits for what runs to end, closes the stores. */
   close(): Promise<void>;
 }
 
+/** How long GET /healthz waits for a store's answer before calling it unavailable. */
+const HEALTH_CHECK_TIMEOUT_MS = 1000;
+
+/** The stores' health: Redis answering PING within a second, or memory (always there). */
+export async function storeHealth(redis: Redis | null): Promise<Record<string, DependencyHealth>> {
+  if (!redis) return { store: { status: 'ok', latencyMs: 0 } };
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      redis.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), HEALTH_CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return { store: { status: 'ok', latencyMs: round(performance.now() - started) } };
+  } catch {
+    return {
+      store: {
+        status: 'unavailable',
+        latencyMs: round(performance.now() - started),
+        reason: `Redis did not answer PING within ${HEALTH_CHECK_TIMEOUT_MS} ms`,
+      },
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;
+
 export async function startPipeline(options: PipelineOptions): Promise<RunningPipeline> {
   const prefix = options.redisPrefix ?? DEFAULT_REDIS_PREFIX;
+  // Records in a shared store carry this process's id, so a server that finds them after this one died ends them.
+  const ownerId = options.redisUrl ? `serve-${randomBytes(9).toString('base64url')}` : undefined;
+  const reconcile = async (
+    redis: Redis | null,
+    results: ResultStore<RequestRecord>,
+    events: MemoryEventBus<RequestEvent>,
+  ): Promise<Reconciler | null> => {
+    if (!redis || !ownerId) return null;
+    const reconciler = new Reconciler({
+      redis,
+      prefix,
+      ownerId,
+      results,
+      events,
+      resultTtlMs: options.config.resultTtlMs,
+      log: options.log,
+    });
+    await reconciler.start();
+    return reconciler;
+  };
   if (options.workers) {
     if (!('kind' in options.backend)) {
       throw new Error('with workers, each stage thread builds its own backend: pass a backend description, not one');
@@ -57,16 +113,22 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
         redisPrefix: prefix,
         backend: options.backend,
         prefillConcurrency: options.prefillConcurrency,
+        ...(ownerId ? { ownerId } : {}),
       },
       options.log,
     );
+    const reconciler = await reconcile(threads.redis, threads.results, threads.events);
     return {
       runtime: threads,
       backendName: options.backend.kind,
       kv: threads.kv,
       results: threads.results,
       events: threads.events,
-      close: () => threads.close(),
+      dependencies: () => storeHealth(threads.redis),
+      async close() {
+        await reconciler?.stop();
+        await threads.close();
+      },
     };
   }
   const { config, log } = options;
@@ -87,22 +149,33 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       randomKey: () => randomBytes(18).toString('base64url'),
       wallClockMs: () => performance.timeOrigin + performance.now(),
       crc32c: fastestCrc32c().crc32c,
-      onError: (err, context) => log(`error while ${context}: ${(err as Error).message}`),
+      onError: (err, context) => log(`error while ${context}: ${describeError(err)}`),
       ...(options.tracing ? { tracing: options.tracing } : {}),
+      ...(ownerId ? { ownerId } : {}),
     },
     options.prefillConcurrency,
   );
   runtime.start();
+  const reconciler = await reconcile(redis, stores.results, events);
   return {
     runtime,
     backendName: backend.name,
     kv: stores.kv,
     results: stores.results,
     events,
+    dependencies: () => storeHealth(redis),
     async close() {
       await runtime.stop();
+      await reconciler?.stop();
       await queue.close();
-      if (redis) await redis.quit();
+      // A Redis that is down cannot be told goodbye: drop the connection instead.
+      if (redis) await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** An error for the operator's log: a store's own text (its cause) included, which clients never see. */
+function describeError(err: unknown): string {
+  const e = err as Error;
+  return e.cause instanceof Error ? `${e.message} (${e.cause.message})` : e.message;
 }

@@ -8,6 +8,9 @@ import { admit } from '../core/engine/admission';
 import type { EngineConfig } from '../core/engine/config';
 import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../core/engine/submission';
 import type { RequestRecord } from '../core/engine/record';
+import type { ResultStore } from '../core/ports';
+import { withRetries } from '../core/engine/retry';
+import { TERMINAL_SAVE_RETRY } from '../core/engine/tracker';
 import { DecodeWorker, PrefillWorker, trackerDeps, type RuntimeAdapters } from './stages';
 
 export type { RuntimeAdapters } from './stages';
@@ -28,6 +31,11 @@ export interface PipelineRuntime {
   /** Marks a request cancelled: it leaves the prefill queue at once, or decode at its next check. */
   cancel(id: string): Promise<RequestRecord | null>;
   occupancy(): Occupancy;
+  /**
+   * Stops the stages dead (no more steps or record writes), for a shutdown whose drain deadline passed: the
+   * server then ends what was left itself, telling each client why.
+   */
+  halt?(): Promise<void> | void;
 }
 
 export class EmbeddedRuntime implements PipelineRuntime {
@@ -67,6 +75,10 @@ export class EmbeddedRuntime implements PipelineRuntime {
     this.decode.crash();
   }
 
+  halt(): void {
+    this.crash();
+  }
+
   /** Requests waiting for or in prefill, and handed off but not yet decoding. */
   occupancy(): Occupancy {
     const prefill = this.prefill.occupancy();
@@ -85,19 +97,28 @@ export class EmbeddedRuntime implements PipelineRuntime {
       this.config,
       trackerDeps(this.adapters),
       this.adapters.wallClockMs(),
+      this.adapters.ownerId,
     );
     const record = tracker.record;
     const occupancy = this.occupancy();
     const queuedEmulatedMs = this.prefill.queuedEmulatedMs() + emulatedPrefillMs;
     const decision = admit(occupancy, this.config.admission, queuedEmulatedMs * this.config.timeScale);
     if (!decision.admitted) {
-      await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
+      tracker.reject({ code: 'overloaded', message: decision.reason });
       return { accepted: false, record, decision };
     }
     markQueued(tracker, occupancy.prefillQueue + 1);
     // Enqueued before the first await: admission check and reservation must be one step,
     // or concurrent submissions would all see the same free queue.
-    await this.prefill.enqueue({ job, tracker, emulatedMs: emulatedPrefillMs });
+    try {
+      await this.prefill.enqueue({ job, tracker, emulatedMs: emulatedPrefillMs });
+    } catch (err) {
+      // Its record could not be saved (a store outage): the client is told it failed, so it must not run. A save
+      // that timed out may still land once the store answers again: delete it then, so no record says "queued".
+      this.prefill.withdraw(req.id);
+      deleteWhenBack(this.adapters.results, req.id, this.adapters.onError);
+      throw err;
+    }
     return { accepted: true, record };
   }
 
@@ -112,4 +133,20 @@ export class EmbeddedRuntime implements PipelineRuntime {
     await this.adapters.cancellations.put(id, { cancelledAtMs: this.adapters.wallClockMs() }, this.config.resultTtlMs);
     return (await this.prefill.cancel(id)) ?? record;
   }
+}
+
+/**
+ * Deletes the record of a request refused for a store outage, trying again in the background until the store is
+ * back (TERMINAL_SAVE_RETRY): a save that timed out may still land, and no record may say "queued" for nothing.
+ */
+export function deleteWhenBack(
+  results: ResultStore<RequestRecord>,
+  id: string,
+  onError?: (err: unknown, context: string) => void,
+): void {
+  void withRetries(
+    () => results.delete(id),
+    TERMINAL_SAVE_RETRY,
+    (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
+  ).catch((err: unknown) => onError?.(err, `deleting the record of ${id}`));
 }

@@ -17,6 +17,8 @@ import type { Logger } from 'pino';
 import { tracingFromEnv, type Tracing } from '../adapters/telemetry';
 import { formatPool } from '../core/emulator';
 import { DASHBOARD_PATH } from './dashboard';
+import { RequestTracker } from '../core/engine/tracker';
+import { AdmittedRequests } from './embedded-pipeline';
 import { createHttpApi } from './http-server';
 import { ServeObservability } from './observability';
 import { createLogger, type LogLevel } from './request-log';
@@ -70,6 +72,22 @@ export const API_DEFAULTS = {
   limits: { maxPromptTokens: 8192, maxOutputTokens: 4096, defaultMaxTokens: 128 },
 } as const;
 
+/** Wall ms a shutdown waits for admitted requests to end before it ends the rest itself, telling each why. */
+export const DEFAULT_DRAIN_MS = 10_000;
+
+export interface CloseOptions {
+  /** How long to let admitted requests finish (default DEFAULT_DRAIN_MS); those left then end failed, in-band. */
+  readonly drainMs?: number;
+}
+
+/** What a shutdown did with the requests it found admitted. */
+export interface DrainReport {
+  /** Admitted when the shutdown began. */
+  readonly inFlight: number;
+  /** Still running at the drain deadline: ended failed (code `shutting_down`), each client told why. */
+  readonly endedAtDeadline: number;
+}
+
 export interface RunningServer {
   readonly url: string;
   /** The live dashboard's address (the key goes in its `#key=` fragment, which never reaches a server). */
@@ -81,7 +99,14 @@ export interface RunningServer {
   readonly kv: KvStore;
   readonly results: ResultStore<RequestRecord>;
   readonly events: MemoryEventBus<RequestEvent>;
-  close(): Promise<void>;
+  /** Requests admitted and not yet ended. */
+  inFlight(): number;
+  /**
+   * Shuts down in order: stops accepting connections and requests (new ones get 503 `shutting_down`), lets every
+   * admitted request finish until the drain deadline, ends those left failed with the reason in-band, closes the
+   * connections once their responses are written, then the pipeline and its stores.
+   */
+  close(options?: CloseOptions): Promise<DrainReport>;
 }
 
 export function generateApiKey(): string {
@@ -125,9 +150,12 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     tracing,
     setup: `${config.model.id}: prefill ${formatPool(config.prefillPool)}, decode ${formatPool(config.decodePool)}, timeScale ${config.timeScale}`,
   });
+  const admitted = new AdmittedRequests(events);
   const server = createHttpApi({
     runtime,
     events,
+    admitted,
+    dependencies: () => pipeline.dependencies(),
     observability,
     countPrompt: promptCounter(promptTokenizer, promptFamily),
     backend: backendCapabilities,
@@ -161,13 +189,43 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     kv,
     results,
     events,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+    inFlight: () => admitted.size,
+    async close(closeOptions: CloseOptions = {}): Promise<DrainReport> {
+      const drainMs = closeOptions.drainMs ?? DEFAULT_DRAIN_MS;
+      const inFlight = admitted.size;
+      admitted.stopAdmitting(
+        'the server is shutting down and takes no new requests; send the request again (to another replica)',
+      );
+      // Stop accepting first: no new connection from here; idle keep-alive ones are closed as they go idle.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const idle = setInterval(() => server.closeIdleConnections(), 50);
+      server.closeIdleConnections();
+      const left = await admitted.drained(Date.now() + drainMs);
+      if (left.length > 0) {
+        await runtime.halt?.();
+        const message = `the server shut down before this request finished (its ${drainMs / 1000} s drain deadline passed); send it again`;
+        await Promise.all(
+          left.map(async (record) => {
+            const latest = (await results.get(record.id).catch(() => null)) ?? record;
+            const tracker = new RequestTracker(
+              latest,
+              { results, events, wallClockMs: () => performance.timeOrigin + performance.now() },
+              config.resultTtlMs,
+            );
+            await tracker
+              .finish('failed', { code: 'shutting_down', message })
+              .catch((err: unknown) => log(`error while ending ${record.id} at shutdown: ${(err as Error).message}`));
+          }),
+        );
+      }
+      // The last events are written: give responses a moment to flush, then close what is still open.
+      const force = setTimeout(() => server.closeAllConnections(), 1000);
+      await closed;
+      clearInterval(idle);
+      clearTimeout(force);
       await pipeline.close();
       await observability.close();
+      return { inFlight, endedAtDeadline: left.length };
     },
   };
 }

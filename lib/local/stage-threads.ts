@@ -22,10 +22,11 @@ import type { CancellationMarker } from '../core/engine/decode-stage';
 import type { PrefillJob } from '../core/engine/prefill-stage';
 import { isTerminal, type RequestEvent, type RequestRecord, type RequestState } from '../core/engine/record';
 import { markQueued, receiveRequest, type SubmitRequest, type SubmitResult } from '../core/engine/submission';
+import { StoreUnavailableError } from '../core/engine/retry';
 import { RequestTracker } from '../core/engine/tracker';
 import type { KvStore, ResultStore } from '../core/ports';
 import type { BackendSpec } from './backends';
-import type { Occupancy, PipelineRuntime } from './runtime';
+import { deleteWhenBack, type Occupancy, type PipelineRuntime } from './runtime';
 import { pipelineStores } from './stores';
 import { RpcClient } from './thread-rpc';
 
@@ -37,6 +38,8 @@ export interface StageThreadsOptions {
   readonly prefillConcurrency: number;
   /** How long a decode claim lasts without renewal (default 10 s). */
   readonly claimLeaseMs?: number;
+  /** This server's owner id, stamped on the records it creates (lib/local/reconciler.ts). */
+  readonly ownerId?: string;
 }
 
 export type ThreadRole = 'store' | 'prefill' | 'decode';
@@ -154,13 +157,15 @@ export class StageThreads implements PipelineRuntime {
   private prefill!: Thread<PrefillControl>;
   private decode!: Thread<DecodeControl>;
   private closing = false;
+  private halted = false;
   private broken: string | null = null;
 
   private constructor(
     readonly config: EngineConfig,
     private readonly options: StageThreadsOptions,
     private readonly store: Thread<StoreHost>,
-    private readonly redis: ReturnType<typeof createRedis> | null,
+    /** The API side's own client of the stores' Redis (GET /healthz pings it), when they are in Redis. */
+    readonly redis: ReturnType<typeof createRedis> | null,
     private readonly log: (line: string) => void,
   ) {
     if (redis) {
@@ -215,6 +220,7 @@ export class StageThreads implements PipelineRuntime {
       this.config,
       { results: this.results, events: this.events, wallClockMs },
       wallClockMs(),
+      this.options.ownerId,
     );
     const record = tracker.record;
     const occupancy = this.occupancy();
@@ -224,7 +230,7 @@ export class StageThreads implements PipelineRuntime {
       (this.counts.queuedEmulatedMs + emulatedPrefillMs) * this.config.timeScale,
     );
     if (!decision.admitted) {
-      await tracker.finish('rejected', { code: 'overloaded', message: decision.reason });
+      tracker.reject({ code: 'overloaded', message: decision.reason });
       return { accepted: false, record, decision };
     }
     markQueued(tracker, occupancy.prefillQueue + 1);
@@ -241,6 +247,15 @@ export class StageThreads implements PipelineRuntime {
     try {
       await this.prefill.control.enqueue(wireJob(job), JSON.stringify(record), emulatedPrefillMs);
     } catch (err) {
+      if ((err as Error).name === 'StoreUnavailableError') {
+        // Its record could not be saved: the prefill thread never starts it, and the client is told so.
+        this.count(entry, -1);
+        this.tracked.delete(req.id);
+        deleteWhenBack(this.results, req.id, (e, context) =>
+          this.log(`error while ${context}: ${(e as Error).message}`),
+        );
+        throw new StoreUnavailableError('results', err);
+      }
       // The prefill thread died with it: its replacement queues the request again (prefillExited).
       this.log(`error while queueing ${req.id} for prefill: ${(err as Error).message}`);
     }
@@ -267,12 +282,19 @@ export class StageThreads implements PipelineRuntime {
     await (role === 'prefill' ? this.prefill : this.decode).worker.terminate();
   }
 
+  /** Ends the stage threads at once, as after a drain deadline (the store thread stays, for the server's last writes). */
+  async halt(): Promise<void> {
+    this.closing = true;
+    this.halted = true;
+    await Promise.all([this.decode, this.prefill].map((stage) => stage?.worker.terminate()));
+  }
+
   /** Stops taking work, lets what is running finish, then ends the threads. */
   async close(): Promise<void> {
     this.closing = true;
     for (const stage of [this.decode, this.prefill]) {
       if (!stage) continue;
-      await stage.control.stop().catch(() => undefined);
+      if (!this.halted) await stage.control.stop().catch(() => undefined);
       await stage.worker.terminate();
     }
     await this.store.control.close().catch(() => undefined);

@@ -19,12 +19,13 @@ import {
 import {
   colocatedDecodeJob,
   handOff,
+  HandoffError,
+  PrefillError,
   prefillWithRetries,
   type PrefillDeps,
   type PrefillJob,
 } from '../core/engine/prefill-stage';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
-import { PREFILL_RETRY } from '../core/engine/retry';
 import { RequestTracker, type TrackerDeps } from '../core/engine/tracker';
 import type { Crc32c } from '../core/handoff/checksum';
 import { DescriptorError } from '../core/handoff/descriptor';
@@ -59,6 +60,8 @@ export interface RuntimeAdapters {
   readonly crc32c?: Crc32c;
   /** Spans for each stage's work on a request (lib/adapters/telemetry.ts); default none. */
   readonly tracing?: Tracing;
+  /** This process's owner id, stamped on the records it creates (lib/local/reconciler.ts); default none. */
+  readonly ownerId?: string;
 }
 
 /** An admitted request waiting for a prefill replica. */
@@ -67,6 +70,8 @@ export interface QueuedPrefill {
   readonly tracker: RequestTracker;
   /** Emulated device time its prefill will take (admission sums it over the queue). */
   readonly emulatedMs: number;
+  /** Its record's first save; prefill starts only once it has landed. */
+  readonly saved?: Promise<void>;
 }
 
 export function trackerDeps(adapters: RuntimeAdapters): TrackerDeps {
@@ -100,9 +105,12 @@ export class PrefillWorker {
   private readonly running = new Set<string>();
   /** Running requests cancelled through this worker: they stop before handing off. */
   private readonly cancelled = new Set<string>();
+  /** Running requests whose client was told they never started (their record could not be saved): no trace left. */
+  private readonly withdrawn = new Set<string>();
   private readonly colocatedBatcher: DecodeBatcher | null;
   private readonly inFlight: InFlight;
   private stopped = false;
+  private crashed = false;
 
   constructor(
     private readonly config: EngineConfig,
@@ -136,8 +144,9 @@ export class PrefillWorker {
    * so an admission check just before and this reservation are one step.
    */
   enqueue(queued: QueuedPrefill): Promise<void> {
-    this.waiting.push(queued);
     const saved = queued.tracker.save();
+    // A replica that takes it first waits for the save: a request whose record could not be saved never starts.
+    this.waiting.push({ ...queued, saved });
     this.pump();
     return saved;
   }
@@ -157,6 +166,16 @@ export class PrefillWorker {
     return null;
   }
 
+  /**
+   * Takes back a request whose client was told it failed to start (its first save failed): out of the queue, or
+   * stopped after its prefill try, with no record write or event either way.
+   */
+  withdraw(id: string): void {
+    const index = this.waiting.findIndex((q) => q.job.requestId === id);
+    if (index !== -1) this.waiting.splice(index, 1);
+    else if (this.running.has(id)) this.withdrawn.add(id);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await this.inFlight.settle();
@@ -165,6 +184,7 @@ export class PrefillWorker {
   /** Drops everything without ending it, as a killed process would (fault-injection tests). */
   crash(): void {
     this.stopped = true;
+    this.crashed = true;
     this.waiting.length = 0;
     this.colocatedBatcher?.abandonAll();
   }
@@ -189,14 +209,21 @@ export class PrefillWorker {
         this.runPrefill(next).finally(() => {
           this.running.delete(next.job.requestId);
           this.cancelled.delete(next.job.requestId);
+          this.withdrawn.delete(next.job.requestId);
           this.pump();
         }),
       );
     }
   }
 
-  private async runPrefill({ job: queuedJob, tracker }: QueuedPrefill): Promise<void> {
+  private async runPrefill({ job: queuedJob, tracker, saved }: QueuedPrefill): Promise<void> {
     const a = this.adapters;
+    try {
+      await saved;
+    } catch {
+      // Its client was told the request failed (the submission rethrew this): nothing of it runs.
+      return;
+    }
     const span = (a.tracing ?? TRACING_OFF).start('disagg.prefill', queuedJob.traceparent, {
       'disagg.request_id': queuedJob.requestId,
       'disagg.mode': queuedJob.mode,
@@ -213,48 +240,66 @@ export class PrefillWorker {
 
   private async prefillTraced(job: PrefillJob, tracker: RequestTracker, span: StageSpan): Promise<void> {
     const a = this.adapters;
+    const gone = (): boolean => this.crashed || this.withdrawn.has(job.requestId);
+    const failed = (error: { code: string; message: string }): Promise<void> =>
+      gone()
+        ? Promise.resolve()
+        : tracker
+            .finish('failed', error)
+            .catch((saveErr: unknown) => a.onError?.(saveErr, `saving the failure of ${job.requestId}`));
+    // No store read here: a cancel through this process takes the request out of the queue itself.
+    if (a.wallClockMs() > job.deadlineMs) {
+      return failed({
+        code: 'timeout',
+        message: `request ${job.requestId} passed its deadline while queued for prefill`,
+      });
+    }
+    let output;
     try {
-      // No store read here: a cancel through this process takes the request out of the queue itself.
-      if (a.wallClockMs() > job.deadlineMs) {
-        return await tracker.finish('failed', {
-          code: 'timeout',
-          message: `request ${job.requestId} passed its deadline while queued for prefill`,
-        });
-      }
       // Retried with backoff, then a terminal error; a cancelled or late request is not retried.
-      const output = await prefillWithRetries(
+      output = await prefillWithRetries(
         tracker,
         job,
         this.config,
         this.prefillDeps(),
         async () =>
           !this.cancelled.has(job.requestId) &&
+          !gone() &&
           (await a.cancellations.get(job.requestId)) === null &&
           a.wallClockMs() < job.deadlineMs,
         (err) => a.onError?.(err, `prefill try for ${job.requestId}`),
       );
-      if (this.cancelled.has(job.requestId)) return await tracker.finish('cancelled');
-      span.setAttributes({ 'disagg.emulated_prefill_ms': tracker.record.emulated.prefillMs });
-      if (job.mode === 'colocated' && this.colocatedBatcher) {
-        const decodeSpan = (a.tracing ?? TRACING_OFF).start('disagg.decode', span.traceparent, {
-          'disagg.request_id': job.requestId,
-          'disagg.mode': job.mode,
-        });
-        const running = this.colocatedBatcher.join(colocatedDecodeJob(tracker, job, output, a.backend));
-        this.inFlight.track(running.finally(() => endStageSpan(decodeSpan, tracker)));
-        return;
-      }
+    } catch (err) {
+      a.onError?.(err, `prefill of ${job.requestId}`);
+      const message = err instanceof PrefillError ? err.describe() : `prefill failed: ${(err as Error).message}`;
+      return failed({ code: 'prefill_failed', message });
+    }
+    if (gone()) return;
+    if (this.cancelled.has(job.requestId)) {
+      return tracker
+        .finish('cancelled')
+        .catch((saveErr: unknown) => a.onError?.(saveErr, `saving the end of ${job.requestId}`));
+    }
+    span.setAttributes({ 'disagg.emulated_prefill_ms': tracker.record.emulated.prefillMs });
+    if (job.mode === 'colocated' && this.colocatedBatcher) {
+      const decodeSpan = (a.tracing ?? TRACING_OFF).start('disagg.decode', span.traceparent, {
+        'disagg.request_id': job.requestId,
+        'disagg.mode': job.mode,
+      });
+      const running = this.colocatedBatcher.join(colocatedDecodeJob(tracker, job, output, a.backend));
+      this.inFlight.track(running.finally(() => endStageSpan(decodeSpan, tracker)));
+      return;
+    }
+    try {
       this.onHandedOff(job.requestId, true);
       await handOff(tracker, job, output, this.config, this.prefillDeps());
     } catch (err) {
       this.onHandedOff(job.requestId, false);
-      a.onError?.(err, `prefill of ${job.requestId}`);
-      await tracker
-        .finish('failed', {
-          code: 'prefill_failed',
-          message: `prefill failed after ${PREFILL_RETRY.attempts} tries: ${(err as Error).message}`,
-        })
-        .catch((saveErr: unknown) => a.onError?.(saveErr, `saving the failure of ${job.requestId}`));
+      a.onError?.(err, `handing off ${job.requestId}`);
+      // The store's own error text stays in the operator's log; the client reads which step failed, and how often.
+      const message =
+        err instanceof HandoffError ? err.message : `the KV handoff of request ${job.requestId} to decode failed`;
+      return failed({ code: 'handoff_failed', message });
     }
   }
 }

@@ -22,7 +22,11 @@ export function pipelineStores(redis: Redis | null, prefix = DEFAULT_REDIS_PREFI
     return {
       kv: new RedisKvStore({ redis, prefix: `${prefix}kv:` }),
       results: new RedisResultStore<RequestRecord>({ redis, prefix: `${prefix}result:` }),
-      cancellations: new RedisResultStore<CancellationMarker>({ redis, prefix: `${prefix}cancel:` }),
+      cancellations: new RedisResultStore<CancellationMarker>({
+        redis,
+        prefix: `${prefix}cancel:`,
+        name: 'cancellations',
+      }),
     };
   }
   return {

@@ -16,6 +16,7 @@ import { RedisKvStore } from '../../lib/adapters/kv-redis';
 import { MemoryQueue } from '../../lib/adapters/queue-memory';
 import { createRedis } from '../../lib/adapters/redis-connection';
 import { MemoryResultStore } from '../../lib/adapters/result-memory';
+import { HANDOFF_RETRY, StoreUnavailableError } from '../../lib/core/engine/retry';
 import { RedisResultStore } from '../../lib/adapters/result-redis';
 import { chatPromptIds, llama3Tokenizer } from '../../lib/adapters/tokenizer-llama3';
 import { engineConfig, type EngineConfigInput } from '../../lib/core/engine/config';
@@ -128,14 +129,16 @@ describe('a decode worker dies mid-generation', () => {
     const reference = await (await submit(clean, cleanShared, messages, 120)).client.done;
     await clean.stop();
 
-    const shared = memoryShared(400);
-    const a = worker(shared, { timeScale: 1 }, 300);
+    // The lease outlasts the taker's recompute (prefill runs in slices, so timers fire during it, and on a loaded
+    // machine 400 tokens take a good part of a second): one takeover, not a second one during the recompute.
+    const shared = memoryShared(2500);
+    const a = worker(shared, { timeScale: 1 }, 2000);
     const { client } = await submit(a, shared, messages, 120);
-    await new Promise((resolve) => setTimeout(resolve, 120)); // mid-generation: some tokens out, most not
-    expect(client.received.length).toBeGreaterThan(0);
+    // Mid-generation: some tokens out, most not (prefill runs off the submission, in slices, so wait for them).
+    await expect.poll(() => client.received.length, { timeout: 20_000, interval: 5 }).toBeGreaterThan(1);
     expect(client.received.length).toBeLessThan(120);
     a.crash();
-    const b = worker(shared, { timeScale: 1 }, 300);
+    const b = worker(shared, { timeScale: 1 }, 2000);
     try {
       const record = await within(client.done, 20_000, 'takeover');
       expect(record.state).toBe('completed');
@@ -359,6 +362,125 @@ describe('Redis restarted in the middle of a run', () => {
     } finally {
       await runtime.stop();
       await redis.quit().catch(() => redis.disconnect());
+    }
+  });
+});
+
+describe('KV handoff writes that fail', () => {
+  /** A KV store whose first `failures` puts fail as an unreachable Redis does, with its own error text. */
+  function flakyKv(shared: Shared, failures: number): { puts: () => number } {
+    let puts = 0;
+    const put = shared.kv.put.bind(shared.kv);
+    shared.kv.put = async (key, bytes, ttlMs) => {
+      puts += 1;
+      if (puts <= failures) throw new StoreUnavailableError('kv', new Error('connect ECONNREFUSED 127.0.0.1:6379'));
+      return put(key, bytes, ttlMs);
+    };
+    return { puts: () => puts };
+  }
+
+  it('are retried on their own budget: a store blip does not throw away a finished prefill', async () => {
+    const shared = memoryShared();
+    const kv = flakyKv(shared, 2);
+    const runtime = worker(shared);
+    try {
+      const { client } = await submit(runtime, shared, prompts()[5]!, 8);
+      const record = await within(client.done, 20_000, 'request');
+      expect(record.state).toBe('completed');
+      expect(record.attempt).toBe(1); // prefill ran once; only the write was tried again
+      expect(kv.puts()).toBe(3);
+      expect(await shared.kv.count()).toBe(0);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('end the request as a handoff failure naming the tries made, never as a prefill failure or with the store text', async () => {
+    const shared = memoryShared();
+    const kv = flakyKv(shared, Infinity);
+    const runtime = worker(shared);
+    try {
+      const { client } = await submit(runtime, shared, prompts()[5]!, 8);
+      const record = await within(client.done, 20_000, 'request');
+      expect(record.state).toBe('failed');
+      expect(record.error?.code).toBe('handoff_failed');
+      expect(kv.puts()).toBe(HANDOFF_RETRY.attempts);
+      expect(record.error?.message).toContain(`after ${HANDOFF_RETRY.attempts} tries`);
+      expect(record.error?.message).not.toMatch(/prefill failed|ECONNREFUSED|6379/);
+      expect(await shared.kv.count()).toBe(0);
+    } finally {
+      await runtime.stop();
+    }
+  });
+
+  it('a prefill that fails once is reported with the one try it had, not the policy maximum', async () => {
+    const shared = memoryShared();
+    const backend = new ReferenceBackend({ tokenizer });
+    // Fails after the request's deadline has passed, so the policy stops after this one try.
+    backend.prefill = () => new Promise((_, reject) => setTimeout(() => reject(new Error('device lost')), 150));
+    const config = engineConfig({ timeScale: 0, requestTimeoutMs: 100 });
+    const runtime = new EmbeddedRuntime(config, {
+      clock: new RealClock({ timeScale: 0 }),
+      ...shared,
+      backend,
+      randomKey: () => randomBytes(18).toString('base64url'),
+      wallClockMs: () => performance.timeOrigin + performance.now(),
+    });
+    runtime.start();
+    try {
+      const id = `req-${randomUUID()}`;
+      const client = new Client(shared.events, id);
+      const messages = prompts()[1]!;
+      await runtime.submit({
+        id,
+        model: config.model.id,
+        promptIds: chatPromptIds(tokenizer, messages),
+        messages,
+        sampling: { temperature: 0, topP: 1, seed: 1, maxTokens: 4 },
+        mode: 'disaggregated',
+      });
+      const record = await within(client.done, 20_000, 'request');
+      expect(record.state).toBe('failed');
+      expect(record.error).toEqual({ code: 'prefill_failed', message: 'prefill failed after 1 try: device lost' });
+    } finally {
+      await runtime.stop();
+    }
+  });
+});
+
+describe('a record store that fails as a request arrives', () => {
+  it('refuses the request with the store error and runs nothing of it, even once the store is back', async () => {
+    const shared = memoryShared();
+    const put = shared.results.put.bind(shared.results);
+    let down = true;
+    shared.results.put = async (id, record, ttlMs) => {
+      if (down) throw new StoreUnavailableError('results', new Error('connect ECONNREFUSED'));
+      return put(id, record, ttlMs);
+    };
+    const runtime = worker(shared, { timeScale: 1 });
+    const events: string[] = [];
+    try {
+      const id = `req-${randomUUID()}`;
+      shared.events.subscribe(id, (e) => events.push(e.type === 'state' ? `state:${e.state}` : e.type));
+      const messages = prompts()[2]!;
+      await expect(
+        runtime.submit({
+          id,
+          model: runtime.config.model.id,
+          promptIds: chatPromptIds(tokenizer, messages),
+          messages,
+          sampling: { temperature: 0, topP: 1, seed: 1, maxTokens: 8 },
+          mode: 'disaggregated',
+        }),
+      ).rejects.toBeInstanceOf(StoreUnavailableError);
+      down = false;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await shared.results.get(id)).toBeNull();
+      expect(events.filter((e) => e === 'token' || e === 'done' || e === 'state:handoff')).toEqual([]);
+      expect(runtime.occupancy()).toEqual({ prefillQueue: 0, decodeQueue: 0, decodeBatch: 0 });
+      expect(await shared.queue.depth()).toBe(0);
+    } finally {
+      await runtime.stop();
     }
   });
 });

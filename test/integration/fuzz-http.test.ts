@@ -800,7 +800,13 @@ describe('HTTP fuzz: 1,100 generated bad requests (seeded, deterministic)', () =
   it('leaves the server healthy, idle, and serving a valid request', async () => {
     const health = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(5000) });
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'ok', prefillQueue: 0, decodeQueue: 0, decodeBatch: 0 });
+    expect(await health.json()).toEqual({
+      status: 'ok',
+      prefillQueue: 0,
+      decodeQueue: 0,
+      decodeBatch: 0,
+      dependencies: { store: { status: 'ok', latencyMs: 0 } },
+    });
     await validRequestSucceeds();
   });
 });

@@ -481,8 +481,12 @@ describe('API function', () => {
     expect(stack.invoked).toEqual([]);
   });
 
-  it('rejects with 429 and Retry-After when the handoff queue is at the decode queue limit, recording the rejection', async () => {
-    const stack = await createStack({ env: { DISAGG_MAX_DECODE_QUEUE: '2' } });
+  it('rejects with 429 and Retry-After when the handoff queue is at the decode queue limit, writing no record for it', async () => {
+    const results = new MemoryResultStore<RequestRecord>();
+    const written: string[] = [];
+    const put = results.put.bind(results);
+    results.put = (id, record, ttlMs) => (written.push(id), put(id, record, ttlMs));
+    const stack = await createStack({ env: { DISAGG_MAX_DECODE_QUEUE: '2' }, stores: { results } });
     await stack.queue.send('waiting-1');
     await stack.queue.send('waiting-2');
     const res = await stack.api(post(chatBody(SHORT_PROMPT)));
@@ -492,6 +496,8 @@ describe('API function', () => {
     expect(error.type).toBe('rate_limit_error');
     expect(error.message).toMatch(/decode queue is full \(2 of 2 requests\)/);
     expect(stack.invoked).toEqual([]);
+    // No record written for it: a rejection is a metric, not a table item.
+    expect(written).toEqual([]);
   });
 
   it('serves GET /v1/models and GET /healthz', async () => {

@@ -282,7 +282,7 @@ describe('cancellation, deadlines and admission', () => {
     expect(r.measured.totalMs).toBeLessThan(4000);
   });
 
-  it('over the prefill queue limit a request is rejected at once with a Retry-After', async () => {
+  it('over the prefill queue limit a request is rejected at once with a Retry-After, and no record is stored for it', async () => {
     const small = createHarness({ timeScale: 1, maxPrefillQueue: 1 });
     try {
       const submissions = await Promise.all(
@@ -294,6 +294,9 @@ describe('cancellation, deadlines and admission', () => {
         if (s.result.accepted) continue;
         expect(s.result.decision.retryAfterSeconds).toBeGreaterThanOrEqual(1);
         expect(s.result.record.state).toBe('rejected');
+        // Overload must not multiply store writes: a rejection is counted in metrics, never stored.
+        expect(await small.results.get(s.result.record.id)).toBeNull();
+        expect((await s.done).state).toBe('rejected');
       }
       const accepted = await Promise.all(submissions.filter((s) => s.result.accepted).map((s) => s.done));
       expect(accepted.every((r) => r.state === 'completed')).toBe(true);

@@ -115,6 +115,33 @@ describe('MemoryResultStore', () => {
     expect(await results.get('r1')).toBeNull();
     await expect(results.put('r2', undefined, 1000)).rejects.toThrow(TypeError);
   });
+
+  it('sweeps out expired records on its timer, though nothing reads them again', async () => {
+    const time = manualTime();
+    const results = new MemoryResultStore<{ n: number }>({ now: time.now, sweepEveryMs: 5 });
+    try {
+      for (let n = 0; n < 50; n++) await results.put(`r${n}`, { n }, 1000);
+      await results.put('late', { n: -1 }, 5000);
+      time.advance(1000);
+      await new Promise((resolve) => setTimeout(resolve, 40));
+      expect(results.size).toBe(1);
+      expect(await results.get('late')).toEqual({ n: -1 });
+    } finally {
+      results.close();
+    }
+  });
+
+  it('holds at most maxEntries, the oldest written evicted first', async () => {
+    const results = new MemoryResultStore<{ n: number }>({ maxEntries: 3, sweepEveryMs: 0 });
+    for (let n = 0; n < 5; n++) await results.put(`r${n}`, { n }, 60_000);
+    await results.put('r2', { n: 22 }, 60_000); // rewritten: now the newest
+    await results.put('r5', { n: 5 }, 60_000);
+    expect(results.size).toBe(3);
+    expect(await results.get('r3')).toBeNull();
+    expect(await results.get('r2')).toEqual({ n: 22 });
+    expect(await results.get('r4')).toEqual({ n: 4 });
+    expect(await results.get('r5')).toEqual({ n: 5 });
+  });
 });
 
 describe('RealClock', () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryEventBus } from '../../lib/adapters/events-memory';
 import { newRecord, type RequestEvent, type RequestRecord } from '../../lib/core/engine/record';
-import { RequestTracker } from '../../lib/core/engine/tracker';
+import { StoreUnavailableError } from '../../lib/core/engine/retry';
+import { RequestTracker, TERMINAL_SAVE_RETRY } from '../../lib/core/engine/tracker';
 import type { ResultStore } from '../../lib/core/ports';
 
 /** A store whose first write is slow, like a DynamoDB PUT that lands after a later one. */
@@ -89,5 +90,39 @@ describe('RequestTracker.finish when the store is down', () => {
     const tracker = new RequestTracker(record, { results: failing, events, wallClockMs: () => 1 }, 60_000);
     await expect(tracker.finish('failed', { code: 'x', message: 'y' })).rejects.toThrow('connection refused');
     expect(heard).toContain('done:failed');
+  });
+});
+
+describe('RequestTracker terminal save during a store outage', () => {
+  it('tells listeners at once, then saves the terminal record once the store is back', async () => {
+    const stored: string[] = [];
+    let failures = 2;
+    const store: ResultStore<RequestRecord> = {
+      async put(_id, record) {
+        if (failures > 0) {
+          failures -= 1;
+          throw new StoreUnavailableError('results', new Error('connect ECONNREFUSED'));
+        }
+        stored.push(record.state);
+      },
+      get: async () => null,
+      delete: async () => undefined,
+    };
+    const events = new MemoryEventBus<RequestEvent>();
+    const heard: string[] = [];
+    events.subscribe('r2', (e) => e.type === 'done' && heard.push(e.record.state));
+    const record = newRecord({
+      id: 'r2',
+      model: 'm',
+      mode: 'disaggregated',
+      devices: {},
+      promptTokens: 3,
+      createdAtMs: 0,
+    });
+    const tracker = new RequestTracker(record, { results: store, events, wallClockMs: () => 1 }, 60_000);
+    await expect(tracker.finish('completed')).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(heard).toEqual(['completed']);
+    expect(stored).toEqual([]);
+    await expect.poll(() => stored, { timeout: TERMINAL_SAVE_RETRY.maxDelayMs * 2 }).toEqual(['completed']);
   });
 });

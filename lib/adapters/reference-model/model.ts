@@ -141,6 +141,33 @@ export class ReferenceModel {
 
   /** Runs the whole prompt (causal attention), layer by layer, and returns its KV cache and last logits. */
   prefill(tokenIds: readonly number[]): PrefillResult {
+    const steps = this.prefillSteps(tokenIds);
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+    }
+  }
+
+  /**
+   * `prefill`, giving the event loop back every `sliceMs` of compute (between one position's layer and the next),
+   * so a long prompt never holds a server's HTTP loop for longer than a slice. Same result as `prefill`: the
+   * scratch buffers are used within one layer step only, so a decode step of another request may run between.
+   */
+  async prefillSliced(tokenIds: readonly number[], sliceMs: number): Promise<PrefillResult> {
+    const steps = this.prefillSteps(tokenIds);
+    let sliceStart = performance.now();
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+      if (performance.now() - sliceStart >= sliceMs) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
+    }
+  }
+
+  /** The prefill, one position's layer at a time (a yield after each), returning the cache and the last logits. */
+  private *prefillSteps(tokenIds: readonly number[]): Generator<void, PrefillResult> {
     const n = tokenIds.length;
     if (n === 0) throw new Error('reference model: prefill needs at least one token');
     const { dim } = this.config;
@@ -151,7 +178,10 @@ export class ReferenceModel {
     const last = this.config.layers - 1;
     for (let l = 0; l < this.config.layers; l++) {
       // In the last layer only the final position's output is read; the others just contribute K and V.
-      for (let p = 0; p < n; p++) this.layerAt(l, hidden, p * dim, p, buffer, l === last && p < n - 1);
+      for (let p = 0; p < n; p++) {
+        this.layerAt(l, hidden, p * dim, p, buffer, l === last && p < n - 1);
+        yield;
+      }
     }
     buffer.tokens = n;
     const lastLogits = this.logits(hidden, (n - 1) * dim);

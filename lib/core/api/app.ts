@@ -193,7 +193,11 @@ export function createApiApp(o: ApiAppOptions): Hono<Env> {
     await next();
   });
 
-  app.get('/healthz', async (c) => c.json({ status: 'ok', ...(await o.pipeline.health()) }));
+  app.get('/healthz', async (c) => {
+    const health = { status: 'ok', ...(await o.pipeline.health()) };
+    // A dependency down (or a server draining for shutdown) is a 503, so a load balancer sends elsewhere.
+    return c.json(health, health.status === 'ok' ? 200 : 503);
+  });
   app.get('/v1/models', (c) => c.json({ object: 'list', data: [modelCard(o, c)] }));
   app.get('/v1/models/:id', (c) => {
     const id = c.req.param('id');
@@ -448,10 +452,12 @@ function bufferedStream(run: Run, record: RequestRecord): string {
 function streamResponse(c: Context<Env>, run: Run, done: () => void): Response {
   const f = framing(run);
   const encoder = new TextEncoder();
+  // Set when the client goes away: nothing more is written (the controller is closed), and that is no error.
+  let gone = false;
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
       const write = (text: string): void => {
-        if (text !== '') controller.enqueue(encoder.encode(text));
+        if (text !== '' && !gone) controller.enqueue(encoder.encode(text));
       };
       try {
         write(f.opening());
@@ -471,6 +477,7 @@ function streamResponse(c: Context<Env>, run: Run, done: () => void): Response {
       }
     },
     cancel() {
+      gone = true;
       run.progress.close();
     },
   });

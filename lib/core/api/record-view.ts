@@ -56,7 +56,8 @@ export function failedRequest(record: RequestRecord): ApiError {
   const error = record.error ?? { code: record.state, message: `request ended ${record.state}` };
   if (record.state === 'cancelled')
     return new ApiError(409, `request ${record.id} was cancelled`, 'invalid_request_error', null, 'cancelled');
-  const status = error.code === 'timeout' ? 504 : 500;
+  // A server shutting down is unavailable, not broken: a 503 the client retries (elsewhere).
+  const status = error.code === 'timeout' ? 504 : error.code === 'shutting_down' ? 503 : 500;
   return new ApiError(status, `request ${record.id} failed: ${error.message}`, 'server_error', null, error.code);
 }
 

@@ -47,6 +47,7 @@ import {
 } from '../handoff/descriptor';
 import { decodeKvBlob, KvBlobError, kvBlobChecksum } from '../handoff/kv-blob';
 import { isTerminal, newRecord, type RequestError, type RequestRecord } from './record';
+import { StoreUnavailableError } from './retry';
 import type { RequestTracker } from './tracker';
 
 /** A cancellation marker written by the API (DELETE /v1/requests/{id}) and read by the stages. */
@@ -342,6 +343,9 @@ export class DecodeBatcher {
       while (this.running.length > 0) {
         try {
           await this.step();
+          // A turn of the event loop between steps: with no emulated time slept (timeScale 0) the steps would
+          // otherwise chain as microtasks, and no HTTP request, admission check or health probe would be served.
+          await new Promise((resolve) => setImmediate(resolve));
         } catch (err) {
           // A step that throws (a store outage mid-step) must not strand the batch: end it, failed.
           this.deps.onError?.(err, 'running a decode step');
@@ -397,7 +401,7 @@ export class DecodeBatcher {
     tracker.decodeEmulatedMs += stepMs;
     if (r.emitted === 0 && !r.firstFromPrefill) r.firstStepMs = stepMs;
     if (token !== null && 'error' in token) return this.end(r, 'failed', token.error);
-    if (checkCancel && (await this.deps.cancellations.get(tracker.record.id)) !== null) return this.end(r, 'cancelled');
+    if (checkCancel && (await this.cancelMarked(tracker.record.id))) return this.end(r, 'cancelled');
     if (!(await this.renewClaim(r))) return this.abandon(r);
     if (this.deps.wallClockMs() > deadlineMs) {
       return this.end(r, 'failed', {
@@ -428,6 +432,20 @@ export class DecodeBatcher {
     } else if (piece.length > 0 || stopAt === -1) this.emit(r, piece);
     if (stopAt !== -1) return this.end(r, 'completed', undefined, 'stop');
     if (r.emitted >= sampling.maxTokens) return this.end(r, 'completed', undefined, 'length');
+  }
+
+  /**
+   * Whether the request's cancellation marker is set. A store that does not answer is no reason to stop a request
+   * mid-generation: it decodes on, and the marker is read again at the next check.
+   */
+  private async cancelMarked(id: string): Promise<boolean> {
+    try {
+      return (await this.deps.cancellations.get(id)) !== null;
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      this.deps.onError?.(err, `checking whether ${id} was cancelled`);
+      return false;
+    }
   }
 
   /** Held jobs keep their claims while they wait; one taken over by another worker leaves the line. */

@@ -3,7 +3,7 @@
  * then hand the KV over: blob to the KV store (or inline when small), descriptor to the queue.
  */
 import type { DecodeJob } from './decode-stage';
-import { PREFILL_RETRY, withRetries } from './retry';
+import { HANDOFF_RETRY, PREFILL_RETRY, StoreUnavailableError, withRetries, type RetryPolicy } from './retry';
 import { prefillTime } from '../emulator';
 import type {
   ChatMessage,
@@ -53,6 +53,51 @@ export interface PrefillDeps {
   readonly randomKey: () => string;
   /** The checksum port for encoding KV blobs; default the JavaScript reference (adapters inject a native one). */
   readonly crc32c?: Crc32c;
+  /** Retries of the handoff's store writes; default HANDOFF_RETRY. */
+  readonly handoffRetry?: RetryPolicy;
+}
+
+/**
+ * The handoff's writes (KV blob, record, descriptor) failed on every try of their budget. Its message is for the
+ * client: it names the step and the tries, never the store's own error text (that is the cause, for the log).
+ */
+export class HandoffError extends Error {
+  override readonly name = 'HandoffError';
+  readonly code = 'handoff_failed';
+  constructor(
+    readonly step: 'kv_put' | 'descriptor_send',
+    readonly tries: number,
+    cause: unknown,
+  ) {
+    const what = step === 'kv_put' ? 'the KV cache could not be stored' : 'the decode stage could not be told';
+    const store = cause instanceof StoreUnavailableError ? ` (${cause.message})` : '';
+    super(
+      `prefill finished but the handoff to decode failed: ${what} after ${tries} ${tries === 1 ? 'try' : 'tries'}${store}; send the request again`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * Runs one handoff write with its own retry budget. Only a store that did not answer is retried (the AWS SDK's
+ * clients retry their own calls); once the budget is spent that becomes a HandoffError naming the step. Any
+ * other error (a blob over the store's size limit) is thrown as it is, at once.
+ */
+async function handoffStep<T>(step: HandoffError['step'], policy: RetryPolicy, work: () => Promise<T>): Promise<T> {
+  let tries = 0;
+  try {
+    return await withRetries(
+      () => {
+        tries += 1;
+        return work();
+      },
+      policy,
+      (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      (err) => err instanceof StoreUnavailableError,
+    );
+  } catch (err) {
+    throw err instanceof StoreUnavailableError ? new HandoffError(step, tries, err) : err;
+  }
 }
 
 /** Runs the prompt and charges its emulated time; returns the backend's output (KV and first token). */
@@ -133,7 +178,8 @@ export async function handOff(
       storedKey = deps.randomKey();
       kv = refKv(storedKey, blob, checksum);
       // The blob is handed over: a store in another thread takes its buffer without a copy, so it is not read after.
-      await deps.kv.put(storedKey, blob, config.kvTtlMs);
+      const key = storedKey;
+      await handoffStep('kv_put', deps.handoffRetry ?? HANDOFF_RETRY, () => deps.kv.put(key, blob, config.kvTtlMs));
     }
     tracker.stamp('kv_put', { bytes, inline: storedKey === null });
   }
@@ -159,10 +205,12 @@ export async function handOff(
   try {
     const body = encodeDescriptor(descriptor);
     tracker.setState('handoff');
-    await tracker.save();
-    await deps.queue.send(body);
+    // The record's save is progress (the terminal save is the one that counts): a failed one does not stop the handoff.
+    await tracker.save().catch(() => undefined);
+    await handoffStep('descriptor_send', deps.handoffRetry ?? HANDOFF_RETRY, () => deps.queue.send(body));
   } catch (err) {
-    if (storedKey !== null) await deps.kv.delete(storedKey);
+    // Best effort: the blob's TTL lease frees it when the store cannot be reached now.
+    if (storedKey !== null) await deps.kv.delete(storedKey).catch(() => undefined);
     throw err;
   }
   return descriptor;
@@ -182,15 +230,37 @@ export function prefillWithRetries(
   stillWanted: () => Promise<boolean>,
   onTryFailed: (err: unknown, attempt: number) => void = () => undefined,
 ): Promise<PrefillOutput> {
+  let tries = 0;
   return withRetries(
-    () => prefillPrompt(tracker, job, config, deps),
+    () => {
+      tries += 1;
+      return prefillPrompt(tracker, job, config, deps);
+    },
     PREFILL_RETRY,
     (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     async (err, attempt) => {
       onTryFailed(err, attempt);
       return stillWanted();
     },
-  );
+  ).catch((err: unknown): never => {
+    throw new PrefillError(tries, err);
+  });
+}
+
+/** Prefill failed on its last try: how many were made, and the last error (the message is the last error's). */
+export class PrefillError extends Error {
+  override readonly name = 'PrefillError';
+  constructor(
+    readonly tries: number,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+
+  /** The client's sentence: the tries really made, and why the last failed (a store by name, never its text). */
+  describe(): string {
+    return `prefill failed after ${this.tries} ${this.tries === 1 ? 'try' : 'tries'}: ${this.message}`;
+  }
 }
 
 /** The decode job of a colocated request: one device does both phases, so its KV never leaves it. */

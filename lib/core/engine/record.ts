@@ -88,6 +88,11 @@ export interface RequestRecord {
   timeline: TimelineEvent[];
   emulated: EmulatedTimes;
   measured: MeasuredTimes;
+  /**
+   * The server process that runs it, where several share a store (`disagg serve` with Redis): when that
+   * process's lease lapses, the request is ended failed (lib/local/reconciler.ts). Absent elsewhere.
+   */
+  owner?: string;
 }
 
 export function newRecord(args: {
@@ -97,6 +102,7 @@ export function newRecord(args: {
   devices: Record<string, string>;
   promptTokens: number;
   createdAtMs: number;
+  owner?: string;
 }): RequestRecord {
   return {
     ...args,

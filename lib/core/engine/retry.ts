@@ -37,3 +37,34 @@ export async function withRetries<T>(
     }
   }
 }
+
+/**
+ * The KV handoff's own budget (blob put, record save, descriptor send), apart from prefill's: a store blip
+ * must not throw away a finished prefill, and a store that stays down ends the request within about a second.
+ */
+export const HANDOFF_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 100, maxDelayMs: 400 };
+
+/**
+ * A store (KV blobs, records, cancellation markers, the handoff queue) that did not answer. The message is
+ * for clients and names the store only; the store's own error text stays in `cause`, for the operator's log.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  readonly code = 'store_unavailable';
+  constructor(
+    readonly store: 'kv' | 'results' | 'cancellations' | 'queue' | 'claims',
+    cause: unknown,
+  ) {
+    super(`the ${store} store is unavailable`, { cause });
+  }
+}
+
+/** Runs a store call, turning any failure of it into StoreUnavailableError (programming errors pass as they are). */
+export async function storeCall<T>(store: StoreUnavailableError['store'], call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof RangeError || err instanceof TypeError || err instanceof StoreUnavailableError) throw err;
+    throw new StoreUnavailableError(store, err);
+  }
+}

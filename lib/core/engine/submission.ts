@@ -46,6 +46,8 @@ export function receiveRequest(
   config: EngineConfig,
   trackerDeps: TrackerDeps,
   createdAtMs: number,
+  /** The server process that will run it, where several share a store (RequestRecord.owner). */
+  owner?: string,
 ): ReceivedRequest {
   const mode = chooseMode(req.mode, req.promptIds.length, config.routing);
   const record = newRecord({
@@ -55,6 +57,7 @@ export function receiveRequest(
     devices: stageDevices(config, mode),
     promptTokens: req.promptIds.length,
     createdAtMs,
+    ...(owner ? { owner } : {}),
   });
   const tracker = new RequestTracker(record, trackerDeps, config.resultTtlMs);
   tracker.stamp('received', { promptTokens: req.promptIds.length });

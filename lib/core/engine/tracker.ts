@@ -3,6 +3,13 @@
  * time kept apart, state changes, and writes to the ResultStore and the EventBus.
  */
 import type { EventBus, ResultStore } from '../ports';
+import { retryDelayMs, StoreUnavailableError, type RetryPolicy } from './retry';
+
+/**
+ * A terminal save that found the store down is tried again in the background, about 15 s in all: a record left
+ * non-terminal would read as running for its whole TTL once the store is back.
+ */
+export const TERMINAL_SAVE_RETRY: RetryPolicy = { attempts: 8, baseDelayMs: 250, maxDelayMs: 4000 };
 import { isTerminal, type RequestEvent, type RequestRecord, type RequestState, type TimelineEventName } from './record';
 
 export interface TrackerDeps {
@@ -92,17 +99,54 @@ export class RequestTracker {
     state: Extract<RequestState, 'completed' | 'failed' | 'cancelled' | 'rejected'>,
     error?: { code: string; message: string },
   ): Promise<void> {
-    if (isTerminal(this.record.state)) return;
+    if (!this.end(state, error)) return;
+    try {
+      await this.save();
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) this.retryTerminalSave(2);
+      throw err;
+    } finally {
+      this.announceEnd();
+    }
+  }
+
+  /** Tries the terminal save again after a backoff (TERMINAL_SAVE_RETRY), on a timer that never holds the process. */
+  private retryTerminalSave(attempt: number): void {
+    if (attempt > TERMINAL_SAVE_RETRY.attempts) return;
+    setTimeout(
+      () => {
+        this.save().catch((err: unknown) => {
+          if (err instanceof StoreUnavailableError) this.retryTerminalSave(attempt + 1);
+        });
+      },
+      retryDelayMs(attempt, TERMINAL_SAVE_RETRY),
+    ).unref();
+  }
+
+  /**
+   * Ends a request refused at admission: its record is never stored (the client got no id to read it by, and
+   * overload must not multiply store writes; the rejection is counted in metrics instead). Listeners hear it.
+   */
+  reject(error: { code: string; message: string }): void {
+    if (this.end('rejected', error)) this.announceEnd();
+  }
+
+  /** Moves the record to a terminal state; false when it already was in one. */
+  private end(
+    state: Extract<RequestState, 'completed' | 'failed' | 'cancelled' | 'rejected'>,
+    error?: { code: string; message: string },
+  ): boolean {
+    if (isTerminal(this.record.state)) return false;
     this.record.state = state;
     if (error) this.record.error = error;
     const at = this.stamp(state, error ? { code: error.code } : undefined);
     this.record.measured.totalMs = at;
     this.record.emulated.e2eMs = this.emulatedSoFar();
-    try {
-      await this.save();
-    } finally {
-      this.deps.events.publish(this.record.id, { type: 'state', state });
-      this.deps.events.publish(this.record.id, { type: 'done', record: this.record });
-    }
+    return true;
+  }
+
+  private announceEnd(): void {
+    this.deps.events.publish(this.record.id, { type: 'state', state: this.record.state });
+    this.deps.events.publish(this.record.id, { type: 'done', record: this.record });
   }
 }
