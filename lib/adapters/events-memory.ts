@@ -5,11 +5,26 @@ export class MemoryEventBus<TEvent> implements EventBus<TEvent> {
   private readonly listeners = new Map<string, Set<(event: TEvent) => void>>();
   private readonly watchers = new Set<(requestId: string, event: TEvent) => void>();
 
+  /**
+   * Runs once per generated token, so it allocates nothing in the usual case (no closure per call, no copy of
+   * a one-listener set). A listener added while an event is delivered hears the next event, not this one.
+   */
   publish(requestId: string, event: TEvent): void {
-    for (const watcher of this.watchers) contain(() => watcher(requestId, event));
+    for (const watcher of this.watchers) {
+      try {
+        watcher(requestId, event);
+      } catch {
+        // Contained: a broken subscriber (e.g. a closed socket) must not stop the pipeline.
+      }
+    }
     const set = this.listeners.get(requestId);
     if (!set) return;
-    for (const listener of [...set]) contain(() => listener(event));
+    if (set.size === 1) {
+      const [only] = set;
+      deliver(only!, event);
+      return;
+    }
+    for (const listener of [...set]) deliver(listener, event);
   }
 
   subscribe(requestId: string, listener: (event: TEvent) => void): () => void {
@@ -38,9 +53,9 @@ export class MemoryEventBus<TEvent> implements EventBus<TEvent> {
 }
 
 /** A broken subscriber (e.g. a closed socket) must not stop the pipeline. */
-function contain(call: () => void): void {
+function deliver<TEvent>(listener: (event: TEvent) => void, event: TEvent): void {
   try {
-    call();
+    listener(event);
   } catch {
     // Contained: see above.
   }

@@ -40,7 +40,9 @@ const REPLAY = 600;
 const OCCUPANCY_EVERY_MS = 500;
 
 export class DashboardFeed {
+  /** The last REPLAY events, a ring: `recent[next]` is the oldest once it is full (no shifting per event). */
   private readonly recent: FeedEvent[] = [];
+  private next = 0;
   private readonly listeners = new Set<(event: FeedEvent) => void>();
   private timer: ReturnType<typeof setInterval> | null = null;
 
@@ -53,7 +55,7 @@ export class DashboardFeed {
   observe(id: string, event: RequestEvent): void {
     if (event.type === 'timeline') {
       const s = event.stamp;
-      this.emit({
+      const stamp: FeedEvent = {
         kind: 'stamp',
         id,
         mode: event.mode,
@@ -61,8 +63,8 @@ export class DashboardFeed {
         event: s.event,
         measuredMs: s.measuredMs,
         emulatedMs: s.emulatedMs,
-        ...(s.detail ? { detail: s.detail } : {}),
-      });
+      };
+      this.emit(s.detail ? { ...stamp, detail: s.detail } : stamp);
     } else if (event.type === 'done') {
       const r = event.record;
       const figures = requestFigures(r);
@@ -83,7 +85,8 @@ export class DashboardFeed {
 
   /** Replays the recent events to `listener`, then sends it every new one; returns the unsubscribe function. */
   subscribe(listener: (event: FeedEvent) => void): () => void {
-    for (const event of this.recent) listener(event);
+    const n = this.recent.length;
+    for (let i = 0; i < n; i++) listener(this.recent[(this.next + i) % n]!);
     listener(this.snapshot());
     this.listeners.add(listener);
     this.timer ??= setInterval(() => this.broadcast(this.snapshot()), OCCUPANCY_EVERY_MS);
@@ -112,9 +115,12 @@ export class DashboardFeed {
   }
 
   private emit(event: FeedEvent): void {
-    this.recent.push(event);
-    if (this.recent.length > REPLAY) this.recent.splice(0, this.recent.length - REPLAY);
-    this.broadcast(event);
+    if (this.recent.length < REPLAY) this.recent.push(event);
+    else {
+      this.recent[this.next] = event;
+      this.next = (this.next + 1) % REPLAY;
+    }
+    if (this.listeners.size > 0) this.broadcast(event);
   }
 
   private broadcast(event: FeedEvent): void {

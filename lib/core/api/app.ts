@@ -40,7 +40,7 @@ import {
   sseFailure,
   sseFinish,
   sseOpening,
-  ssePiece,
+  ssePieces,
   sseToolCalls,
   type SseMeta,
 } from './sse';
@@ -427,7 +427,7 @@ function framing(run: Run): StreamFraming {
   };
   return {
     opening: () => sseOpening(meta),
-    piece: (text) => ssePiece(meta, text),
+    piece: ssePieces(meta),
     closing: (record) => {
       if (record.state === 'completed') {
         const reason: FinishReason = record.finishReason ?? 'stop';

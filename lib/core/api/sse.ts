@@ -69,6 +69,22 @@ export function ssePiece(meta: SseMeta, text: string): string {
 }
 
 /**
+ * ssePiece for every piece of one stream, byte for byte, with the event around the text serialized once: only
+ * the text changes from piece to piece, so each piece costs one JSON string instead of a chunk object.
+ */
+export function ssePieces(meta: SseMeta): (text: string) => string {
+  const marker = '\u0000disagg piece\u0000';
+  const quoted = JSON.stringify(marker);
+  const frame = ssePiece(meta, marker);
+  const at = frame.indexOf(quoted);
+  // The stream's own fields holding the marker too (never in practice): serialize each piece whole.
+  if (at < 0 || frame.includes(quoted, at + quoted.length)) return (text) => ssePiece(meta, text);
+  const head = frame.slice(0, at);
+  const tail = frame.slice(at + quoted.length);
+  return (text) => head + JSON.stringify(text) + tail;
+}
+
+/**
  * The function calls a chat stream ends with, one chunk each: the first (and here only) delta of call `index`
  * carries its id, type, name and the whole arguments, as OpenAI's streams shape a call's opening delta.
  */

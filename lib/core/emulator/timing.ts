@@ -91,8 +91,28 @@ export interface ResolvedFactors<F> {
   readonly borrowed: boolean;
 }
 
+/**
+ * Resolved factors per compute options (compared by identity: options are read-only once made) and device.
+ * Every emulated pass resolves them, so a decode step charged per token would otherwise redo the stack search.
+ */
+const resolvedFactors = new WeakMap<ComputeOptions, Map<DeviceId, ResolvedFactors<HbmFactors | WaferFactors>>>();
+
 /** The factors a device runs with under the chosen stacks. */
 export function resolveFactors(device: DeviceId, opts: ComputeOptions): ResolvedFactors<HbmFactors | WaferFactors> {
+  let byDevice = resolvedFactors.get(opts);
+  if (byDevice === undefined) {
+    byDevice = new Map();
+    resolvedFactors.set(opts, byDevice);
+  }
+  let resolved = byDevice.get(device);
+  if (resolved === undefined) {
+    resolved = resolveFactorsUncached(device, opts);
+    byDevice.set(device, resolved);
+  }
+  return resolved;
+}
+
+function resolveFactorsUncached(device: DeviceId, opts: ComputeOptions): ResolvedFactors<HbmFactors | WaferFactors> {
   const stack = stackFor(device, opts.stacks);
   const source = factorSource(stack, device);
   const factors = opts.factors[stack.id][source.device];

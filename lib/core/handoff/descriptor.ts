@@ -361,7 +361,12 @@ function validate(raw: unknown): asserts raw is HandoffDescriptor {
   if (!Array.isArray(d.promptIds)) fail('promptIds', `must be an array, got ${kindOf(d.promptIds)}`);
   const ids: unknown[] = d.promptIds;
   if (ids.length !== promptTokens) fail('promptIds', `has ${ids.length} ids but promptTokens is ${promptTokens}`);
-  for (let i = 0; i < ids.length; i++) int(ids[i], `promptIds[${i}]`, 0, U32_MAX);
+  // Thousands of ids per request: test them inline and name the field (a new string) only for the one that fails.
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > U32_MAX)
+      int(id, `promptIds[${i}]`, 0, U32_MAX);
+  }
 
   if (d.messages !== undefined) {
     if (!Array.isArray(d.messages)) fail('messages', `must be an array, got ${kindOf(d.messages)}`);
