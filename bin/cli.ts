@@ -13,6 +13,7 @@ import type { writeReport } from './commands/report';
 import type { ServeFlags } from './commands/serve';
 import type { SimulateFlags } from './commands/simulate';
 import type { SweepFlags } from './commands/sweep';
+import type { PlanFlags } from './commands/plan';
 import { DEFAULT_COMPARE, DEFAULT_SWEEP_TARGET, DEFAULT_SYSTEM, EXIT_USAGE } from './commands/constants';
 import type { SimResult, Workload } from '../lib/core/sim';
 
@@ -207,6 +208,13 @@ function simulationOptions(command: Command): Command {
       '--fit-context <tokens>',
       "prompt + output tokens of one request each replica must hold beside the weights, else the system is refused (default: the workload's median); a longer request that cannot fit is rejected as too_large_for_decode_memory",
     )
+    .addOption(
+      new Option(
+        '--band <end>',
+        "charge device time at this end of the timing model's cross-validated error band (default mid)",
+      ).choices(['low', 'mid', 'high']),
+    )
+    .option('--stack <ids>', `serving stacks, one per device family (default: the newest; ${STACK_IDS.join(', ')})`)
     .option('--cs3-price-per-hour <usd>', 'USD per CS-3 system-hour (no public price; cost is n/a without it)')
     .option('--slo-ttft-ms <ms>', 'goodput objective for time to first token (default 2000)')
     .option('--slo-tpot-ms <ms>', 'goodput objective for time per output token (default 100)')
@@ -276,6 +284,45 @@ simulationOptions(
     if (flags.report !== undefined) {
       const { sweepReportData } = await import('./commands/report');
       await report(flags.report, sweepReportData(result, runs));
+    }
+  });
+
+simulationOptions(
+  program
+    .command('plan')
+    .description(
+      'search pool shapes and replica counts per family; print the cheapest system of each meeting the SLOs and the cost frontier',
+    ),
+)
+  .option(
+    '--families <list>',
+    'device families: PREFILL+DECODE for a split, a device alone for colocated (default trn2+cs3,h100,h200,b200,cs3,trn2)',
+  )
+  .option('--attainment <fraction>', 'share of requests that must meet both SLOs (default 0.9)')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  disagg plan --trace samples/azure-llm-2023-conv-sample.csv
+  disagg plan --trace samples/azure-llm-2023-conv-sample.csv --cs3-price-per-hour 100 --slo-tpot-ms 20
+  disagg plan --synthetic 4:2000:300 --lognormal --requests 3000 --families trn2+cs3,h100,cs3 --json
+
+Without --cs3-price-per-hour, systems with CS-3 are ranked by their CS-3 count and the plan gives the CS-3 price at
+which each would be the cheapest. --system and --compare do not apply: the plan chooses the systems.
+--json prints {"cheapest": [{"family", "spec", "dollarsPerHour", "sloAttainment", "ttftMs": {"p50", "p90", "p99"},
+"tpotMs", "e2eMs", then more keys}], "frontier": [...], then more keys}; each spec runs as disagg simulate --system.`,
+  )
+  .action(async (flags: PlanFlags) => {
+    const { planJson, planText, runPlan } = await import('./commands/plan');
+    const run = await runPlan(flags);
+    if (flags.json) printJson(planJson(run));
+    else print(planText(run));
+    if (flags.report !== undefined) {
+      const [{ planReportData }, { systemsFromFlags }] = await Promise.all([
+        import('./commands/report'),
+        import('./commands/simulate'),
+      ]);
+      await report(flags.report, planReportData(run, systemsFromFlags(flags).options));
     }
   });
 

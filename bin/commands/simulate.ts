@@ -26,6 +26,7 @@ import {
   type SystemSpec,
   type Workload,
 } from '../../lib/core/sim';
+import { computeFromFlags, type ComputeFlags } from './compute-flags';
 import { parseCount, UsageError } from './errors';
 import { plainTable } from './table';
 
@@ -51,7 +52,7 @@ export interface WorkloadFlags {
   seed: string;
 }
 
-export interface SystemFlags {
+export interface SystemFlags extends ComputeFlags {
   model: string;
   /** Default DEFAULT_SYSTEM, compared with DEFAULT_COMPARE. */
   system?: string;
@@ -201,8 +202,10 @@ export function systemsFromFlags(flags: SystemFlags): { specs: SystemSpec[]; opt
   const decodeBatchMax = count('--decode-batch', flags.decodeBatch, 1, 4096);
   const colocateAtOrBelowTokens = count('--colocate-below', flags.colocateBelow, 0, 10_000_000);
   const fitContextTokens = count('--fit-context', flags.fitContext, 1, model.maxContext);
+  const compute = computeFromFlags(flags);
   const options: SimOptions = {
     model,
+    ...(compute !== undefined ? { compute } : {}),
     prefixCache: flags.prefixCache,
     ...(flags.link !== undefined ? { link: getLink(flags.link) } : {}),
     ...(decodeBatchMax !== undefined ? { decodeBatchMax } : {}),
