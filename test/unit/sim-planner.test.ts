@@ -1,0 +1,202 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadTraceFile } from '../../lib/adapters/trace-files';
+import { getModel } from '../../lib/core/emulator';
+import {
+  costFrontier,
+  DEFAULT_FAMILIES,
+  familyId,
+  limit,
+  parseFamilies,
+  parseSystemSpec,
+  plan,
+  simulate,
+  SystemSpecError,
+  type PlanEntry,
+  type PlanResult,
+  type SimOptions,
+  type Workload,
+} from '../../lib/core/sim';
+
+const sim: SimOptions = { model: getModel('llama-3.3-70b'), cs3PricePerHour: 100, slo: { ttftMs: 2000, tpotMs: 40 } };
+let workload: Workload;
+let result: PlanResult;
+
+beforeAll(async () => {
+  // The first 600 requests of the shipped Azure sample: big enough to need more than one replica of small pools.
+  workload = limit((await loadTraceFile('samples/azure-llm-2023-conv-sample.csv')).workload, 600);
+  result = plan(workload, { sim, families: parseFamilies('trn2+cs3,h100,cs3,trn2') });
+}, 120_000);
+
+describe('parseFamilies', () => {
+  it('reads the default: the split and five colocated devices', () => {
+    expect(parseFamilies(DEFAULT_FAMILIES).map(familyId)).toEqual(['trn2+cs3', 'h100', 'h200', 'b200', 'cs3', 'trn2']);
+  });
+
+  it('accepts the system-spec prefixes and drops duplicates', () => {
+    expect(parseFamilies('disagg:trn2+cs3, colocated:h100, h100,trn2>cs3').map(familyId)).toEqual(['trn2+cs3', 'h100']);
+  });
+
+  it('names the bad device and the valid ones', () => {
+    expect(() => parseFamilies('h100,tpu')).toThrow(SystemSpecError);
+    expect(() => parseFamilies('h100,tpu')).toThrow(/unknown device "tpu".*valid devices: trn1/);
+    expect(() => parseFamilies(' , ')).toThrow(/--families is empty/);
+  });
+});
+
+describe('plan', () => {
+  it('finds a system for every family that meets the target, and says which family wins', () => {
+    expect(result.cheapest.map((e) => e.family)).toEqual([
+      'disagg trn2 -> cs3',
+      'colocated h100',
+      'colocated cs3',
+      'colocated trn2',
+    ]);
+    for (const e of result.cheapest) expect(e.sloAttainment).toBeGreaterThanOrEqual(0.9);
+    const cheapest = [...result.cheapest].sort((a, b) => a.dollarsPerHour! - b.dollarsPerHour!)[0]!;
+    expect(result.verdict).toContain(cheapest.spec);
+  });
+
+  it('simulating a cheapest spec on the same workload reproduces its attainment and latencies', () => {
+    for (const e of result.cheapest) {
+      const again = simulate(workload, parseSystemSpec(e.spec), sim).metrics;
+      expect(again.spec).toBe(e.spec);
+      expect(again.sloAttainment).toBe(e.sloAttainment);
+      expect(again.e2eMs).toEqual(e.e2eMs);
+    }
+  });
+
+  it('is minimal in replicas: one replica fewer of a colocated cheapest misses the target', () => {
+    let checked = 0;
+    for (const e of result.cheapest) {
+      const spec = parseSystemSpec(e.spec);
+      if (spec.kind !== 'colocated' || spec.colocated.replicas === 1) continue;
+      const fewer = { ...spec, colocated: { ...spec.colocated, replicas: spec.colocated.replicas - 1 } };
+      expect(simulate(workload, fewer, sim).metrics.sloAttainment).toBeLessThan(0.9);
+      checked += 1;
+    }
+    expect(checked).toBeGreaterThan(0);
+  });
+
+  it('prices systems: the cheapest spec costs what its devices cost', () => {
+    const h100 = result.cheapest.find((e) => e.family === 'colocated h100')!;
+    const spec = parseSystemSpec(h100.spec);
+    if (spec.kind !== 'colocated') throw new Error('expected a colocated system');
+    expect(h100.dollarsPerHour).toBeCloseTo((55.04 / 8) * spec.colocated.pool.count * spec.colocated.replicas, 2);
+  });
+
+  it('returns a frontier that only meets the target and falls in p99 as cost rises', () => {
+    expect(result.frontier.length).toBeGreaterThan(0);
+    for (let k = 0; k < result.frontier.length; k++) {
+      const e = result.frontier[k]!;
+      expect(e.sloAttainment).toBeGreaterThanOrEqual(0.9);
+      if (k === 0) continue;
+      const prev = result.frontier[k - 1]!;
+      expect(e.dollarsPerHour!).toBeGreaterThan(prev.dollarsPerHour!);
+      expect(e.e2eMs.p99!).toBeLessThan(prev.e2eMs.p99!);
+    }
+  });
+
+  it('runs both ends of the error band and reports whether the winner changes', () => {
+    expect(result.bands.map((b) => b.band)).toEqual(['low', 'high']);
+    const mid = [...result.cheapest].sort((a, b) => a.dollarsPerHour! - b.dollarsPerHour!)[0]!.family;
+    expect(result.verdictFlipsInBand).toBe(result.bands.some((b) => b.winner !== mid));
+  });
+
+  it('explains CS-3 alone and Trainium alone against the split', () => {
+    expect(result.alternatives.map((a) => a.family)).toEqual(['colocated cs3', 'colocated trn2']);
+    expect(result.alternatives[0]!.reason).toMatch(/wafer prefills too/);
+    expect(result.alternatives[1]!.reason).toMatch(/bandwidth-bound/);
+  });
+
+  it('without a CS-3 price ranks CS-3 systems by count, leaves them off the frontier and says so', () => {
+    const unpriced = plan(workload, {
+      sim: { ...sim, cs3PricePerHour: undefined } as SimOptions,
+      families: parseFamilies('trn2+cs3,h100,cs3'),
+      bands: false,
+    });
+    expect(unpriced.rankedBy).toBe('dollars, CS-3 systems by count');
+    expect(unpriced.notes.join(' ')).toMatch(/CS-3 has no public price/);
+    const cs3 = unpriced.cheapest.filter((e) => e.cs3Systems > 0);
+    expect(cs3.length).toBe(2);
+    for (const e of cs3) expect(e.dollarsPerHour).toBeNull();
+    expect(unpriced.frontier.every((e) => e.cs3Systems === 0)).toBe(true);
+    expect(unpriced.cs3BreakEven.map((b) => b.family)).toEqual(['disagg trn2 -> cs3', 'colocated cs3']);
+  });
+
+  it('says why a family cannot meet an SLO no replica count reaches', () => {
+    const tight = plan(workload, {
+      sim: { ...sim, slo: { ttftMs: 2000, tpotMs: 5 } },
+      families: parseFamilies('trn2'),
+      bands: false,
+    });
+    expect(tight.cheapest).toEqual([]);
+    expect(tight.infeasible[0]!.reason).toMatch(/TPOT 5 ms/);
+    expect(tight.simulations).toBe(0);
+  });
+});
+
+describe('costFrontier', () => {
+  const entry = (spec: string, dollars: number | null, p99: number): PlanEntry =>
+    ({ spec, dollarsPerHour: dollars, e2eMs: { p50: 1, p90: 1, p99 } }) as PlanEntry;
+  it('keeps the systems no cheaper one beats on p99, and skips unpriced ones', () => {
+    const out = costFrontier([entry('a', 10, 900), entry('b', 20, 950), entry('c', 30, 400), entry('d', null, 1)]);
+    expect(out.map((e) => e.spec)).toEqual(['a', 'c']);
+  });
+});
+
+describe('disagg plan (CLI)', () => {
+  const run = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+    try {
+      const { stdout, stderr } = await promisify(execFile)('node', ['bin/disagg.mjs', ...args], { timeout: 120_000 });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+  const args = ['--trace', 'samples/azure-llm-2023-conv-sample.csv', '--limit', '300', '--families', 'trn2+cs3,h100'];
+
+  it('--json starts with cheapest and frontier, entries with the contract keys, and writes a report', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'disagg-plan-'));
+    const report = join(dir, 'plan.html');
+    const { code, stdout } = await run('plan', ...args, '--cs3-price-per-hour', '80', '--json', '--report', report);
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout);
+    expect(Object.keys(out).slice(0, 2)).toEqual(['cheapest', 'frontier']);
+    expect(out.cheapest).toHaveLength(2);
+    for (const e of out.cheapest) {
+      expect(Object.keys(e).slice(0, 7)).toEqual([
+        'family',
+        'spec',
+        'dollarsPerHour',
+        'sloAttainment',
+        'ttftMs',
+        'tpotMs',
+        'e2eMs',
+      ]);
+      expect(Object.keys(e.e2eMs)).toEqual(['p50', 'p90', 'p99']);
+    }
+    const html = await readFile(report, 'utf8');
+    expect(html).toContain(out.verdict.replace(/&/g, '&amp;').slice(0, 40));
+    expect(html).toContain('Assumptions');
+    expect(html).toContain('$80.00 per system-hour');
+    expect(html).not.toContain(dir);
+  }, 120_000);
+
+  it('refuses --system, a bad attainment and a bad band before any work', async () => {
+    const system = await run('plan', ...args, '--system', 'colocated:h100x8');
+    expect(system.code).toBe(2);
+    expect(system.stderr).toMatch(/--families, not --system/);
+    const attainment = await run('plan', ...args, '--attainment', '1.5');
+    expect(attainment.code).toBe(2);
+    expect(attainment.stderr).toMatch(/--attainment must be a fraction/);
+    const band = await run('plan', ...args, '--band', 'wide');
+    expect(band.code).toBe(2);
+    expect(band.stderr).toMatch(/Allowed choices are low, mid, high/);
+  }, 60_000);
+});
