@@ -8,12 +8,12 @@ import {
   DEFAULT_ATTAINMENT,
   DEFAULT_FAMILIES,
   parseFamilies,
-  plan,
   type PlanEntry,
   type PlanResult,
   type Workload,
 } from '../../lib/core/sim';
 import { UsageError } from './errors';
+import { planInThreads } from './plan-threads';
 import { baseWorkload, progressBar, systemsFromFlags, transformWorkload, type SimulateFlags } from './simulate';
 import { plainTable } from './table';
 
@@ -52,7 +52,7 @@ export async function runPlan(flags: PlanFlags): Promise<PlanRun> {
   const bar = flags.json ? null : progressBar('planning', 'simulations');
   const started = performance.now();
   try {
-    const result = plan(workload, {
+    const result = await planInThreads(workload, {
       sim: options,
       families,
       attainment,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { planInThreads } from '../../bin/commands/plan-threads';
 import { loadTraceFile } from '../../lib/adapters/trace-files';
 import { getModel } from '../../lib/core/emulator';
 import {
@@ -138,6 +139,19 @@ describe('plan', () => {
     expect(tight.infeasible[0]!.reason).toMatch(/TPOT 5 ms/);
     expect(tight.simulations).toBe(0);
   });
+});
+
+describe('planInThreads', () => {
+  it('gives the same plan from two worker threads as inline, and counts progress to the end', async () => {
+    const small = limit(workload, 200);
+    const options = { sim, families: parseFamilies('h100,trn2+cs3,cs3'), bands: false };
+    const seen: number[] = [];
+    const threaded = await planInThreads(small, { ...options, onProgress: (done) => seen.push(done) }, 2);
+    const inline = plan(small, options);
+    const strip = (r: PlanResult) => ({ ...r, cheapestRuns: r.cheapestRuns.map((x) => x.metrics) });
+    expect(strip(threaded)).toEqual(strip(inline));
+    expect(Math.max(...seen)).toBe(inline.simulations);
+  }, 120_000);
 });
 
 describe('costFrontier', () => {

@@ -39,6 +39,7 @@ import {
   type Slo,
   type SystemSpec,
 } from './system-spec';
+import { PrefixCache } from './prefix-cache';
 import { contextQuantile, type Workload } from './workload';
 
 /** A kind of system the planner sizes: one device doing both phases, or a prefill device handing off to a decode device. */
@@ -194,7 +195,7 @@ export interface PlanResult {
   readonly cheapestRuns: readonly SimResult[];
 }
 
-interface Shape {
+export interface Shape {
   readonly pool: DevicePool;
   readonly pricePerReplica: number | null;
   readonly cs3PerReplica: number;
@@ -215,6 +216,8 @@ class WorkModel {
   private readonly prompts: Int32Array;
   private readonly outputs: Int32Array;
   private readonly contextMedian: number;
+  /** Prompt tokens each request could at best find cached: one shared cache that never evicts (a bound, not a run). */
+  private readonly bestCached: Int32Array;
 
   constructor(
     private readonly workload: Workload,
@@ -242,6 +245,19 @@ class WorkModel {
     const open = Number.isFinite(last - first) ? last - first : 0;
     this.spanMs = Math.max(1, open, sessions > 0 ? think / Math.max(1, n - sessions) : 0);
     this.contextMedian = contextQuantile(workload, 0.5);
+    this.bestCached = new Int32Array(n);
+    if (sim.prefixCache !== false) {
+      const cache = new PrefixCache(Number.MAX_SAFE_INTEGER);
+      const order = Array.from({ length: n }, (_, i) => i).sort(
+        (a, b) => workload.requests[a]!.arrivalMs - workload.requests[b]!.arrivalMs || a - b,
+      );
+      for (const i of order) {
+        const hashes = workload.requests[i]!.blockHashes;
+        if (!hashes) continue;
+        this.bestCached[i] = cache.lookup(hashes, this.prompts[i]!);
+        cache.insert(hashes);
+      }
+    }
   }
 
   fits(pool: DevicePool): boolean {
@@ -262,16 +278,21 @@ class WorkModel {
     }).fits;
   }
 
-  /** Prefill ms of every prompt on `pool` (no prefix cache), ascending by request. */
+  /**
+   * Prefill ms of every prompt on `pool`, by request, with the most of it a prefix cache could hold (bestCached):
+   * a lower bound on the work and on each request's unloaded TTFT.
+   */
   prefillMs(pool: DevicePool): Float64Array {
     const out = new Float64Array(this.prompts.length);
-    const memo = new Map<number, number>();
+    const memo = new Map<string, number>();
     for (let i = 0; i < out.length; i++) {
       const p = this.prompts[i]!;
-      let ms = memo.get(p);
+      const cached = Math.min(this.bestCached[i]!, p - 1);
+      const key = `${p}:${cached}`;
+      let ms = memo.get(key);
       if (ms === undefined) {
-        ms = prefillTime(this.sim.model, pool, [{ newTokens: p, cachedTokens: 0 }], this.compute).ms;
-        memo.set(p, ms);
+        ms = prefillTime(this.sim.model, pool, [{ newTokens: p - cached, cachedTokens: cached }], this.compute).ms;
+        memo.set(key, ms);
       }
       out[i] = ms;
     }
@@ -400,19 +421,78 @@ export function costFrontier(entries: readonly PlanEntry[]): PlanEntry[] {
   return out;
 }
 
-/** Runs the search. Deterministic: the same inputs give the same plan. */
-export function plan(workload: Workload, options: PlanOptions): PlanResult {
+/** One family's search: what `plan` assembles, small enough to pass between threads. */
+export interface FamilyPlan {
+  readonly outcome: FamilyOutcome;
+  /** The family's cheapest system at the low and high ends of the error band (empty when not run). */
+  readonly bands: readonly { readonly band: TimingBand; readonly best: PlanEntry | null }[];
+  /** Every system simulated at the requested band. */
+  readonly evaluated: readonly PlanEntry[];
+  readonly simulations: number;
+}
+
+function checkPlanInputs(workload: Workload, options: PlanOptions): number {
   if (workload.requests.length === 0) throw new SystemSpecError('the workload has no requests to plan for');
   const attainment = options.attainment ?? DEFAULT_ATTAINMENT;
   if (!(attainment > 0 && attainment <= 1)) {
     throw new SystemSpecError(`the attainment target must be a fraction in (0, 1], got ${attainment}`);
   }
   if (options.families.length === 0) throw new SystemSpecError('no families to plan for');
+  return attainment;
+}
+
+/**
+ * Searches one family (`options.families[index]`): its cheapest system, and with bands on, the same shape resized
+ * at the low and high ends of the error band. Independent of the other families, so they can run in parallel.
+ */
+export function planFamily(workload: Workload, options: PlanOptions, index: number): FamilyPlan {
+  const attainment = checkPlanInputs(workload, options);
+  const family = options.families[index];
+  if (!family) throw new RangeError(`no family ${index}`);
   const search = new Search(workload, options, attainment);
-  const mid = options.families.map((f) => search.family(f, options.sim.compute?.band ?? 'mid'));
+  const baseBand = options.sim.compute?.band ?? 'mid';
+  const outcome = search.family(family, baseBand);
+  const bands: { band: TimingBand; best: PlanEntry | null }[] = [];
+  if (options.bands !== false && baseBand === 'mid') {
+    for (const band of ['low', 'high'] as const) {
+      bands.push({
+        band,
+        best: outcome.bestShape ? search.resize(family, outcome.bestShape, band, outcome.best!.spec) : null,
+      });
+    }
+  }
+  return { outcome, bands, evaluated: search.entries(baseBand), simulations: search.simulations };
+}
+
+/** Runs the search. Deterministic: the same inputs give the same plan. */
+export function plan(workload: Workload, options: PlanOptions): PlanResult {
+  checkPlanInputs(workload, options);
+  let done = 0;
+  const plans = options.families.map((_, k) => {
+    const before = done;
+    const one = planFamily(
+      workload,
+      {
+        ...options,
+        ...(options.onProgress
+          ? { onProgress: (d: number, planned: number) => options.onProgress!(before + d, before + planned) }
+          : {}),
+      },
+      k,
+    );
+    done += one.simulations;
+    return one;
+  });
+  return assemblePlan(options, plans);
+}
+
+/** The plan from each family's search, in the order of `options.families`. */
+export function assemblePlan(options: PlanOptions, plans: readonly FamilyPlan[]): PlanResult {
+  const attainment = options.attainment ?? DEFAULT_ATTAINMENT;
+  const mid = plans.map((p) => p.outcome);
   const cheapest = mid.flatMap((r) => (r.best ? [r.best] : []));
   const infeasible = mid.flatMap((r) => (r.best ? [] : [{ family: r.label, reason: r.reason }]));
-  const evaluated = search.entries();
+  const evaluated = plans.flatMap((p) => p.evaluated);
   const cs3Price = options.sim.cs3PricePerHour ?? null;
   const priced = cheapest.filter((e) => e.dollarsPerHour !== null);
   const winnerOf = (list: readonly (PlanEntry | null)[]): PlanEntry | null =>
@@ -423,26 +503,24 @@ export function plan(workload: Workload, options: PlanOptions): PlanResult {
 
   // The error band: each family's best shape resized at the low and high ends.
   const bands: BandVerdict[] = [];
-  const baseBand = options.sim.compute?.band ?? 'mid';
-  if (options.bands !== false && baseBand === 'mid') {
-    for (const band of ['low', 'high'] as const) {
-      const rows = mid.map((r) => {
-        if (!r.bestShape) return { family: r.label, best: null as PlanEntry | null };
-        return { family: r.label, best: search.resize(r.family, r.bestShape, band) };
-      });
-      const w = winnerOf(rows.map((r) => r.best));
-      bands.push({
-        band,
-        cheapest: rows.map((r) => ({
-          family: r.family,
-          spec: r.best ? r.best.spec : null,
-          rankKey: r.best ? formatRank(r.best) : 'none meets the SLO',
-        })),
-        winner: w ? w.family : null,
-      });
-    }
+  for (const band of ['low', 'high'] as const) {
+    const rows = plans.flatMap((p) =>
+      p.bands.filter((b) => b.band === band).map((b) => ({ family: p.outcome.label, best: b.best })),
+    );
+    if (rows.length === 0) continue;
+    const w = winnerOf(rows.map((r) => r.best));
+    bands.push({
+      band,
+      cheapest: rows.map((r) => ({
+        family: r.family,
+        spec: r.best ? r.best.spec : null,
+        rankKey: r.best ? formatRank(r.best) : 'none meets the SLO',
+      })),
+      winner: w ? w.family : null,
+    });
   }
   const flips = bands.length === 0 ? null : bands.some((b) => b.winner !== (winner ? winner.family : null));
+  const simulations = plans.reduce((n, p) => n + p.simulations, 0);
 
   const notes: string[] = [];
   const unpricedCs3 = cs3Price === null && options.families.some(familyHasCs3);
@@ -477,7 +555,7 @@ export function plan(workload: Workload, options: PlanOptions): PlanResult {
     verdictFlipsInBand: flips,
     cs3BreakEven,
     alternatives: alternatives(mid),
-    simulations: search.simulations,
+    simulations,
     notes: priced.length === 0 && cheapest.length > 0 ? [...notes, 'No family has a price: no cost verdict.'] : notes,
     evaluated,
     cheapestRuns: mid.flatMap((r) => (r.bestRun ? [r.bestRun] : [])),
@@ -510,7 +588,7 @@ function verdictLine(
   return be ? `${head} ${be}.` : head;
 }
 
-interface FamilyOutcome {
+export interface FamilyOutcome {
   readonly family: PlanFamily;
   readonly label: string;
   readonly best: PlanEntry | null;
@@ -521,13 +599,15 @@ interface FamilyOutcome {
   readonly shapes: readonly FamilyShape[];
 }
 
-type FamilyShape =
+export type FamilyShape =
   | { readonly kind: 'colocated'; readonly colocated: Shape }
   | { readonly kind: 'disaggregated'; readonly prefill: Shape; readonly decode: Shape };
 
 class Search {
   simulations = 0;
   private planned = 0;
+  /** Why the last upward search gave up. */
+  private stop = '';
   private readonly cache = new Map<string, { entry: PlanEntry; result: SimResult }>();
   private readonly works = new Map<TimingBand, WorkModel>();
   private readonly shapeMemo = new Map<string, Shape | null>();
@@ -551,8 +631,8 @@ class Search {
     return w;
   }
 
-  entries(): PlanEntry[] {
-    return [...this.cache.entries()].filter(([key]) => key.startsWith('mid|')).map(([, v]) => v.entry);
+  entries(band: TimingBand): PlanEntry[] {
+    return [...this.cache.entries()].filter(([key]) => key.startsWith(`${band}|`)).map(([, v]) => v.entry);
   }
 
   /** Shapes of `device` that hold the model, with their bounds for `role`. */
@@ -699,18 +779,19 @@ class Search {
   }
 
   /** The cheapest replica counts of one family shape at another end of the band. */
-  resize(f: PlanFamily, shape: FamilyShape, band: TimingBand): PlanEntry | null {
+  resize(f: PlanFamily, shape: FamilyShape, band: TimingBand, midSpec: string): PlanEntry | null {
     const label = familyLabel(f);
     if (shape.kind === 'colocated') {
       const s = this.shape(shape.colocated.pool, 'colocated', band);
       if (!s) return null;
-      const found = this.searchColocated(s, band);
+      const found = this.searchColocated(s, band, midReplicas(midSpec)[0]);
       return typeof found === 'string' ? null : { ...found.entry, family: label };
     }
     const p = this.shape(shape.prefill.pool, 'prefill', band);
     const d = this.shape(shape.decode.pool, 'decode', band);
     if (!p || !d) return null;
-    const found = this.searchDisaggregated(p, d, band);
+    const [a, b] = midReplicas(midSpec);
+    const found = this.searchDisaggregated(p, d, band, [a, b ?? 1]);
     return typeof found === 'string' ? null : { ...found.entry, family: label };
   }
 
@@ -768,52 +849,117 @@ class Search {
     return hi;
   }
 
-  private searchColocated(s: Shape, band: TimingBand): { entry: PlanEntry; result: SimResult } | string {
-    const system = (r: number): SystemSpec => ({ kind: 'colocated', colocated: { pool: s.pool, replicas: r } });
-    const pass = (r: number): boolean => this.run(system(r), band).meets;
-    let lo = s.lowerBound;
-    let hi = lo;
-    while (!pass(hi)) {
-      if (hi >= MAX_PLAN_REPLICAS) {
-        return `${formatPool(s.pool)}*${hi} misses: ${missReason(this.run(system(hi), band).result)}`;
+  /**
+   * Smallest R >= lo with pass(R), searched from `start`: galloping (steps 1, 2, 4, ...) down while it passes or
+   * up until it does, then bisection. Null when no count passes: MAX_PLAN_REPLICAS is reached, or attainment has
+   * stopped rising while the pools sit mostly idle (the misses are not queueing, so replicas cannot fix them).
+   */
+  private gallop(lo: number, start: number, probe: (r: number) => Probe): number | null {
+    const pass = (r: number): boolean => probe(r).meets;
+    let at = Math.min(MAX_PLAN_REPLICAS, Math.max(lo, start));
+    let step = 1;
+    if (pass(at)) {
+      while (at > lo) {
+        const next = Math.max(lo, at - step);
+        if (!pass(next)) return this.bisect(next + 1, at, pass);
+        at = next;
+        step *= 2;
       }
-      lo = hi + 1;
-      hi = Math.min(MAX_PLAN_REPLICAS, Math.max(hi + 1, hi * 2));
+      return at;
     }
-    const r = this.bisect(lo, hi, pass);
+    for (;;) {
+      if (at >= MAX_PLAN_REPLICAS) {
+        this.stop = ` (still short at ${MAX_PLAN_REPLICAS} replicas, the most the planner tries)`;
+        return null;
+      }
+      const next = Math.min(MAX_PLAN_REPLICAS, at + step);
+      const before = probe(at);
+      const after = probe(next);
+      if (after.meets) return this.bisect(at + 1, next, pass);
+      if (plateaued(before, after)) {
+        this.stop = PLATEAU;
+        return null;
+      }
+      at = next;
+      step *= 2;
+    }
+  }
+
+  private probe(system: SystemSpec, band: TimingBand): Probe {
+    const run = this.run(system, band);
+    return {
+      meets: run.meets,
+      attainment: run.entry.sloAttainment,
+      busiest: Math.max(0, ...Object.values(run.entry.utilisation)),
+    };
+  }
+
+  searchColocated(s: Shape, band: TimingBand, start = s.lowerBound): { entry: PlanEntry; result: SimResult } | string {
+    const system = (r: number): SystemSpec => ({ kind: 'colocated', colocated: { pool: s.pool, replicas: r } });
+    const r = this.gallop(s.lowerBound, start, (x) => this.probe(system(x), band));
+    if (r === null) {
+      const tried = this.largestTried(band, (spec) => spec.startsWith(`colocated:${formatPool(s.pool)}*`));
+      return `${tried.spec} misses: ${missReason(tried.result)}${this.stop}`;
+    }
     const { entry, result } = this.run(system(r), band);
     return { entry, result };
   }
 
-  private searchDisaggregated(p: Shape, d: Shape, band: TimingBand): { entry: PlanEntry; result: SimResult } | string {
+  /** The run with the most replicas among those simulated whose spec matches. */
+  private largestTried(band: TimingBand, match: (spec: string) => boolean): { spec: string; result: SimResult } {
+    let best: { spec: string; result: SimResult; devices: number } | null = null;
+    for (const [key, hit] of this.cache) {
+      if (!key.startsWith(`${band}|`) || !match(hit.entry.spec)) continue;
+      const devices = hit.entry.cs3Systems + hit.entry.otherDollarsPerHour;
+      if (!best || devices > best.devices) best = { spec: hit.entry.spec, result: hit.result, devices };
+    }
+    if (!best) throw new Error('no run to report');
+    return best;
+  }
+
+  searchDisaggregated(
+    p: Shape,
+    d: Shape,
+    band: TimingBand,
+    start: readonly [number, number] = [p.lowerBound, d.lowerBound],
+  ): { entry: PlanEntry; result: SimResult } | string {
     const system = (a: number, b: number): SystemSpec => ({
       kind: 'disaggregated',
       prefill: { pool: p.pool, replicas: a },
       decode: { pool: d.pool, replicas: b },
     });
-    let a = p.lowerBound;
-    let b = d.lowerBound;
+    let a = Math.max(p.lowerBound, start[0]);
+    let b = Math.max(d.lowerBound, start[1]);
+    let step = 1;
+    let previous: Probe | null = null;
     // Grow the pool the misses point at until the target is met.
     for (;;) {
       const run = this.run(system(a, b), band);
       if (run.meets) break;
-      if (a >= MAX_PLAN_REPLICAS && b >= MAX_PLAN_REPLICAS) {
-        return `${formatSystemSpec(system(a, b))} misses: ${missReason(run.result)}`;
+      const now = this.probe(system(a, b), band);
+      if ((a >= MAX_PLAN_REPLICAS && b >= MAX_PLAN_REPLICAS) || (previous && plateaued(previous, now))) {
+        const why =
+          a >= MAX_PLAN_REPLICAS && b >= MAX_PLAN_REPLICAS
+            ? ` (at ${MAX_PLAN_REPLICAS} replicas each, the most the planner tries)`
+            : PLATEAU;
+        return `${formatSystemSpec(system(a, b))} misses: ${missReason(run.result)}${why}`;
       }
+      previous = now;
       const m = missBreakdown(run.result);
       const prefillSide = m.ttft + m.rejectedPrefill;
       const decodeSide = m.tpot + m.rejectedDecode + m.rejectedOther;
       const growPrefill = (prefillSide >= decodeSide && a < MAX_PLAN_REPLICAS) || b >= MAX_PLAN_REPLICAS;
-      if (growPrefill) a = Math.min(MAX_PLAN_REPLICAS, Math.max(a + 1, Math.ceil(a * 1.5)));
-      else b = Math.min(MAX_PLAN_REPLICAS, Math.max(b + 1, Math.ceil(b * 1.5)));
+      if (growPrefill) a = Math.min(MAX_PLAN_REPLICAS, Math.max(a + step, Math.ceil(a * 1.5)));
+      else b = Math.min(MAX_PLAN_REPLICAS, Math.max(b + step, Math.ceil(b * 1.5)));
+      step *= 2;
     }
     // Then each pool back down, the costlier first.
     const prefillCostlier = compareRank(this.boundKey(p, a), this.boundKey(d, b)) >= 0;
     const downPrefill = (): void => {
-      a = this.bisect(p.lowerBound, a, (x) => this.run(system(x, b), band).meets);
+      a = this.gallop(p.lowerBound, a, (x) => this.probe(system(x, b), band)) ?? a;
     };
     const downDecode = (): void => {
-      b = this.bisect(d.lowerBound, b, (x) => this.run(system(a, x), band).meets);
+      b = this.gallop(d.lowerBound, b, (x) => this.probe(system(a, x), band)) ?? b;
     };
     if (prefillCostlier) {
       downPrefill();
@@ -825,6 +971,32 @@ class Search {
     const { entry, result } = this.run(system(a, b), band);
     return { entry, result };
   }
+}
+
+interface Probe {
+  readonly meets: boolean;
+  readonly attainment: number;
+  /** Utilisation of the busiest pool. */
+  readonly busiest: number;
+}
+
+/** Attainment rose by less than this (a share of requests) while replicas grew: a plateau, if the pools are idle. */
+export const PLATEAU_GAIN = 0.005;
+/** Below this busiest-pool utilisation, misses are not queueing. */
+export const PLATEAU_IDLE = 0.5;
+
+function plateaued(before: Probe, after: Probe): boolean {
+  return after.attainment - before.attainment < PLATEAU_GAIN && after.busiest < PLATEAU_IDLE;
+}
+
+const PLATEAU =
+  ' (the most replicas tried: attainment stopped rising as replicas were added while the pools sat mostly idle, so ' +
+  'the misses come from each request alone, not from queueing)';
+
+/** Replica counts of a spec the planner wrote: [colocated] or [prefill, decode]. */
+function midReplicas(spec: string): [number, number?] {
+  const counts = [...spec.matchAll(/\*(\d+)/g)].map((m) => Number(m[1]));
+  return [counts[0] ?? 1, counts[1]];
 }
 
 function unloadedReason(shapes: readonly Shape[], target: number, slo: Slo): string {
@@ -870,7 +1042,7 @@ function alternativeReason(alone: FamilyOutcome, split: FamilyOutcome | null): s
     x === null || y === null ? '-' : `${x.toFixed(x >= 100 ? 0 : 2)} vs ${y.toFixed(y >= 100 ? 0 : 2)} ms`;
   const cost =
     s === null
-      ? 'the split meets no SLO here'
+      ? `(${formatRank(a)}) meets the target where the split cannot`
       : a.dollarsPerHour !== null && s.dollarsPerHour !== null
         ? `${a.dollarsPerHour <= s.dollarsPerHour ? 'wins' : 'loses'} on cost: $${a.dollarsPerHour.toFixed(2)}/h against the split's $${s.dollarsPerHour.toFixed(2)}/h`
         : `needs ${a.cs3Systems} CS-3${a.otherDollarsPerHour > 0 ? ` + $${a.otherDollarsPerHour.toFixed(2)}/h` : ''} against the split's ${s.cs3Systems} CS-3${s.otherDollarsPerHour > 0 ? ` + $${s.otherDollarsPerHour.toFixed(2)}/h` : ''} (no CS-3 price given)`;
