@@ -3,9 +3,12 @@
  * figure in it taken from this run. Disaggregated (Trainium prefill + CS-3 decode) against colocated
  * H100 and B200 at comparable hourly cost, on two real traces, an agent workload and synthetic sweeps.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { format, resolveConfig } from 'prettier';
 import { loadTraceFile } from '../lib/adapters/trace-files';
 import {
@@ -69,7 +72,34 @@ const MIXES = [
 const MIX_RATE = 0.5;
 const MIX_REQUESTS = 300;
 
-const traces = new URL('../../shared/traces/', import.meta.url);
+/**
+ * `--traces <dir>`: where the two traces are, default the repository's samples/ (the first rows of each; see
+ * samples/README.md). A folder holding the whole published files (azure-llm-2023-conv.csv,
+ * mooncake-fast25-conversation.jsonl) runs the findings on them; the document says which files it used.
+ */
+const { values: cli } = parseArgs({ options: { traces: { type: 'string' } } });
+const samplesDir = fileURLToPath(new URL('../samples/', import.meta.url));
+const tracesDir = resolve(cli.traces ?? samplesDir);
+const traceFile = (pattern: RegExp, what: string): string => {
+  const names = existsSync(tracesDir)
+    ? readdirSync(tracesDir)
+        .filter((n) => pattern.test(n))
+        .sort()
+    : [];
+  if (names.length === 0) throw new Error(`--traces ${tracesDir}: no ${what} file (${pattern}) in it`);
+  // The whole published file when both it and a sample are there.
+  return join(tracesDir, names.find((n) => !n.includes('sample')) ?? (names[0] as string));
+};
+const SAMPLE_NOTE =
+  ", the repository's samples (the first rows of each published trace; `npm run findings -- --traces DIR` runs the whole files)";
+const azureFile = traceFile(/^azure.*conv.*\.csv$/i, 'Azure conversation CSV');
+const mooncakeFile = traceFile(/^mooncake.*conversation.*\.jsonl$/i, 'Mooncake conversation JSONL');
+/** How the document names the files: relative to the repository when inside it, else by file name alone. */
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const shown = (file: string): string => {
+  const rel = relative(repoRoot, file);
+  return rel.startsWith('..') || isAbsolute(rel) ? basename(file) : rel;
+};
 const outFile = new URL('../docs/findings.md', import.meta.url);
 const started = performance.now();
 const log = (s: string): void => void process.stderr.write(`findings: ${s}\n`);
@@ -188,8 +218,11 @@ const ABSOLUTE_HEADER = [
 ];
 
 // --- workloads -------------------------------------------------------------------------------------
-const azure = (await loadTraceFile(new URL('azure-llm-2023-conv.csv', traces))).workload;
-const mooncakeFull = (await loadTraceFile(new URL('mooncake-fast25-conversation.jsonl', traces))).workload;
+const azure = (await loadTraceFile(azureFile)).workload;
+const mooncakeFull = (await loadTraceFile(mooncakeFile)).workload;
+log(
+  `traces: ${shown(azureFile)} (${azure.requests.length} requests), ${shown(mooncakeFile)} (${mooncakeFull.requests.length})`,
+);
 const mooncake = mooncakeFull;
 const AGENTS = { agents: 32, turns: 10, toolTokens: 300, thinkMs: 2000 } as const;
 const agents = agentWorkload({
@@ -504,6 +537,8 @@ which scales with it.
 
 ## Caveats
 
+- Traces used: \`${shown(azureFile)}\` (${azure.requests.length} requests) and \`${shown(mooncakeFile)}\`
+  (${mooncakeFull.requests.length} requests)${azureFile.includes('sample') || mooncakeFile.includes('sample') ? SAMPLE_NOTE : ''}.
 - Both traces run whole; the light-load mixes are ${MIX_REQUESTS} requests each, and the load sweep covers the Azure
   trace only, to keep the run short.
 - One CS-3 price is assumed (${usd(CS3_PRICE_PER_HOUR)}); see the sensitivity section.
