@@ -7,12 +7,14 @@ import { SingleBar } from 'cli-progress';
 import { loadTraceFile } from '../../lib/adapters/trace-files';
 import { getLink, getModel } from '../../lib/core/emulator';
 import { ENGINE_DEFAULTS } from '../../lib/core/engine/config';
+import { isQueueDiscipline, QUEUE_DISCIPLINES, type QueueDiscipline } from '../../lib/core/engine/routing';
 import {
   agentWorkload,
   DEFAULT_OUTPUT_SIGMA,
   DEFAULT_PROMPT_SIGMA,
   DEFAULT_SLO,
   limit,
+  MAX_DECODE_BATCH,
   parseSystemSpec,
   rateScale,
   simulate,
@@ -60,6 +62,10 @@ export interface SystemFlags {
   prefixCache: boolean;
   colocateBelow?: string;
   decodeBatch?: string;
+  maxDecodeBatch?: string;
+  routing?: string;
+  chunkTokens?: string;
+  maxTokens?: string;
   maxPrefillQueue?: string;
   maxDecodeQueue?: string;
   fitContext?: string;
@@ -198,19 +204,36 @@ export function systemsFromFlags(flags: SystemFlags): { specs: SystemSpec[]; opt
     value === undefined ? undefined : parseCount(flag, value, min, max);
   const maxPrefillQueue = count('--max-prefill-queue', flags.maxPrefillQueue, 1, 1_000_000);
   const maxDecodeQueue = count('--max-decode-queue', flags.maxDecodeQueue, 1, 1_000_000);
-  const decodeBatchMax = count('--decode-batch', flags.decodeBatch, 1, 4096);
+  if (
+    flags.decodeBatch !== undefined &&
+    flags.maxDecodeBatch !== undefined &&
+    flags.decodeBatch !== flags.maxDecodeBatch
+  ) {
+    throw new UsageError('--decode-batch and --max-decode-batch are the same setting: give one');
+  }
+  const decodeBatchMax =
+    count('--max-decode-batch', flags.maxDecodeBatch, 1, MAX_DECODE_BATCH) ??
+    count('--decode-batch', flags.decodeBatch, 1, MAX_DECODE_BATCH);
+  if (flags.routing !== undefined && !isQueueDiscipline(flags.routing)) {
+    throw new UsageError(`--routing must be one of ${QUEUE_DISCIPLINES.join(', ')}, got "${flags.routing}"`);
+  }
+  const chunkTokens = count('--chunk-tokens', flags.chunkTokens, 0, 1_000_000);
+  const maxTokens = count('--max-tokens', flags.maxTokens, 1, model.maxContext - 1);
   const colocateAtOrBelowTokens = count('--colocate-below', flags.colocateBelow, 0, 10_000_000);
   const fitContextTokens = count('--fit-context', flags.fitContext, 1, model.maxContext);
   const options: SimOptions = {
     model,
     prefixCache: flags.prefixCache,
+    ...(flags.routing !== undefined ? { routing: flags.routing as QueueDiscipline } : {}),
+    ...(chunkTokens !== undefined ? { chunkTokens } : {}),
+    ...(maxTokens !== undefined ? { maxTokens } : {}),
     ...(flags.link !== undefined ? { link: getLink(flags.link) } : {}),
     ...(decodeBatchMax !== undefined ? { decodeBatchMax } : {}),
     ...(colocateAtOrBelowTokens !== undefined ? { colocateAtOrBelowTokens } : {}),
     ...(fitContextTokens !== undefined ? { fitContextTokens } : {}),
     ...(maxPrefillQueue !== undefined || maxDecodeQueue !== undefined
       ? {
-          admissionPerReplica: {
+          admission: {
             maxPrefillQueue: maxPrefillQueue ?? ENGINE_DEFAULTS.maxPrefillQueue,
             maxDecodeQueue: maxDecodeQueue ?? ENGINE_DEFAULTS.maxDecodeQueue,
           },
@@ -305,6 +328,9 @@ export function simulateTable(results: readonly SimResult[]): { header: string[]
     s.queueWaitMs.decode ? `${fmtMs(s.queueWaitMs.decode.p50)} / ${fmtMs(s.queueWaitMs.decode.p99)}` : '-',
   );
   row('decode batch mean / max', (s) => `${s.decodeBatch.mean.toFixed(1)} / ${s.decodeBatch.max}`);
+  row('decode batch cap', (s) => String(s.decodeBatch.cap));
+  row('prefill batch mean (prompts per pass)', (s) => (s.prefillBatch ? s.prefillBatch.mean.toFixed(2) : '-'));
+  row('tokens per step (chunked prefill)', (s) => (s.chunkTokens === 0 ? 'off' : String(s.chunkTokens)));
   row('KV moved GB', (s) => (s.kvBytesMoved / 1e9).toFixed(1));
   row('prefix-cache hit rate', (s) => pct(s.prefixCacheHitRate));
   row('USD per 1M output tokens', (s) =>
@@ -319,7 +345,10 @@ export function simulateTitle(workload: Workload, first: SimResult): string {
   return (
     `${first.options.model.id}, ${workload.requests.length} requests (${workload.source}); virtual time, emulated devices\n` +
     `SLO: TTFT <= ${slo.ttftMs} ms and TPOT <= ${slo.tpotMs} ms; fit checked for one request of ${fit.contextTokens} tokens ` +
-    `(${fit.contextFromWorkload ? "the workload's median" : '--fit-context'}); decode batches admit while their KV fits`
+    `(${fit.contextFromWorkload ? "the workload's median" : '--fit-context'}); decode batches admit while their KV fits\n` +
+    `queues: ${first.options.routing}; each request reserves prompt + max_tokens ${first.limits.maxTokens} of KV` +
+    `${first.limits.maxTokensFromWorkload ? " (the workload's longest answer)" : ''}; admission for the whole system: ` +
+    `${first.limits.maxPrefillQueue} waiting for prefill, ${first.limits.maxDecodeQueue} for decode`
   );
 }
 

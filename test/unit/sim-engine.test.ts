@@ -404,9 +404,17 @@ describe('simulator: memory-aware decode batching', () => {
     const cs3x8 = simulate(w, parseSystemSpec('disagg:trn2x16*2+cs3x8*1'), { model: llama70 });
 
     it('runs on cs3x4 (no longer refused), rejecting exactly the requests that cannot fit alone, and conserves requests', () => {
-      const tooLarge = w.requests.filter(
+      // Each request reserves prompt + max_tokens: the workload's longest answer unless told, within the context.
+      const maxTokens = Math.max(...w.requests.map((r) => r.outputTokens));
+      expect(cs3x4.limits.maxTokens).toBe(maxTokens);
+      const reserved = (r: SimRequest) =>
+        r.promptTokens + Math.max(r.outputTokens, Math.min(maxTokens, llama70.maxContext - r.promptTokens));
+      const tooLarge = w.requests.filter((r) => kvBytesForContext(llama70, reserved(r)) > budget('cs3x4')).length;
+      // More than the answers' true lengths would turn away: the simulator knows no more than the client sent.
+      const byTrueLength = w.requests.filter(
         (r) => kvBytesForContext(llama70, r.promptTokens + r.outputTokens) > budget('cs3x4'),
       ).length;
+      expect(tooLarge).toBeGreaterThan(byTrueLength);
       expect(tooLarge).toBeGreaterThan(0);
       const m = cs3x4.metrics;
       // Prefill admission may turn some away at this load too; the memory rejections are exactly these.

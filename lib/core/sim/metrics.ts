@@ -4,7 +4,7 @@
  * (emulated device time plus queueing), in ms.
  */
 import { DEVICES, type DevicePool } from '../emulator';
-import type { RequestTimes, RunCounters } from './engine';
+import type { RequestTimes, RunCounters, RunLimits } from './engine';
 import type { ResolvedSimOptions, SystemSpec } from './system-spec';
 
 export interface Percentiles {
@@ -49,7 +49,22 @@ export interface SystemMetrics {
    * Running requests per decode step (decode and colocated replicas): the mean over steps and the
    * largest. Below the --decode-batch limit when the KV budget, not the limit, held it back.
    */
-  readonly decodeBatch: { readonly mean: number; readonly max: number };
+  readonly decodeBatch: {
+    readonly mean: number;
+    readonly max: number;
+    readonly cap: number;
+    readonly capSource: string;
+  };
+  /** Prompts per prefill pass on the prefill pool (disaggregated; null for colocated), and the token budget. */
+  readonly prefillBatch: { readonly mean: number; readonly budgetTokens: number } | null;
+  /** The queue discipline, the chunked-prefill budget and the max_tokens every request sent. */
+  readonly routing: string;
+  readonly chunkTokens: number;
+  readonly maxTokens: number;
+  /** Answers cut short at max_tokens (0 unless --max-tokens is below the workload's longest answer). */
+  readonly truncatedAnswers: number;
+  /** Admission limits for the whole system. */
+  readonly admission: { readonly maxPrefillQueue: number; readonly maxDecodeQueue: number };
 }
 
 /** Nearest-rank quantile of an ascending array; null when empty. */
@@ -104,6 +119,7 @@ export function summarise(
   opts: ResolvedSimOptions,
   t: RequestTimes,
   counters: RunCounters,
+  limits: RunLimits,
 ): SystemMetrics {
   const n = t.arrivalMs.length;
   let completed = 0;
@@ -196,7 +212,21 @@ export function summarise(
     decodeBatch: {
       mean: counters.decodeSteps > 0 ? round3(counters.decodeBatchSum / counters.decodeSteps)! : 0,
       max: counters.decodeBatchMax,
+      cap: limits.decodeBatchMax,
+      capSource: limits.decodeBatchSource,
     },
+    prefillBatch:
+      limits.prefillBatchTokens === null
+        ? null
+        : {
+            mean: counters.prefillPasses > 0 ? round3(counters.prefillPassPrompts / counters.prefillPasses)! : 0,
+            budgetTokens: limits.prefillBatchTokens,
+          },
+    routing: opts.routing,
+    chunkTokens: limits.chunkTokens,
+    maxTokens: limits.maxTokens,
+    truncatedAnswers: counters.truncatedAnswers,
+    admission: { maxPrefillQueue: limits.maxPrefillQueue, maxDecodeQueue: limits.maxDecodeQueue },
   };
 }
 
