@@ -277,7 +277,7 @@ simulationOptions(
   .option('--steps <n>', 'number of evenly spaced steps from --from to --to (default 5)')
   .option('--target <fraction>', 'SLO attainment a load must keep', String(DEFAULT_SWEEP_TARGET))
   .action(async (flags: SweepFlags) => {
-    const { runSweep, sweepText } = await import('./commands/sweep');
+    const { runSweep, sweepJson, sweepText } = await import('./commands/sweep');
     const runs: { workload: Workload; result: SimResult }[][] = [];
     const result = await runSweep(
       flags,
@@ -285,7 +285,7 @@ simulationOptions(
         ? undefined
         : (s, k, workload, run) => ((runs[s] ??= [])[k] = { workload, result: run }),
     );
-    if (flags.json) printJson(result);
+    if (flags.json) printJson(sweepJson(result));
     else print(sweepText(result));
     if (flags.report !== undefined) {
       const { sweepReportData } = await import('./commands/report');

@@ -13,10 +13,12 @@ import {
   DEFAULT_OUTPUT_SIGMA,
   DEFAULT_PROMPT_SIGMA,
   DEFAULT_SLO,
+  jsonSafe,
   limit,
   MAX_DECODE_BATCH,
   parseSystemSpec,
   rateScale,
+  REJECTED,
   simulate,
   syntheticWorkload,
   TraceError,
@@ -296,10 +298,12 @@ export async function runSimulate(flags: SimulateFlags): Promise<{ workload: Wor
 
 /** The `--json` document: {"systems": [...]}, each system's contract keys first. */
 export function simulateJson(results: readonly SimResult[]): { systems: SystemMetrics[] } {
-  return { systems: results.map((r) => r.metrics) };
+  // A percentile among the rejected is Infinity: "rejected" in JSON.
+  return jsonSafe({ systems: results.map((r) => r.metrics) });
 }
 
-const fmtMs = (v: number | null): string => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(2));
+const fmtMs = (v: number | null): string =>
+  v === null ? '-' : v === Infinity ? REJECTED : v >= 100 ? v.toFixed(0) : v.toFixed(2);
 const pct = (v: number): string => `${(v * 100).toFixed(1)}%`;
 
 /** The comparison table's header and rows, as stdout prints them (the HTML report shows the same). */
@@ -311,7 +315,9 @@ export function simulateTable(results: readonly SimResult[]): { header: string[]
     `${fmtMs(p.p50)} / ${fmtMs(p.p90)} / ${fmtMs(p.p99)}`;
   row('requests', (s) => String(s.requests));
   row('completed', (s) => String(s.completed));
-  row('rejected', (s) => String(s.rejected));
+  row('rejected', (s) =>
+    s.rejected === 0 ? '0' : `${s.rejected} (${pct(s.rejectedShare)}, counted in every percentile)`,
+  );
   row('TTFT ms p50 / p90 / p99', (s) => ptile(s.ttftMs));
   row('TPOT ms p50 / p90 / p99', (s) => ptile(s.tpotMs));
   row('end-to-end ms p50 / p90 / p99', (s) => ptile(s.e2eMs));

@@ -142,6 +142,14 @@ describe('disagg sweep (contract)', () => {
     const passing = system.steps.filter((s: { sloAttainment: number }) => s.sloAttainment >= 0.9);
     expect(system.maxSustained).toBe(passing.at(-1)?.value ?? null);
     expect(system.steps.at(-1).sloAttainment).toBeLessThan(0.9);
+    // Which objective or rejection failed it, at the first step that missed the target.
+    const failed = system.steps.find((s: { sloAttainment: number }) => s.sloAttainment < 0.9);
+    expect(system.failedBy).toMatch(
+      new RegExp(`(TTFT over 2000 ms|TPOT over 100 ms|rejected).* at ${failed.value} \\(`),
+    );
+    const m = failed.misses;
+    expect(1 - failed.sloAttainment).toBeLessThanOrEqual(m.ttft + m.tpot + m.rejected + 1e-6);
+    expect(1 - failed.sloAttainment).toBeGreaterThanOrEqual(Math.max(m.ttft, m.tpot, m.rejected) - 1e-6);
   });
 
   it('without load steps exits 2 and says how to give them', async () => {

@@ -17,7 +17,15 @@ import {
 } from '../../lib/core/emulator';
 import { kvBudgetBytes, kvNeedBytes } from '../../lib/core/engine/batching';
 import { shortestQueue } from '../../lib/core/engine/routing';
-import { parseSystemSpec, servingDefaults, simulate, type SimRequest, type Workload } from '../../lib/core/sim';
+import {
+  jsonSafe,
+  parseSystemSpec,
+  servingDefaults,
+  simulate,
+  syntheticWorkload,
+  type SimRequest,
+  type Workload,
+} from '../../lib/core/sim';
 
 const llama70 = getModel('llama-3.3-70b');
 const workload = (requests: SimRequest[]): Workload => ({ source: 'test', requests });
@@ -173,5 +181,54 @@ describe('KV transfers share link bandwidth', () => {
     const one = simulate(workload([two.requests[0]!]), spec, { model: llama70, prefixCache: false }).requests;
     expect(one.decodeReadyMs[0]! - one.prefillEndMs[0]!).toBeCloseTo(alone, 6);
     expect(shared).toBeGreaterThan(alone);
+  });
+});
+
+describe('rejections in every percentile', () => {
+  // About 10% rejected at this load with 8 admitted prompts at most.
+  const overload = syntheticWorkload({
+    ratePerSecond: 15,
+    promptTokens: { kind: 'lognormal', mean: 1000, sigma: 0.99 },
+    outputTokens: { kind: 'lognormal', mean: 200, sigma: 0.86 },
+    requests: 1500,
+    seed: 1,
+  });
+  const run = simulate(overload, parseSystemSpec('colocated:h100x8*1'), {
+    model: llama70,
+    admission: { maxPrefillQueue: 8, maxDecodeQueue: 8 },
+  });
+  const m = run.metrics;
+
+  it('count a rejected request as +Infinity, so a tail among them reads "rejected", and as an SLO miss', () => {
+    expect(m.rejectedShare).toBeGreaterThan(0.01);
+    expect(m.rejectedShare).toBeLessThan(0.5);
+    expect(m.rejectedShare).toBeCloseTo(m.rejected / m.requests, 6);
+    expect(m.ttftMs.p99).toBe(Infinity);
+    expect(m.e2eMs.p99).toBe(Infinity);
+    expect(m.completedOnly.ttftMs.p99).toBeLessThan(Infinity);
+    expect(m.sloAttainment).toBeLessThanOrEqual(1 - m.rejectedShare + 1e-9);
+    const json = jsonSafe(m);
+    expect(json.ttftMs.p99).toBe('rejected');
+    expect(typeof json.ttftMs.p50).toBe('number');
+  });
+
+  it('a percentile below the rejected share is the same as over the completed requests alone', () => {
+    // p50 over all requests sits among the completed ones: at most the completed-only p50's neighbour above.
+    expect(m.ttftMs.p50!).toBeGreaterThanOrEqual(m.completedOnly.ttftMs.p50!);
+  });
+
+  it('admission limits are per system: the same for one replica and for four', () => {
+    const four = simulate(overload, parseSystemSpec('colocated:h100x8*4'), {
+      model: llama70,
+      admission: { maxPrefillQueue: 8, maxDecodeQueue: 8 },
+    });
+    expect(four.metrics.admission).toEqual(m.admission);
+    expect(four.metrics.admission).toEqual({ maxPrefillQueue: 8, maxDecodeQueue: 8 });
+    // The earlier rule, per replica, scales with the count.
+    const scaled = simulate(overload, parseSystemSpec('colocated:h100x8*4'), {
+      model: llama70,
+      admissionPerReplica: { maxPrefillQueue: 8, maxDecodeQueue: 8 },
+    });
+    expect(scaled.metrics.admission.maxPrefillQueue).toBe(32);
   });
 });

@@ -7,11 +7,19 @@ import { DEVICES, type DevicePool } from '../emulator';
 import type { RequestTimes, RunCounters, RunLimits } from './engine';
 import type { ResolvedSimOptions, SystemSpec } from './system-spec';
 
+/**
+ * Latency percentiles over every request of the workload: a rejected request counts as +Infinity (it never
+ * got its token), so a percentile that falls among the rejected is Infinity, printed "rejected" in tables
+ * and `--json` (jsonSafe). Null only when there is no request to count.
+ */
 export interface Percentiles {
   readonly p50: number | null;
   readonly p90: number | null;
   readonly p99: number | null;
 }
+
+/** What a percentile is when it falls among the rejected requests, in tables and JSON. */
+export const REJECTED = 'rejected';
 
 export interface WaitPercentiles {
   readonly p50: number | null;
@@ -24,6 +32,7 @@ export interface SystemMetrics {
   readonly requests: number;
   readonly completed: number;
   readonly rejected: number;
+  /** Over every request, rejected ones as +Infinity (TPOT: every answer of more than one token, and the rejected). */
   readonly ttftMs: Percentiles;
   readonly tpotMs: Percentiles;
   readonly e2eMs: Percentiles;
@@ -34,6 +43,10 @@ export interface SystemMetrics {
   readonly costPerMillionOutputTokens: number | null;
   readonly costNote: string | null;
   readonly rejectedReasons: Record<string, number>;
+  /** Rejected / requests: the share of every percentile table and CDF that sits in the rejected bucket. */
+  readonly rejectedShare: number;
+  /** The same percentiles over completed requests only (what survivors saw); they hide the rejected. */
+  readonly completedOnly: { readonly ttftMs: Percentiles; readonly tpotMs: Percentiles; readonly e2eMs: Percentiles };
   readonly slo: { readonly ttftMs: number; readonly tpotMs: number };
   /** First arrival to last terminal event. */
   readonly durationMs: number;
@@ -74,7 +87,16 @@ export function quantile(sorted: Float64Array, q: number): number | null {
   return sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))] as number;
 }
 
-const round3 = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
+const round3 = (v: number | null): number | null =>
+  v === null || !Number.isFinite(v) ? v : Math.round(v * 1000) / 1000;
+
+/**
+ * A copy for JSON: an infinite latency (a percentile among the rejected) becomes "rejected", where
+ * JSON.stringify would write null, the same as "no request".
+ */
+export function jsonSafe<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (v === Infinity ? REJECTED : v))) as T;
+}
 
 function percentiles(values: Float64Array): Percentiles {
   values.sort();
@@ -123,6 +145,7 @@ export function summarise(
 ): SystemMetrics {
   const n = t.arrivalMs.length;
   let completed = 0;
+  let rejectedCount = 0;
   let multiToken = 0;
   let disaggregated = 0;
   let start = Infinity;
@@ -131,14 +154,16 @@ export function summarise(
     const arrival = t.arrivalMs[i] as number;
     if (arrival < start) start = arrival;
     if ((t.endMs[i] as number) > end) end = t.endMs[i] as number;
+    if (t.outcome[i] === 2) rejectedCount += 1;
     if (t.outcome[i] !== 1) continue;
     completed += 1;
     if ((t.outputTokens[i] as number) > 1) multiToken += 1;
     if (t.mode[i] === 0) disaggregated += 1;
   }
-  const ttft = new Float64Array(completed);
-  const tpot = new Float64Array(multiToken);
-  const e2e = new Float64Array(completed);
+  // Completed first, then the rejected as +Infinity (filled in below the loop).
+  const ttft = new Float64Array(completed + rejectedCount);
+  const tpot = new Float64Array(multiToken + rejectedCount);
+  const e2e = new Float64Array(completed + rejectedCount);
   const prefillWait = new Float64Array(completed);
   const decodeWait = new Float64Array(disaggregated);
   let c = 0;
@@ -166,6 +191,14 @@ export function summarise(
     if (t.mode[i] === 0) decodeWait[d++] = (t.decodeJoinMs[i] as number) - (t.decodeReadyMs[i] as number);
     if (ttftMs <= opts.slo.ttftMs && tpotMs <= opts.slo.tpotMs) good += 1;
   }
+  const completedOnly = {
+    ttftMs: percentiles(ttft.slice(0, completed)),
+    tpotMs: percentiles(tpot.slice(0, multiToken)),
+    e2eMs: percentiles(e2e.slice(0, completed)),
+  };
+  ttft.fill(Infinity, completed);
+  tpot.fill(Infinity, multiToken);
+  e2e.fill(Infinity, completed);
   const durationMs = n === 0 ? 0 : Math.max(0, end - start);
   const seconds = durationMs / 1000;
   const perSecond = (x: number): number => (seconds > 0 ? x / seconds : 0);
@@ -201,6 +234,8 @@ export function summarise(
     costPerMillionOutputTokens: cost,
     costNote,
     rejectedReasons,
+    rejectedShare: n === 0 ? 0 : round6(rejected / n),
+    completedOnly,
     slo: opts.slo,
     durationMs: round3(durationMs) as number,
     outputTokens,
