@@ -255,7 +255,9 @@ Examples:
 "e2eMs", "outputTokensPerSecond", "goodputRps", "sloAttainment", "costPerMillionOutputTokens", then more keys}]}.`,
   )
   .action(async (flags: SimulateFlags) => {
-    const { runSimulate, simulateJson, simulateText, systemsFromFlags } = await import('./commands/simulate');
+    const { checkReportPath, runSimulate, simulateJson, simulateText, systemsFromFlags } =
+      await import('./commands/simulate');
+    await checkReportPath(flags.report);
     const { workload, results } = await runSimulate(flags);
     if (flags.json) printJson(simulateJson(results));
     else print(simulateText(workload, results));
@@ -278,6 +280,7 @@ simulationOptions(
   .option('--target <fraction>', 'SLO attainment a load must keep', String(DEFAULT_SWEEP_TARGET))
   .action(async (flags: SweepFlags) => {
     const { runSweep, sweepJson, sweepText } = await import('./commands/sweep');
+    await (await import('./commands/simulate')).checkReportPath(flags.report);
     const runs: { workload: Workload; result: SimResult }[][] = [];
     const result = await runSweep(
       flags,

@@ -4,6 +4,9 @@
  */
 import { DEFAULT_COMPARE, DEFAULT_SYSTEM } from './constants';
 import { SingleBar } from 'cli-progress';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { loadTraceFile } from '../../lib/adapters/trace-files';
 import { getLink, getModel } from '../../lib/core/emulator';
 import { ENGINE_DEFAULTS } from '../../lib/core/engine/config';
@@ -15,6 +18,7 @@ import {
   DEFAULT_SLO,
   jsonSafe,
   limit,
+  MAX_AGENT_REQUESTS,
   MAX_DECODE_BATCH,
   parseSystemSpec,
   rateScale,
@@ -170,7 +174,7 @@ export async function baseWorkload(flags: WorkloadFlags, rateOverride?: number):
     }
     const { prompt, output } = lengths(flags, AGENT_DEFAULTS, []);
     return agentWorkload({
-      agents: parseCount('--agents', flags.agents as string, 1, 1_000_000),
+      agents: parseCount('--agents', flags.agents as string, 1, MAX_AGENT_REQUESTS),
       turns: parseCount('--turns', flags.turns ?? String(AGENT_DEFAULTS.turns), 1, 100_000),
       initialPromptTokens: prompt,
       outputTokens: output,
@@ -186,6 +190,28 @@ export async function baseWorkload(flags: WorkloadFlags, rateOverride?: number):
     }
     throw err;
   }
+}
+
+/**
+ * Checks that --report can be written, before any simulation runs: its folder exists and is writable, and
+ * the path is not a folder nor a file that cannot be replaced. Throws a UsageError (exit 2) naming the path.
+ */
+export async function checkReportPath(file: string | undefined): Promise<void> {
+  if (file === undefined) return;
+  const fail = (why: string): never => {
+    throw new UsageError(`cannot write the report to ${file}: ${why}`);
+  };
+  if (file.trim() === '') fail('the path is empty');
+  const target = resolve(file);
+  const existing = await stat(target).catch(() => null);
+  if (existing?.isDirectory()) fail('it is a folder; give a file name such as report.html');
+  const dir = dirname(target);
+  const folder = await stat(dir).catch(() => null);
+  if (!folder) fail(`the folder ${dirname(file)} does not exist`);
+  if (!folder!.isDirectory()) fail(`${dirname(file)} is not a folder`);
+  await access(existing ? target : dir, constants.W_OK).catch(() =>
+    fail(existing ? 'the file is not writable' : `the folder ${dirname(file)} is not writable`),
+  );
 }
 
 /** Applies --rate-scale (times `extraScale`, a sweep step) and --limit. */

@@ -60,6 +60,20 @@ describe('trace parsing', () => {
     expect(a.wholeMs - b.wholeMs + a.fractionMs - b.fractionMs).toBeCloseTo(1680.59, 9);
     expect(parseAzureTimestamp('2023-11-16 25:00:00')).toBeNull();
     expect(parseAzureTimestamp('yesterday')).toBeNull();
+    // Real calendar dates only: Date.UTC would roll these over into the next month.
+    expect(parseAzureTimestamp('2023-02-30 10:00:00')).toBeNull();
+    expect(parseAzureTimestamp('2023-04-31 10:00:00')).toBeNull();
+    expect(parseAzureTimestamp('2023-02-29 10:00:00')).toBeNull();
+    expect(parseAzureTimestamp('2024-02-29 10:00:00')).not.toBeNull();
+    expect(parseAzureTimestamp('2023-00-10 10:00:00')).toBeNull();
+  });
+
+  it('names the line of a date that does not exist', () => {
+    const text = [HEADER, '2023-02-28 23:59:59.5,10,2', '2023-02-30 00:00:01,10,2'].join('\n');
+    const err = traceErrorOf(() => parseAzureCsv(text, 'dates.csv'));
+    expect(err.problems).toEqual([
+      { line: 3, reason: 'TIMESTAMP "2023-02-30 00:00:01" is not a calendar date (2023-02-30 does not exist)' },
+    ]);
   });
 
   it('reports malformed CSV lines with their line numbers and reasons', () => {
