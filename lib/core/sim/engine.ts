@@ -158,6 +158,10 @@ const OP_PREFILL = 2;
 /** A chunked step: decode tokens for the running batch plus prompt chunks. */
 const OP_MIXED = 3;
 
+/** The step memo has 2^STEP_MEMO_BITS slots (20 bytes each: 10 MB at 19 bits). */
+const STEP_MEMO_BITS = 19;
+const STEP_MEMO_SHIFT = 32 - STEP_MEMO_BITS;
+
 const SESSION_REJECTED = 'an earlier turn of its session was rejected';
 
 /** A replica that runs a continuous decode batch: a disaggregated decode replica, or a colocated one. */
@@ -303,6 +307,8 @@ class Simulation {
   private readonly n: number;
   private readonly events = new EventQueue();
   private now = 0;
+  /** The next open-loop arrival's time (Infinity when none is left). */
+  private nextArrivalMs = Infinity;
   private terminal = 0;
   private readonly generated: Int32Array;
   private readonly context: Int32Array;
@@ -350,6 +356,10 @@ class Simulation {
   /** Single-prompt prefill ms by (new, cached) tokens: most prompts repeat a shape. */
   private readonly prefillMemo = new Map<number, number>();
   private readonly batchPrefillMemo = new Map<number, number>();
+  /** Decode step ms by (context sum, batch size), for models without windowed attention. */
+  private readonly stepMemoSum = new Float64Array(1 << STEP_MEMO_BITS).fill(-1);
+  private readonly stepMemoBatch = new Int32Array(1 << STEP_MEMO_BITS);
+  private readonly stepMemoMs = new Float64Array(1 << STEP_MEMO_BITS);
 
   // KV transfers: each prefill replica's send link and each decode replica's receive link are shared
   // fairly among the transfers on them; a transfer moves at the smaller of its two shares.
@@ -534,6 +544,7 @@ class Simulation {
       const eventTime = events.peekTime();
       const arrivalTime =
         nextOpen < open.length ? (this.requests[open[nextOpen] as number] as SimRequest).arrivalMs : Infinity;
+      this.nextArrivalMs = arrivalTime;
       if (eventTime === Infinity && arrivalTime === Infinity) break;
       // Completions at the same instant go first: they free the resources an arrival may take.
       if (eventTime <= arrivalTime) {
@@ -557,7 +568,10 @@ class Simulation {
         }
       } else {
         this.now = arrivalTime;
-        this.arrive(open[nextOpen++] as number);
+        nextOpen += 1;
+        this.nextArrivalMs =
+          nextOpen < open.length ? (this.requests[open[nextOpen] as number] as SimRequest).arrivalMs : Infinity;
+        this.arrive(open[nextOpen - 1] as number);
       }
     }
     if (this.terminal !== this.n) {
@@ -808,7 +822,10 @@ class Simulation {
 
   /** An idle replica starts its next work; a busy one picks it up between steps. */
   private kick(d: number): void {
-    if ((this.replicas[d] as BatchReplica).op === OP_IDLE) this.startWork(d);
+    const replica = this.replicas[d] as BatchReplica;
+    if (replica.op !== OP_IDLE) return;
+    this.startWork(d);
+    if (replica.op !== OP_IDLE) this.events.push(this.now + replica.opMs, EVENT_REPLICA_DONE, d);
   }
 
   /** The prefill pass computes the first token: it leaves with the prefill (TTFT = queueing + prefill). */
@@ -892,7 +909,6 @@ class Simulation {
       replica.op = OP_STEP;
     }
     replica.opMs = ms;
-    this.events.push(this.now + ms, EVENT_REPLICA_DONE, d);
   }
 
   /**
@@ -900,10 +916,20 @@ class Simulation {
    * prompts being prefilled (oldest first), then new prompts while the batch has room and their KV fits.
    */
   private startChunkedStep(d: number, replica: BatchReplica): void {
-    let budget = this.chunkTokens - replica.runningCount;
     const prefilling = replica.prefilling;
+    // The common case on a decode replica: nothing to prefill, a plain decode step.
+    if (prefilling.length === 0 && this.nextPrompt(replica) === null) {
+      if (replica.runningCount === 0) {
+        replica.op = OP_IDLE;
+        return;
+      }
+      replica.opMs = this.stepMs(replica);
+      replica.op = OP_STEP;
+      return;
+    }
+    let budget = this.chunkTokens - replica.runningCount;
     const chunks = replica.chunks;
-    chunks.length = 0;
+    if (chunks.length > 0) chunks.length = 0;
     const t = this.times;
     for (let k = 0; k < prefilling.length && budget > 0; k++) {
       const i = prefilling[k] as number;
@@ -940,7 +966,6 @@ class Simulation {
       replica.opMs = this.mixedStepMs(replica);
       replica.op = OP_MIXED;
     }
-    this.events.push(this.now + replica.opMs, EVENT_REPLICA_DONE, d);
   }
 
   /** One pass over the running batch's next tokens and the step's prompt chunks (a whole-prompt chunk alone is memoised). */
@@ -967,7 +992,7 @@ class Simulation {
   private stepMs(replica: BatchReplica): number {
     const n = replica.runningCount;
     const window = this.timer.window;
-    if (window === Infinity) return this.timer.stepMs(n, replica.contextSum);
+    if (window === Infinity) return this.plainStepMs(n, replica.contextSum);
     let windowedContext = 0;
     let windowedKeys = 0;
     for (let k = 0; k < n; k++) {
@@ -976,6 +1001,21 @@ class Simulation {
       windowedKeys += Math.min(c + 1, window);
     }
     return this.timer.stepMs(n, replica.contextSum, windowedContext, windowedKeys);
+  }
+
+  /**
+   * A decode step of `n` requests whose contexts sum to `sum` (no windowed attention). The time depends only
+   * on that shape, and steps repeat shapes: a direct-mapped memo over typed arrays (a colliding shape is
+   * recomputed, so the result is always exact).
+   */
+  private plainStepMs(n: number, sum: number): number {
+    const slot = (Math.imul(sum, 0x9e3779b1) ^ Math.imul(n, 0x85ebca77)) >>> STEP_MEMO_SHIFT;
+    if (this.stepMemoSum[slot] === sum && this.stepMemoBatch[slot] === n) return this.stepMemoMs[slot] as number;
+    const ms = this.timer.stepMs(n, sum);
+    this.stepMemoSum[slot] = sum;
+    this.stepMemoBatch[slot] = n;
+    this.stepMemoMs[slot] = ms;
+    return ms;
   }
 
   /** A prompt's prefill on replica `replica` ended: its first token leaves, and it joins the running batch. */
@@ -992,35 +1032,103 @@ class Simulation {
     this.join(replica, i, true);
   }
 
+  /**
+   * The replica's operation ended: account for it and start the next. While the next one would end before
+   * any other event (or arrival) is due, nothing else can touch this replica meanwhile, so it runs at once
+   * on the virtual clock instead of through the event queue (the same result, far fewer events: a lone
+   * decode batch runs its steps back to back).
+   */
   private replicaDone(d: number): void {
     const replica = this.replicas[d] as BatchReplica;
+    for (;;) {
+      this.finishOp(replica);
+      replica.op = OP_IDLE;
+      this.startWork(d);
+      if (replica.op === OP_IDLE) return;
+      const horizon = Math.min(this.events.peekTime(), this.nextArrivalMs);
+      if (this.now + replica.opMs < horizon) {
+        if (replica.op === OP_STEP) this.fastForward(replica, horizon);
+        // The step after the fast-forwarded ones may end past the horizon: then it goes through the queue.
+        if (this.now + replica.opMs < horizon) {
+          this.now += replica.opMs;
+          continue;
+        }
+      }
+      const end = this.now + replica.opMs;
+      this.events.push(end, EVENT_REPLICA_DONE, d);
+      return;
+    }
+  }
+
+  /**
+   * Runs plain decode steps back to back, without the per-step bookkeeping, while nothing can change the
+   * batch: nobody waits to join or to be prefilled here, every step ends before `horizon` (the next event
+   * or arrival), and no running request reaches its last token. Leaves the replica at the start of its next
+   * step (opMs set), with exactly the times, counters and floating-point sums step-by-step running gives.
+   */
+  private fastForward(replica: BatchReplica, horizon: number): void {
+    const n = replica.runningCount;
+    if (this.timer.window !== Infinity || replica.joinWaiting.length > 0 || replica.prefilling.length > 0) return;
+    if (this.nextPrompt(replica) !== null || (!this.jsq && this.colocatedQueue.length > 0)) return;
+    let left = Infinity;
+    for (let k = 0; k < n; k++) {
+      const i = replica.running[k] as number;
+      left = Math.min(left, (this.times.outputTokens[i] as number) - (this.generated[i] as number));
+    }
+    // The step that finishes the first request goes the ordinary way.
+    let steps = 0;
+    let now = this.now;
+    let ms = replica.opMs;
+    let sum = replica.contextSum;
+    let busy = replica.busyMs;
+    while (steps < left - 1 && now + ms < horizon) {
+      now += ms;
+      busy += ms;
+      steps += 1;
+      sum += n;
+      ms = this.plainStepMs(n, sum);
+    }
+    if (steps === 0) return;
+    for (let k = 0; k < n; k++) {
+      const i = replica.running[k] as number;
+      this.generated[i] = (this.generated[i] as number) + steps;
+      this.context[i] = (this.context[i] as number) + steps;
+    }
+    this.now = now;
+    replica.busyMs = busy;
+    replica.contextSum = sum;
+    replica.opMs = ms;
+    this.decodeSteps += steps;
+    this.decodeBatchSum += steps * n;
+    if (n > this.decodeBatchMax) this.decodeBatchMax = n;
+  }
+
+  private finishOp(replica: BatchReplica): void {
     replica.busyMs += replica.opMs;
     if (replica.op === OP_PREFILL) {
       this.colocatedPrefillEnded(replica, replica.opTarget);
-    } else {
-      // Prompts whose last chunk ran this step finish after the running batch's tokens are counted, so a
-      // request's first decode step is the step after its prefill.
-      const finished: number[] = [];
-      if (replica.op === OP_MIXED) {
-        const chunks = replica.chunks;
-        for (let k = 0; k < chunks.length; k++) {
-          const i = replica.prefilling[k] as number;
-          this.prefilled[i] = (this.prefilled[i] as number) + (chunks[k] as number);
-          if (this.prefilled[i] === this.times.promptTokens[i]) finished.push(i);
-        }
-        if (finished.length > 0)
-          replica.prefilling.splice(
-            0,
-            replica.prefilling.length,
-            ...replica.prefilling.filter((i) => !finished.includes(i)),
-          );
-        chunks.length = 0;
-      }
-      if (replica.runningCount > 0) this.advanceRunning(replica);
-      for (const i of finished) this.colocatedPrefillEnded(replica, i);
+      return;
     }
-    replica.op = OP_IDLE;
-    this.startWork(d);
+    // Prompts whose last chunk ran this step finish after the running batch's tokens are counted, so a
+    // request's first decode step is the step after its prefill.
+    let finished: number[] | null = null;
+    if (replica.op === OP_MIXED) {
+      const chunks = replica.chunks;
+      for (let k = 0; k < chunks.length; k++) {
+        const i = replica.prefilling[k] as number;
+        this.prefilled[i] = (this.prefilled[i] as number) + (chunks[k] as number);
+        if (this.prefilled[i] === this.times.promptTokens[i]) (finished ??= []).push(i);
+      }
+      if (finished) {
+        const done = finished;
+        const rest = replica.prefilling.filter((i) => !done.includes(i));
+        replica.prefilling.length = 0;
+        replica.prefilling.push(...rest);
+      }
+      chunks.length = 0;
+    }
+    if (replica.runningCount > 0) this.advanceRunning(replica);
+    if (finished) for (const i of finished) this.colocatedPrefillEnded(replica, i);
   }
 
   /** Every running request gained a token; those at their last leave the batch. */

@@ -191,14 +191,19 @@ export function summarise(
     if (t.mode[i] === 0) decodeWait[d++] = (t.decodeJoinMs[i] as number) - (t.decodeReadyMs[i] as number);
     if (ttftMs <= opts.slo.ttftMs && tpotMs <= opts.slo.tpotMs) good += 1;
   }
-  const completedOnly = {
-    ttftMs: percentiles(ttft.slice(0, completed)),
-    tpotMs: percentiles(tpot.slice(0, multiToken)),
-    e2eMs: percentiles(e2e.slice(0, completed)),
-  };
   ttft.fill(Infinity, completed);
   tpot.fill(Infinity, multiToken);
   e2e.fill(Infinity, completed);
+  const all = { ttftMs: percentiles(ttft), tpotMs: percentiles(tpot), e2eMs: percentiles(e2e) };
+  // Sorted, the completed come first: with nothing rejected the two tables are one.
+  const completedOnly =
+    rejectedCount === 0
+      ? all
+      : {
+          ttftMs: percentiles(ttft.subarray(0, completed)),
+          tpotMs: percentiles(tpot.subarray(0, multiToken)),
+          e2eMs: percentiles(e2e.subarray(0, completed)),
+        };
   const durationMs = n === 0 ? 0 : Math.max(0, end - start);
   const seconds = durationMs / 1000;
   const perSecond = (x: number): number => (seconds > 0 ? x / seconds : 0);
@@ -225,9 +230,9 @@ export function summarise(
     requests: n,
     completed,
     rejected,
-    ttftMs: percentiles(ttft),
-    tpotMs: percentiles(tpot),
-    e2eMs: percentiles(e2e),
+    ttftMs: all.ttftMs,
+    tpotMs: all.tpotMs,
+    e2eMs: all.e2eMs,
     outputTokensPerSecond: round3(perSecond(outputTokens)) as number,
     goodputRps: round6(perSecond(good)),
     sloAttainment: n === 0 ? 0 : round6(good / n),
