@@ -199,11 +199,25 @@ function simulationOptions(command: Command): Command {
       'disaggregated: prompts of at most this many tokens prefill on a decode replica',
     )
     .option(
-      '--decode-batch <n>',
-      'largest running decode batch per replica (default 32); fewer run while their KV does not fit the memory left',
+      '--routing <discipline>',
+      'queue discipline for every pool: shared (one queue, a free replica takes the oldest) or jsq-tokens (bound on arrival to the replica with the fewest pending tokens)',
+      'shared',
     )
-    .option('--max-prefill-queue <n>', 'admission: prompts waiting for prefill, per prefill replica (default 64)')
-    .option('--max-decode-queue <n>', 'admission: handoffs waiting for decode, per decode replica (default 256)')
+    .option(
+      '--chunk-tokens <n>',
+      'tokens per step: chunked prefill on colocated replicas, whole prompts batched per pass on prefill replicas; 0 turns both off (default per device: vLLM V1, 8192 on GPUs of 70 GiB or more, else 2048)',
+    )
+    .option(
+      '--max-decode-batch <n>',
+      'largest running decode batch per replica (default per pool: the stack max_num_seqs, at most what KV memory holds at the median prompt + max_tokens); fewer run while their KV does not fit',
+    )
+    .option('--decode-batch <n>', 'the same as --max-decode-batch')
+    .option(
+      '--max-tokens <n>',
+      "max_tokens every request sends: each reserves prompt + this much KV, as the live pipeline does (default: the workload's longest answer); longer answers stop at it",
+    )
+    .option('--max-prefill-queue <n>', 'admission: prompts waiting for prefill, for the whole system (default 64)')
+    .option('--max-decode-queue <n>', 'admission: handoffs waiting for decode, for the whole system (default 256)')
     .option(
       '--fit-context <tokens>',
       "prompt + output tokens of one request each replica must hold beside the weights, else the system is refused (default: the workload's median); a longer request that cannot fit is rejected as too_large_for_decode_memory",
@@ -249,7 +263,9 @@ Examples:
 "e2eMs", "outputTokensPerSecond", "goodputRps", "sloAttainment", "costPerMillionOutputTokens", then more keys}]}.`,
   )
   .action(async (flags: SimulateFlags) => {
-    const { runSimulate, simulateJson, simulateText, systemsFromFlags } = await import('./commands/simulate');
+    const { checkReportPath, runSimulate, simulateJson, simulateText, systemsFromFlags } =
+      await import('./commands/simulate');
+    await checkReportPath(flags.report);
     const { workload, results } = await runSimulate(flags);
     if (flags.json) printJson(simulateJson(results));
     else print(simulateText(workload, results));
@@ -271,7 +287,8 @@ simulationOptions(
   .option('--steps <n>', 'number of evenly spaced steps from --from to --to (default 5)')
   .option('--target <fraction>', 'SLO attainment a load must keep', String(DEFAULT_SWEEP_TARGET))
   .action(async (flags: SweepFlags) => {
-    const { runSweep, sweepText } = await import('./commands/sweep');
+    const { runSweep, sweepJson, sweepText } = await import('./commands/sweep');
+    await (await import('./commands/simulate')).checkReportPath(flags.report);
     const runs: { workload: Workload; result: SimResult }[][] = [];
     const result = await runSweep(
       flags,
@@ -279,7 +296,7 @@ simulationOptions(
         ? undefined
         : (s, k, workload, run) => ((runs[s] ??= [])[k] = { workload, result: run }),
     );
-    if (flags.json) printJson(result);
+    if (flags.json) printJson(sweepJson(result));
     else print(sweepText(result));
     if (flags.report !== undefined) {
       const { sweepReportData } = await import('./commands/report');

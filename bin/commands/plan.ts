@@ -7,14 +7,23 @@ import { performance } from 'node:perf_hooks';
 import {
   DEFAULT_ATTAINMENT,
   DEFAULT_FAMILIES,
+  jsonSafe,
   parseFamilies,
+  REJECTED,
   type PlanEntry,
   type PlanResult,
   type Workload,
 } from '../../lib/core/sim';
 import { UsageError } from './errors';
 import { planInThreads } from './plan-threads';
-import { baseWorkload, progressBar, systemsFromFlags, transformWorkload, type SimulateFlags } from './simulate';
+import {
+  baseWorkload,
+  checkReportPath,
+  progressBar,
+  systemsFromFlags,
+  transformWorkload,
+  type SimulateFlags,
+} from './simulate';
 import { plainTable } from './table';
 
 export interface PlanFlags extends SimulateFlags {
@@ -45,6 +54,7 @@ export async function runPlan(flags: PlanFlags): Promise<PlanRun> {
     );
   }
   const attainment = attainmentOf(flags.attainment);
+  await checkReportPath(flags.report);
   const families = parseFamilies(flags.families ?? DEFAULT_FAMILIES);
   const { options } = systemsFromFlags(flags);
   const workload = transformWorkload(await baseWorkload(flags), flags);
@@ -67,7 +77,7 @@ export async function runPlan(flags: PlanFlags): Promise<PlanRun> {
 /** The `--json` document: {"cheapest": [...], "frontier": [...]} first, then the rest of the plan. */
 export function planJson(run: PlanRun): Record<string, unknown> {
   const r = run.result;
-  return {
+  return jsonSafe({
     cheapest: r.cheapest,
     frontier: r.frontier,
     verdict: r.verdict,
@@ -84,10 +94,11 @@ export function planJson(run: PlanRun): Record<string, unknown> {
     simulations: r.simulations,
     wallSeconds: Math.round(run.wallSeconds * 10) / 10,
     notes: r.notes,
-  };
+  });
 }
 
-const ms = (v: number | null): string => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(2));
+const ms = (v: number | null): string =>
+  v === null ? '-' : v === Infinity ? REJECTED : v >= 100 ? v.toFixed(0) : v.toFixed(2);
 const two = (p: { p50: number | null; p99: number | null }): string => `${ms(p.p50)} / ${ms(p.p99)}`;
 export const dollars = (e: PlanEntry): string =>
   e.dollarsPerHour !== null

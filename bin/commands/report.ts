@@ -343,12 +343,11 @@ data.timeseries.forEach((s, k) => {
       line('waiting for prefill', s.prefillQueue, '#b0b0b0', 'depth'),
       line('waiting to join decode', s.decodeQueue, '#9ecae1', 'depth'),
       line('in decode batches, per replica', s.decodeRunningPerReplica, '#1f77b4', 'depth'),
-      line('prefill busy share', s.prefillBusy, '#ff7f0e', 'share'),
+      line('in prefill, per replica', s.prefillRunningPerReplica, '#ff7f0e', 'depth'),
     ] },
     options: { plugins: { title: { display: true, text: s.spec } },
       scales: { x: { title: { display: true, text: 'virtual seconds since the first arrival' } },
-        depth: { position: 'left', min: 0, title: { display: true, text: 'requests (time-averaged)' } },
-        share: { position: 'right', min: 0, max: 1, grid: { drawOnChartArea: false }, title: { display: true, text: 'busy share' } } } },
+        depth: { position: 'left', min: 0, title: { display: true, text: 'requests (time-averaged)' } } } },
   });
 });
 if (data.costPoints.length > 0) {
@@ -459,7 +458,8 @@ more than one output token. Dashed lines are the SLOs.</p>
 <div class="chart"><canvas id="cdf-e2e"></canvas></div>
 <h2>Queues and pool utilisation over time</h2>
 <p>Time-averaged over ${data.timeseries[0]?.t.length ?? 0} equal bins of the run: requests waiting for prefill, handed off and waiting to
-join a decode batch, running in decode batches (per replica), and the share of prefill (or colocated) replica time spent prefilling.</p>
+join a decode batch, in decode batches (per decode or colocated replica), and in prefill (per prefill or colocated replica;
+a batched pass or a prompt prefilled in chunks counts each prompt). Pool utilisation over the whole run is in the table above.</p>
 ${data.timeseries.map((_, k) => `<div class="chart"><canvas id="series-${k}"></canvas></div>`).join('\n')}
 ${
   data.goodput.series.length > 0

@@ -56,11 +56,25 @@ describe('report data', () => {
   const priced = { ...options, cs3PricePerHour: 90 };
   const results = specs.map((s) => simulate(workload, s, priced));
 
-  it('time series of prefill busy share average to the pool utilisation', () => {
-    const series = timeSeries(results[0]!);
-    const mean = series.prefillBusy.reduce((a, b) => a + b, 0) / series.prefillBusy.length;
-    expect(mean).toBeCloseTo(results[0]!.metrics.utilisation.prefill!, 2);
-    for (const v of series.prefillBusy) expect(v).toBeLessThanOrEqual(1.0005);
+  it('time series hold every request-ms of prefill and decode, per replica', () => {
+    const result = results[0]!;
+    const series = timeSeries(result);
+    const t = result.requests;
+    let first = Infinity;
+    let last = -Infinity;
+    let prefill = 0;
+    let decode = 0;
+    for (let i = 0; i < t.arrivalMs.length; i++) {
+      first = Math.min(first, t.arrivalMs[i]!);
+      last = Math.max(last, t.endMs[i]!);
+      if (t.prefillEndMs[i]! > t.prefillStartMs[i]!) prefill += t.prefillEndMs[i]! - t.prefillStartMs[i]!;
+      if (t.endMs[i]! > t.decodeJoinMs[i]!) decode += t.endMs[i]! - t.decodeJoinMs[i]!;
+    }
+    const binMs = (last - first) / series.t.length;
+    const total = (v: readonly number[]): number => v.reduce((a, b) => a + b, 0) * binMs;
+    // One prefill replica and one decode replica: the series carry the whole time, to rounding.
+    expect(total(series.prefillRunningPerReplica) / prefill).toBeCloseTo(1, 2);
+    expect(total(series.decodeRunningPerReplica) / decode).toBeCloseTo(1, 2);
   });
 
   it('costs per hour, per request and per million output tokens agree with each other', () => {

@@ -1030,16 +1030,26 @@ function alternativeReason(alone: FamilyOutcome, split: FamilyOutcome | null): s
   if (!a) return `meets no SLO here: ${alone.reason}`;
   const s = split?.best ?? null;
   const run = alone.bestRun!;
-  // Share of the replicas' busy time spent prefilling: what prefill takes from decode on the same devices.
+  // Share of the replicas' busy time spent prefilling (the timing model's prefill of each completed prompt, less
+  // what its cache held): what prefill takes from decode on the same devices.
   const t = run.requests;
+  const pool = run.system.kind === 'colocated' ? run.system.colocated.pool : run.system.decode.pool;
   let prefillMs = 0;
   for (let i = 0; i < t.arrivalMs.length; i++) {
-    if (t.outcome[i] === OUTCOME_COMPLETED) prefillMs += t.prefillEndMs[i]! - t.prefillStartMs[i]!;
+    if (t.outcome[i] !== OUTCOME_COMPLETED) continue;
+    const cached = t.cachedTokens[i]!;
+    prefillMs += prefillTime(
+      run.options.model,
+      pool,
+      [{ newTokens: t.promptTokens[i]! - cached, cachedTokens: cached }],
+      run.options.compute,
+    ).ms;
   }
   const busy = run.counters.pools.reduce((x, p) => x + p.busyMs, 0);
-  const prefillShare = busy > 0 ? prefillMs / busy : 0;
+  const prefillShare = busy > 0 ? Math.min(1, prefillMs / busy) : 0;
+  const one = (v: number): string => (Number.isFinite(v) ? v.toFixed(v >= 100 ? 0 : 2) : 'rejected');
   const cmp = (x: number | null, y: number | null): string =>
-    x === null || y === null ? '-' : `${x.toFixed(x >= 100 ? 0 : 2)} vs ${y.toFixed(y >= 100 ? 0 : 2)} ms`;
+    x === null || y === null ? '-' : `${one(x)} vs ${one(y)} ms`;
   const cost =
     s === null
       ? `(${formatRank(a)}) meets the target where the split cannot`

@@ -204,8 +204,8 @@ export interface TimeSeries {
   readonly prefillQueue: readonly number[];
   /** Handed off, waiting to join a decode batch. */
   readonly decodeQueue: readonly number[];
-  /** Share of the prefill (or colocated) replicas' time spent prefilling. */
-  readonly prefillBusy: readonly number[];
+  /** Prompts in prefill, per prefill (or colocated) replica: a batched pass or a chunked prompt counts each prompt. */
+  readonly prefillRunningPerReplica: readonly number[];
   /** Requests in running decode batches, per decode (or colocated) replica. */
   readonly decodeRunningPerReplica: readonly number[];
 }
@@ -388,7 +388,7 @@ export function timeSeries(r: SimResult): TimeSeries {
     t: Array.from({ length: TIME_BINS }, (_, k) => round((k * binMs) / 1000, 3)),
     prefillQueue: coverage(t.arrivalMs, t.prefillStartMs, t0, binMs, 1),
     decodeQueue: coverage(t.decodeReadyMs, t.decodeJoinMs, t0, binMs, 1),
-    prefillBusy: coverage(t.prefillStartMs, t.prefillEndMs, t0, binMs, prefillReplicas),
+    prefillRunningPerReplica: coverage(t.prefillStartMs, t.prefillEndMs, t0, binMs, prefillReplicas),
     decodeRunningPerReplica: coverage(t.decodeJoinMs, t.endMs, t0, binMs, decodeReplicas),
   };
 }
