@@ -124,7 +124,7 @@ describe('plan', () => {
 
   it('explains CS-3 alone and Trainium alone against the split', () => {
     expect(result.alternatives.map((a) => a.family)).toEqual(['colocated cs3', 'colocated trn2']);
-    expect(result.alternatives[0]!.reason).toMatch(/wafer prefills too/);
+    expect(result.alternatives[0]!.reason).toMatch(/wafer also prefills/);
     expect(result.alternatives[1]!.reason).toMatch(/bandwidth-bound/);
   });
 

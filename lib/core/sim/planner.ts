@@ -554,7 +554,7 @@ export function assemblePlan(options: PlanOptions, plans: readonly FamilyPlan[])
     bands,
     verdictFlipsInBand: flips,
     cs3BreakEven,
-    alternatives: alternatives(mid),
+    alternatives: alternatives(mid, options.sim.slo ?? DEFAULT_SLO),
     simulations,
     notes: priced.length === 0 && cheapest.length > 0 ? [...notes, 'No family has a price: no cost verdict.'] : notes,
     evaluated,
@@ -1014,17 +1014,17 @@ function unloadedReason(shapes: readonly Shape[], target: number, slo: Slo): str
 }
 
 /** CS-3 alone and Trainium alone against the split, with the reason each wins or loses, from the runs. */
-function alternatives(outcomes: readonly FamilyOutcome[]): PlanResult['alternatives'] {
+function alternatives(outcomes: readonly FamilyOutcome[], slo: Slo): PlanResult['alternatives'] {
   const split = outcomes.find((o) => o.family.kind === 'disaggregated' && o.family.decode === 'cs3');
   const out: { family: string; reason: string }[] = [];
   for (const o of outcomes) {
     if (o.family.kind !== 'colocated' || (o.family.device !== 'cs3' && o.family.device !== 'trn2')) continue;
-    out.push({ family: o.label, reason: alternativeReason(o, split ?? null) });
+    out.push({ family: o.label, reason: alternativeReason(o, split ?? null, slo) });
   }
   return out;
 }
 
-function alternativeReason(alone: FamilyOutcome, split: FamilyOutcome | null): string {
+function alternativeReason(alone: FamilyOutcome, split: FamilyOutcome | null, slo: Slo): string {
   const device = alone.family.kind === 'colocated' ? alone.family.device : 'cs3';
   const a = alone.best;
   if (!a) return `meets no SLO here: ${alone.reason}`;
@@ -1060,9 +1060,20 @@ function alternativeReason(alone: FamilyOutcome, split: FamilyOutcome | null): s
     s === null
       ? ''
       : `; TTFT p50 ${cmp(a.ttftMs.p50, s.ttftMs.p50)}, TPOT p50 ${cmp(a.tpotMs.p50, s.tpotMs.p50)}, e2e p99 ${cmp(a.e2eMs.p99, s.e2eMs.p99)}`;
+  const wins =
+    s === null ||
+    (a.dollarsPerHour !== null && s.dollarsPerHour !== null
+      ? a.dollarsPerHour <= s.dollarsPerHour
+      : compareRank(rankKey(a), rankKey(s)) <= 0);
+  const share = `${(prefillShare * 100).toFixed(1)}% of its busy time`;
+  const tpot = a.tpotMs.p50 === null ? '-' : one(a.tpotMs.p50);
   const why =
     device === 'cs3'
-      ? `the wafer prefills too (${(prefillShare * 100).toFixed(1)}% of its busy time), so prefill takes decode time and SRAM from the running batch; its prefill speed rests on an assumed wafer prefill efficiency`
-      : `Trainium decode is HBM-bandwidth-bound (every step reads the weights): TPOT p50 ${a.tpotMs.p50?.toFixed(2) ?? '-'} ms, and prefill takes ${(prefillShare * 100).toFixed(1)}% of its busy time`;
+      ? wins
+        ? `the wafer also prefills, fast (${share}), so what prefill takes from the decode batch costs less than a separate prefill pool; its prefill speed rests on an assumed wafer prefill efficiency`
+        : `the wafer also prefills (${share}), taking decode time and SRAM from the running batch, so it needs more wafers than the split's decode pool; its prefill speed rests on an assumed wafer prefill efficiency`
+      : wins
+        ? `Trainium decode is HBM-bandwidth-bound (every step reads the weights; TPOT p50 ${tpot} ms, prefill ${share}), but the TPOT objective of ${slo.tpotMs} ms allows it, and its devices cost less`
+        : `Trainium decode is HBM-bandwidth-bound (every step reads the weights; TPOT p50 ${tpot} ms, prefill ${share}), so meeting the TPOT objective of ${slo.tpotMs} ms takes more of it than the split costs`;
   return `${a.spec} ${cost}${lat}. Why: ${why}.`;
 }
