@@ -704,26 +704,8 @@ class Search {
       if (feasible.length === 0)
         return this.none(f, label, unloadedReason(all, target, this.options.sim.slo ?? DEFAULT_SLO), all);
       this.planned += feasible.length * 3;
-      let best: { entry: PlanEntry; result: SimResult; shape: FamilyShape } | null = null;
-      const misses: string[] = [];
-      for (const s of feasible) {
-        const found = this.searchColocated(s, band);
-        if (typeof found === 'string') misses.push(found);
-        else if (!best || compareRank(rankKey(found.entry), rankKey(best.entry)) < 0) {
-          best = { ...found, shape: { kind: 'colocated', colocated: s } };
-        }
-      }
-      return best
-        ? {
-            family: f,
-            label,
-            best: { ...best.entry, family: label },
-            bestRun: best.result,
-            bestShape: best.shape,
-            reason: '',
-            shapes: feasible.map((s) => ({ kind: 'colocated', colocated: s }) as FamilyShape),
-          }
-        : this.none(f, label, misses.join('; '), all);
+      const shapes = feasible.map((s): FamilyShape => ({ kind: 'colocated', colocated: s }));
+      return this.cheapestOf(f, label, shapes, band) ?? this.none(f, label, this.lastMisses, all);
     }
     const prefills = this.shapes(f.prefill, 'prefill', band);
     const decodes = this.shapes(f.decode, 'decode', band);
@@ -741,29 +723,41 @@ class Search {
       );
     }
     this.planned += pf.length * dc.length * 4;
+    const shapes = pf.flatMap((p) => dc.map((d): FamilyShape => ({ kind: 'disaggregated', prefill: p, decode: d })));
+    return this.cheapestOf(f, label, shapes, band) ?? this.none(f, label, this.lastMisses);
+  }
+
+  /** Why every shape of the last cheapestOf call missed, when none met the target. */
+  private lastMisses = '';
+
+  /** Searches each shape's replica counts; the cheapest system meeting the target, or null (see lastMisses). */
+  private cheapestOf(
+    f: PlanFamily,
+    label: string,
+    shapes: readonly FamilyShape[],
+    band: TimingBand,
+  ): FamilyOutcome | null {
     let best: { entry: PlanEntry; result: SimResult; shape: FamilyShape } | null = null;
     const misses: string[] = [];
-    for (const p of pf) {
-      for (const d of dc) {
-        const found = this.searchDisaggregated(p, d, band);
-        if (typeof found === 'string') misses.push(found);
-        else if (!best || compareRank(rankKey(found.entry), rankKey(best.entry)) < 0) {
-          best = { ...found, shape: { kind: 'disaggregated', prefill: p, decode: d } };
-        }
-      }
+    for (const shape of shapes) {
+      const found =
+        shape.kind === 'colocated'
+          ? this.searchColocated(shape.colocated, band)
+          : this.searchDisaggregated(shape.prefill, shape.decode, band);
+      if (typeof found === 'string') misses.push(found);
+      else if (!best || compareRank(rankKey(found.entry), rankKey(best.entry)) < 0) best = { ...found, shape };
     }
-    const shapes = pf.flatMap((p) => dc.map((d) => ({ kind: 'disaggregated', prefill: p, decode: d }) as FamilyShape));
-    return best
-      ? {
-          family: f,
-          label,
-          best: { ...best.entry, family: label },
-          bestRun: best.result,
-          bestShape: best.shape,
-          reason: '',
-          shapes,
-        }
-      : this.none(f, label, misses.join('; '));
+    this.lastMisses = misses.join('; ');
+    if (!best) return null;
+    return {
+      family: f,
+      label,
+      best: { ...best.entry, family: label },
+      bestRun: best.result,
+      bestShape: best.shape,
+      reason: '',
+      shapes,
+    };
   }
 
   private none(f: PlanFamily, label: string, reason: string, shapes: readonly Shape[] = []): FamilyOutcome {
