@@ -209,12 +209,57 @@ describe('disagg plan (CLI)', () => {
       ]);
       expect(Object.keys(e.e2eMs)).toEqual(['p50', 'p90', 'p99']);
     }
+    // The CLI's own round trip: each cheapest spec, simulated with the same flags, gives the same attainment.
+    for (const e of out.cheapest) {
+      const sim = await run(
+        'simulate',
+        ...args.slice(0, 4),
+        '--cs3-price-per-hour',
+        '80',
+        '--system',
+        e.spec,
+        '--json',
+      );
+      expect(sim.code).toBe(0);
+      expect(JSON.parse(sim.stdout).systems[0].sloAttainment).toBe(e.sloAttainment);
+    }
     const html = await readFile(report, 'utf8');
     expect(html).toContain(out.verdict.replace(/&/g, '&amp;').slice(0, 40));
     expect(html).toContain('Assumptions');
     expect(html).toContain('$80.00 per system-hour');
     expect(html).not.toContain(dir);
   }, 120_000);
+
+  it('simulate --band charges device time at either end of the error band; --stack picks the serving stack', async () => {
+    const base = [
+      'simulate',
+      '--synthetic',
+      '2:500:50',
+      '--requests',
+      '100',
+      '--system',
+      'disagg:trn2x16+cs3x8',
+      '--json',
+    ];
+    const tpot = async (...extra: string[]): Promise<number> => {
+      const out = await run(...base, ...extra);
+      expect(out.code).toBe(0);
+      return JSON.parse(out.stdout).systems[0].tpotMs.p50 as number;
+    };
+    const [low, mid, high, launch] = await Promise.all([
+      tpot('--band', 'low'),
+      tpot(),
+      tpot('--band', 'high'),
+      tpot('--stack', 'cerebras-2024-08'),
+    ]);
+    expect(low).toBeLessThan(mid);
+    expect(high).toBeGreaterThan(mid);
+    // The August 2024 launch stack is slower than today's and runs no speculative decoding.
+    expect(launch).toBeGreaterThan(mid);
+    const bad = await run(...base, '--stack', 'cerebras-1999');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/unknown serving stack "cerebras-1999"/);
+  }, 60_000);
 
   it('refuses --system, a bad attainment and a bad band before any work', async () => {
     const system = await run('plan', ...args, '--system', 'colocated:h100x8');
