@@ -364,8 +364,12 @@ machine that ran it. Do not edit by hand: every figure below is written by that 
 are **emulated** (the calibrated timing model plus queueing on a virtual clock); nothing ran on real hardware._
 
 Model: ${MODEL.id}, BF16 weights and KV. SLOs for goodput: TTFT <= ${azureCase.disagg.metrics.slo.ttftMs} ms and
-TPOT <= ${azureCase.disagg.metrics.slo.tpotMs} ms. Decode batches are capped at ${azureCase.disagg.options.decodeBatchMax}
-requests per replica and admit a request only while its KV fits beside the weights.
+TPOT <= ${azureCase.disagg.metrics.slo.tpotMs} ms. Decode batches are capped per pool (on the Azure trace: disaggregated
+${azureCase.disagg.limits.decodeBatchMax}, H100 ${azureCase.h100.limits.decodeBatchMax}, B200 ${azureCase.b200.limits.decodeBatchMax} requests per replica: the
+serving stack's max_num_seqs, at most what KV memory holds at the median prompt + max_tokens) and admit a request only
+while its KV (prompt + max_tokens) fits beside the weights. Queues: ${azureCase.disagg.options.routing}, the same for
+every pool; colocated replicas run chunked prefill (${azureCase.h100.limits.chunkTokens} tokens per step on H100).
+Rejected requests count in every percentile.
 
 ## Traces
 
@@ -531,7 +535,7 @@ which scales with it.
   ${Math.floor(kvBudget(parsePool('cs3x4')) / kvBytesForContext(MODEL, median(mooncake), 'bf16'))} at the median. In the runs above the mean decode
   batch (Azure ${azureCase.disagg.metrics.decodeBatch.mean.toFixed(1)}, Mooncake ${mooncakeCase.disagg.metrics.decodeBatch.mean.toFixed(1)},
   agents ${agentCase.disagg.metrics.decodeBatch.mean.toFixed(1)}) stays below both the SRAM bound and the cap of
-  ${azureCase.disagg.options.decodeBatchMax}: a step is so short that requests rarely queue, so with 8 wafers the ceiling
+  ${azureCase.disagg.limits.decodeBatchMax}: a step is so short that requests rarely queue, so with 8 wafers the ceiling
   binds only for the longest contexts; with fewer wafers, or longer contexts, it caps how many users one replica serves,
   while at equal cost the colocated side has many more replicas and far more HBM.
 
@@ -542,8 +546,8 @@ which scales with it.
 - Both traces run whole; the light-load mixes are ${MIX_REQUESTS} requests each, and the load sweep covers the Azure
   trace only, to keep the run short.
 - One CS-3 price is assumed (${usd(CS3_PRICE_PER_HOUR)}); see the sensitivity section.
-- Decode batches are capped at ${azureCase.disagg.options.decodeBatchMax} (the live pipeline's default). CS-3 step time barely grows
-  with batch, so a larger cap (where SRAM allows) would raise its throughput; the findings do not explore it.
+- Decode batch caps come from each pool's stack default and KV memory (${azureCase.disagg.limits.decodeBatchSource} for the
+  disaggregated decode pool on the Azure trace); \`--max-decode-batch\` sets another.
 - Prefill replicas are sized from the workload's own rate; a different sizing moves TTFT under load.
 `;
 
