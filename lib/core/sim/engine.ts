@@ -53,6 +53,7 @@ import {
   MAX_DECODE_BATCH,
   resolveSimOptions,
   servingDefaults,
+  SystemSpecError,
   type ResolvedSimOptions,
   type SimOptions,
   type SystemFit,
@@ -254,6 +255,17 @@ export function runLimits(workload: Workload, system: SystemSpec, opts: Resolved
         ? `KV memory at the median prompt (${median}) + max_tokens (${maxTokens})`
         : `max_num_seqs of ${stack.source}`;
   }
+  // As vLLM requires max_num_batched_tokens >= max_num_seqs: every running request's token fits in a step.
+  const chunkTokens = opts.chunkTokens ?? stack.chunkTokens;
+  if (chunkTokens > 0 && chunkTokens < decodeBatchMax) {
+    if (opts.decodeBatchMax !== undefined) {
+      throw new SystemSpecError(
+        `--chunk-tokens ${chunkTokens} is below the decode batch cap ${decodeBatchMax}: a step must hold one token of every running request (or use --chunk-tokens 0)`,
+      );
+    }
+    decodeBatchMax = chunkTokens;
+    decodeBatchSource = `the ${chunkTokens} tokens per step (one per running request)`;
+  }
   const replicasOf = (role: 'prefill' | 'batch'): number =>
     system.kind === 'colocated'
       ? system.colocated.replicas
@@ -262,7 +274,7 @@ export function runLimits(workload: Workload, system: SystemSpec, opts: Resolved
   return {
     decodeBatchMax,
     decodeBatchSource,
-    chunkTokens: opts.chunkTokens ?? stack.chunkTokens,
+    chunkTokens,
     prefillBatchTokens:
       system.kind === 'disaggregated' ? (opts.chunkTokens ?? servingDefaults(system.prefill.pool).chunkTokens) : null,
     maxTokens,
