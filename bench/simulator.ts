@@ -41,7 +41,10 @@ interface BenchInput {
   readonly baseline?: { readonly ratio: number; readonly requests: number };
 }
 
-/** A million requests took about 7 s before the timing model v2; the target keeps it near that. */
+/**
+ * A million requests took about 7 s before the timing model v2, and about 90 s of CPU after it (before the
+ * step memo and the uninterrupted-step fast path); the target keeps it near the first figure.
+ */
 export const MILLION = 1_000_000;
 export const MILLION_TARGET_S = 10;
 
@@ -114,14 +117,18 @@ export function simulatorBench(
     const rssMb = Math.max(...runs.map((r) => r.maxRssKb)) / 1024;
     const requests = runs[0]!.requests;
     const section = `simulator (${trace.name}, ${requests.toLocaleString('en-US')} requests)`;
+    // The million-request target is on CPU time: on a shared machine another process stretches the wall clock.
+    const cpuS = median(runs.map((r) => r.cpuMs)) / 1000;
+    const synthetic = trace.pattern === null;
+    const timed = synthetic ? cpuS : wallS;
     rows.push({
       section,
-      metric: trace.pattern === null ? 'generate + simulate' : 'load + simulate, whole file',
-      value: wallS,
+      metric: synthetic ? 'CPU time of generate + simulate' : 'load + simulate, whole file',
+      value: timed,
       unit: 's',
       target: `< ${trace.targetS} s`,
-      pass: wallS < trace.targetS,
-      note: `${trace.spec}; median of ${count} fresh processes: load ${median(runs.map((r) => r.loadMs)).toFixed(0)} ms, simulate ${median(runs.map((r) => r.simulateMs)).toFixed(0)} ms; ${runs[0]!.completed} completed`,
+      pass: timed < trace.targetS,
+      note: `${trace.spec}; median of ${count} fresh processes${synthetic ? `, wall ${fmt(wallS)} s` : ''}: load ${median(runs.map((r) => r.loadMs)).toFixed(0)} ms, simulate ${median(runs.map((r) => r.simulateMs)).toFixed(0)} ms; ${runs[0]!.completed} completed`,
     });
     rows.push({
       section,
@@ -138,7 +145,7 @@ export function simulatorBench(
       ratioRow(
         {
           section,
-          metric: `CPU time of ${trace.pattern === null ? 'generate' : 'load'} + simulate`,
+          metric: `CPU time of ${synthetic ? 'generate' : 'load'} + simulate, as a ratio`,
           floor: 'the JavaScript CRC-32C over 32 MB, same process',
           note: `${baseline === null ? 'no baseline for this input' : `baseline ${fmt(baseline)}x (${BASELINE_NOTE})`}; median CPU ${fmt(median(runs.map((r) => r.cpuMs)))} ms`,
         },

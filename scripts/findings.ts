@@ -441,7 +441,13 @@ Do not edit by hand: every figure below is written by that script from its own r
 calibrated timing model plus queueing on a virtual clock); nothing ran on real hardware._
 
 Model: ${MODEL.id}, BF16 weights and KV. SLOs: TTFT <= ${azureCase.disagg.metrics.slo.ttftMs} ms and TPOT <=
-${azureCase.disagg.metrics.slo.tpotMs} ms unless a section says otherwise; a rejected request counts as a miss.
+${azureCase.disagg.metrics.slo.tpotMs} ms unless a section says otherwise; a rejected request counts as a miss and in
+every percentile. Decode batches are capped per pool (on the Azure trace: split ${azureCase.disagg.limits.decodeBatchMax},
+H100 ${azureCase.baselines.h100.limits.decodeBatchMax}, B200 ${azureCase.baselines.b200.limits.decodeBatchMax}, CS-3 alone
+${azureCase.baselines.cs3.limits.decodeBatchMax} requests per replica: the serving stack's max_num_seqs, at most what KV
+memory holds) and admit a request only while its KV (prompt + max_tokens) fits beside the weights. Queues:
+${azureCase.disagg.options.routing}, the same for every pool; colocated replicas run chunked prefill
+(${azureCase.baselines.h100.limits.chunkTokens} tokens per step on H100).
 
 **How the findings were checked.** Each claim is drawn on the Azure conversation trace, then rerun on workloads it
 was not drawn on: the Mooncake conversation trace (long, shared-prefix prompts), closed-loop agents, and a bursty

@@ -147,6 +147,14 @@ describe('decode batch caps and max_tokens', () => {
     expect(fixed.metrics.decodeBatch.max).toBeLessThanOrEqual(8);
   });
 
+  it('holds the batch cap to the tokens per step, as vLLM requires, and refuses a cap the step cannot hold', () => {
+    const run = simulate(w, parseSystemSpec('colocated:h100x8*1'), { model: llama70, chunkTokens: 16 });
+    expect(run.metrics.decodeBatch.cap).toBe(16);
+    expect(() =>
+      simulate(w, parseSystemSpec('colocated:h100x8*1'), { model: llama70, chunkTokens: 16, decodeBatchMax: 32 }),
+    ).toThrow(/--chunk-tokens 16 is below the decode batch cap 32/);
+  });
+
   it('cuts answers at --max-tokens and counts them', () => {
     const run = simulate(w, parseSystemSpec('colocated:h100x8*1'), { model: llama70, maxTokens: 110 });
     expect(run.metrics.truncatedAnswers).toBe(9);

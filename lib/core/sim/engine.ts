@@ -53,6 +53,7 @@ import {
   MAX_DECODE_BATCH,
   resolveSimOptions,
   servingDefaults,
+  SystemSpecError,
   type ResolvedSimOptions,
   type SimOptions,
   type SystemFit,
@@ -254,6 +255,17 @@ export function runLimits(workload: Workload, system: SystemSpec, opts: Resolved
         ? `KV memory at the median prompt (${median}) + max_tokens (${maxTokens})`
         : `max_num_seqs of ${stack.source}`;
   }
+  // As vLLM requires max_num_batched_tokens >= max_num_seqs: every running request's token fits in a step.
+  const chunkTokens = opts.chunkTokens ?? stack.chunkTokens;
+  if (chunkTokens > 0 && chunkTokens < decodeBatchMax) {
+    if (opts.decodeBatchMax !== undefined) {
+      throw new SystemSpecError(
+        `--chunk-tokens ${chunkTokens} is below the decode batch cap ${decodeBatchMax}: a step must hold one token of every running request (or use --chunk-tokens 0)`,
+      );
+    }
+    decodeBatchMax = chunkTokens;
+    decodeBatchSource = `the ${chunkTokens} tokens per step (one per running request)`;
+  }
   const replicasOf = (role: 'prefill' | 'batch'): number =>
     system.kind === 'colocated'
       ? system.colocated.replicas
@@ -262,7 +274,7 @@ export function runLimits(workload: Workload, system: SystemSpec, opts: Resolved
   return {
     decodeBatchMax,
     decodeBatchSource,
-    chunkTokens: opts.chunkTokens ?? stack.chunkTokens,
+    chunkTokens,
     prefillBatchTokens:
       system.kind === 'disaggregated' ? (opts.chunkTokens ?? servingDefaults(system.prefill.pool).chunkTokens) : null,
     maxTokens,
@@ -360,6 +372,8 @@ class Simulation {
   private readonly stepMemoSum = new Float64Array(1 << STEP_MEMO_BITS).fill(-1);
   private readonly stepMemoBatch = new Int32Array(1 << STEP_MEMO_BITS);
   private readonly stepMemoMs = new Float64Array(1 << STEP_MEMO_BITS);
+  /** Step ms of a batch of one, by its context (-1: not yet computed); up to the model's context. */
+  private readonly loneStepMs: Float64Array;
 
   // KV transfers: each prefill replica's send link and each decode replica's receive link are shared
   // fairly among the transfers on them; a transfer moves at the smaller of its two shares.
@@ -413,6 +427,7 @@ class Simulation {
     this.replicaOf = new Int32Array(n).fill(-1);
     this.nextInSession = new Int32Array(n).fill(-1);
     this.jsq = opts.routing === 'jsq-tokens';
+    this.loneStepMs = new Float64Array(opts.model.maxContext + 1).fill(-1);
 
     // Session follow-ups arrive when their previous turn ends; everything else at its arrival time.
     const lastOfSession = new Map<string, number>();
@@ -1009,6 +1024,14 @@ class Simulation {
    * recomputed, so the result is always exact).
    */
   private plainStepMs(n: number, sum: number): number {
+    // A lone request (the common case when steps are short): indexed by its context, no hashing.
+    if (n === 1 && sum < this.loneStepMs.length) {
+      const known = this.loneStepMs[sum] as number;
+      if (known >= 0) return known;
+      const ms = this.timer.stepMs(1, sum);
+      this.loneStepMs[sum] = ms;
+      return ms;
+    }
     const slot = (Math.imul(sum, 0x9e3779b1) ^ Math.imul(n, 0x85ebca77)) >>> STEP_MEMO_SHIFT;
     if (this.stepMemoSum[slot] === sum && this.stepMemoBatch[slot] === n) return this.stepMemoMs[slot] as number;
     const ms = this.timer.stepMs(n, sum);
