@@ -6,7 +6,7 @@
  * bench/results.{json,md} and the table in the README's Performance section instead: refreshing the
  * published figures is a deliberate act. `--quick` runs fewer, shorter blocks (a look while iterating;
  * refused with --update). `--only <section,...>` runs some sections: orchestration, kv, hot-path, bundles,
- * cli, reference-model, simulator.
+ * cli, reference-model, simulator. `--traces <dir>`: the simulator's trace files (default samples/).
  *
  * Redis rows run against a private redis-server on a free port (so its command counts are this run's
  * alone, and it is shut down with whatever it holds); without redis-server they are skipped, with a note.
@@ -39,6 +39,7 @@ const { values } = parseArgs({
     update: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
+    traces: { type: 'string' },
   },
 });
 if (values.update && values.quick) throw new Error('--update publishes the full run: drop --quick');
@@ -93,8 +94,7 @@ try {
   if (runs('cli')) results.rows.push(...cliStartBench(progress, quick));
   if (runs('reference-model')) results.rows.push(...(await referenceModelBench(progress)));
   if (runs('simulator')) {
-    const rows = simulatorBench(progress, quick);
-    if (rows.length === 0) skipped.push('the simulator rows (the shared traces are not beside this clone)');
+    const rows = simulatorBench(progress, quick, values.traces);
     results.rows.push(...rows);
   }
   if (redis) {

@@ -13,6 +13,7 @@ import type { writeReport } from './commands/report';
 import type { ServeFlags } from './commands/serve';
 import type { SimulateFlags } from './commands/simulate';
 import type { SweepFlags } from './commands/sweep';
+import type { PlanFlags } from './commands/plan';
 import { DEFAULT_COMPARE, DEFAULT_SWEEP_TARGET, DEFAULT_SYSTEM, EXIT_USAGE } from './commands/constants';
 import type { SimResult, Workload } from '../lib/core/sim';
 
@@ -202,15 +203,36 @@ function simulationOptions(command: Command): Command {
       'disaggregated: prompts of at most this many tokens prefill on a decode replica',
     )
     .option(
-      '--decode-batch <n>',
-      'largest running decode batch per replica (default 32); fewer run while their KV does not fit the memory left',
+      '--routing <discipline>',
+      'queue discipline for every pool: shared (one queue, a free replica takes the oldest) or jsq-tokens (bound on arrival to the replica with the fewest pending tokens)',
+      'shared',
     )
-    .option('--max-prefill-queue <n>', 'admission: prompts waiting for prefill, per prefill replica (default 64)')
-    .option('--max-decode-queue <n>', 'admission: handoffs waiting for decode, per decode replica (default 256)')
+    .option(
+      '--chunk-tokens <n>',
+      'tokens per step: chunked prefill on colocated replicas, whole prompts batched per pass on prefill replicas; 0 turns both off (default per device: vLLM V1, 8192 on GPUs of 70 GiB or more, else 2048)',
+    )
+    .option(
+      '--max-decode-batch <n>',
+      'largest running decode batch per replica (default per pool: the stack max_num_seqs, at most what KV memory holds at the median prompt + max_tokens); fewer run while their KV does not fit',
+    )
+    .option('--decode-batch <n>', 'the same as --max-decode-batch')
+    .option(
+      '--max-tokens <n>',
+      "max_tokens every request sends: each reserves prompt + this much KV, as the live pipeline does (default: the workload's longest answer); longer answers stop at it",
+    )
+    .option('--max-prefill-queue <n>', 'admission: prompts waiting for prefill, for the whole system (default 64)')
+    .option('--max-decode-queue <n>', 'admission: handoffs waiting for decode, for the whole system (default 256)')
     .option(
       '--fit-context <tokens>',
       "prompt + output tokens of one request each replica must hold beside the weights, else the system is refused (default: the workload's median); a longer request that cannot fit is rejected as too_large_for_decode_memory",
     )
+    .addOption(
+      new Option(
+        '--band <end>',
+        "charge device time at this end of the timing model's cross-validated error band (default mid)",
+      ).choices(['low', 'mid', 'high']),
+    )
+    .option('--stack <ids>', `serving stacks, one per device family (default: the newest; ${STACK_IDS.join(', ')})`)
     .option('--cs3-price-per-hour <usd>', 'USD per CS-3 system-hour (no public price; cost is n/a without it)')
     .option('--slo-ttft-ms <ms>', 'goodput objective for time to first token (default 2000)')
     .option('--slo-tpot-ms <ms>', 'goodput objective for time per output token (default 100)')
@@ -245,7 +267,9 @@ Examples:
 "e2eMs", "outputTokensPerSecond", "goodputRps", "sloAttainment", "costPerMillionOutputTokens", then more keys}]}.`,
   )
   .action(async (flags: SimulateFlags) => {
-    const { runSimulate, simulateJson, simulateText, systemsFromFlags } = await import('./commands/simulate');
+    const { checkReportPath, runSimulate, simulateJson, simulateText, systemsFromFlags } =
+      await import('./commands/simulate');
+    await checkReportPath(flags.report);
     const { workload, results } = await runSimulate(flags);
     if (flags.json) printJson(simulateJson(results));
     else print(simulateText(workload, results));
@@ -267,7 +291,8 @@ simulationOptions(
   .option('--steps <n>', 'number of evenly spaced steps from --from to --to (default 5)')
   .option('--target <fraction>', 'SLO attainment a load must keep', String(DEFAULT_SWEEP_TARGET))
   .action(async (flags: SweepFlags) => {
-    const { runSweep, sweepText } = await import('./commands/sweep');
+    const { runSweep, sweepJson, sweepText } = await import('./commands/sweep');
+    await (await import('./commands/simulate')).checkReportPath(flags.report);
     const runs: { workload: Workload; result: SimResult }[][] = [];
     const result = await runSweep(
       flags,
@@ -275,11 +300,50 @@ simulationOptions(
         ? undefined
         : (s, k, workload, run) => ((runs[s] ??= [])[k] = { workload, result: run }),
     );
-    if (flags.json) printJson(result);
+    if (flags.json) printJson(sweepJson(result));
     else print(sweepText(result));
     if (flags.report !== undefined) {
       const { sweepReportData } = await import('./commands/report');
       await report(flags.report, sweepReportData(result, runs));
+    }
+  });
+
+simulationOptions(
+  program
+    .command('plan')
+    .description(
+      'search pool shapes and replica counts per family; print the cheapest system of each meeting the SLOs and the cost frontier',
+    ),
+)
+  .option(
+    '--families <list>',
+    'device families: PREFILL+DECODE for a split, a device alone for colocated (default trn2+cs3,h100,h200,b200,cs3,trn2)',
+  )
+  .option('--attainment <fraction>', 'share of requests that must meet both SLOs (default 0.9)')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  disagg plan --trace samples/azure-llm-2023-conv-sample.csv
+  disagg plan --trace samples/azure-llm-2023-conv-sample.csv --cs3-price-per-hour 100 --slo-tpot-ms 20
+  disagg plan --synthetic 4:2000:300 --lognormal --requests 3000 --families trn2+cs3,h100,cs3 --json
+
+Without --cs3-price-per-hour, systems with CS-3 are ranked by their CS-3 count and the plan gives the CS-3 price at
+which each would be the cheapest. --system and --compare do not apply: the plan chooses the systems.
+--json prints {"cheapest": [{"family", "spec", "dollarsPerHour", "sloAttainment", "ttftMs": {"p50", "p90", "p99"},
+"tpotMs", "e2eMs", then more keys}], "frontier": [...], then more keys}; each spec runs as disagg simulate --system.`,
+  )
+  .action(async (flags: PlanFlags) => {
+    const { planJson, planText, runPlan } = await import('./commands/plan');
+    const run = await runPlan(flags);
+    if (flags.json) printJson(planJson(run));
+    else print(planText(run));
+    if (flags.report !== undefined) {
+      const [{ planReportData }, { systemsFromFlags }] = await Promise.all([
+        import('./commands/report'),
+        import('./commands/simulate'),
+      ]);
+      await report(flags.report, planReportData(run, systemsFromFlags(flags).options));
     }
   });
 

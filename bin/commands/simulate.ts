@@ -4,17 +4,25 @@
  */
 import { DEFAULT_COMPARE, DEFAULT_SYSTEM } from './constants';
 import { SingleBar } from 'cli-progress';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { loadTraceFile } from '../../lib/adapters/trace-files';
 import { getLink, getModel } from '../../lib/core/emulator';
 import { ENGINE_DEFAULTS } from '../../lib/core/engine/config';
+import { isQueueDiscipline, QUEUE_DISCIPLINES, type QueueDiscipline } from '../../lib/core/engine/routing';
 import {
   agentWorkload,
   DEFAULT_OUTPUT_SIGMA,
   DEFAULT_PROMPT_SIGMA,
   DEFAULT_SLO,
+  jsonSafe,
   limit,
+  MAX_AGENT_REQUESTS,
+  MAX_DECODE_BATCH,
   parseSystemSpec,
   rateScale,
+  REJECTED,
   simulate,
   syntheticWorkload,
   TraceError,
@@ -26,6 +34,7 @@ import {
   type SystemSpec,
   type Workload,
 } from '../../lib/core/sim';
+import { computeFromFlags, type ComputeFlags } from './compute-flags';
 import { parseCount, UsageError } from './errors';
 import { plainTable } from './table';
 
@@ -51,7 +60,7 @@ export interface WorkloadFlags {
   seed: string;
 }
 
-export interface SystemFlags {
+export interface SystemFlags extends ComputeFlags {
   model: string;
   /** Default DEFAULT_SYSTEM, compared with DEFAULT_COMPARE. */
   system?: string;
@@ -60,6 +69,10 @@ export interface SystemFlags {
   prefixCache: boolean;
   colocateBelow?: string;
   decodeBatch?: string;
+  maxDecodeBatch?: string;
+  routing?: string;
+  chunkTokens?: string;
+  maxTokens?: string;
   maxPrefillQueue?: string;
   maxDecodeQueue?: string;
   fitContext?: string;
@@ -162,7 +175,7 @@ export async function baseWorkload(flags: WorkloadFlags, rateOverride?: number):
     }
     const { prompt, output } = lengths(flags, AGENT_DEFAULTS, []);
     return agentWorkload({
-      agents: parseCount('--agents', flags.agents as string, 1, 1_000_000),
+      agents: parseCount('--agents', flags.agents as string, 1, MAX_AGENT_REQUESTS),
       turns: parseCount('--turns', flags.turns ?? String(AGENT_DEFAULTS.turns), 1, 100_000),
       initialPromptTokens: prompt,
       outputTokens: output,
@@ -178,6 +191,28 @@ export async function baseWorkload(flags: WorkloadFlags, rateOverride?: number):
     }
     throw err;
   }
+}
+
+/**
+ * Checks that --report can be written, before any simulation runs: its folder exists and is writable, and
+ * the path is not a folder nor a file that cannot be replaced. Throws a UsageError (exit 2) naming the path.
+ */
+export async function checkReportPath(file: string | undefined): Promise<void> {
+  if (file === undefined) return;
+  const fail = (why: string): never => {
+    throw new UsageError(`cannot write the report to ${file}: ${why}`);
+  };
+  if (file.trim() === '') fail('the path is empty');
+  const target = resolve(file);
+  const existing = await stat(target).catch(() => null);
+  if (existing?.isDirectory()) fail('it is a folder; give a file name such as report.html');
+  const dir = dirname(target);
+  const folder = await stat(dir).catch(() => null);
+  if (!folder) fail(`the folder ${dirname(file)} does not exist`);
+  if (!folder!.isDirectory()) fail(`${dirname(file)} is not a folder`);
+  await access(existing ? target : dir, constants.W_OK).catch(() =>
+    fail(existing ? 'the file is not writable' : `the folder ${dirname(file)} is not writable`),
+  );
 }
 
 /** Applies --rate-scale (times `extraScale`, a sweep step) and --limit. */
@@ -198,19 +233,38 @@ export function systemsFromFlags(flags: SystemFlags): { specs: SystemSpec[]; opt
     value === undefined ? undefined : parseCount(flag, value, min, max);
   const maxPrefillQueue = count('--max-prefill-queue', flags.maxPrefillQueue, 1, 1_000_000);
   const maxDecodeQueue = count('--max-decode-queue', flags.maxDecodeQueue, 1, 1_000_000);
-  const decodeBatchMax = count('--decode-batch', flags.decodeBatch, 1, 4096);
+  if (
+    flags.decodeBatch !== undefined &&
+    flags.maxDecodeBatch !== undefined &&
+    flags.decodeBatch !== flags.maxDecodeBatch
+  ) {
+    throw new UsageError('--decode-batch and --max-decode-batch are the same setting: give one');
+  }
+  const decodeBatchMax =
+    count('--max-decode-batch', flags.maxDecodeBatch, 1, MAX_DECODE_BATCH) ??
+    count('--decode-batch', flags.decodeBatch, 1, MAX_DECODE_BATCH);
+  if (flags.routing !== undefined && !isQueueDiscipline(flags.routing)) {
+    throw new UsageError(`--routing must be one of ${QUEUE_DISCIPLINES.join(', ')}, got "${flags.routing}"`);
+  }
+  const chunkTokens = count('--chunk-tokens', flags.chunkTokens, 0, 1_000_000);
+  const maxTokens = count('--max-tokens', flags.maxTokens, 1, model.maxContext - 1);
   const colocateAtOrBelowTokens = count('--colocate-below', flags.colocateBelow, 0, 10_000_000);
   const fitContextTokens = count('--fit-context', flags.fitContext, 1, model.maxContext);
+  const compute = computeFromFlags(flags);
   const options: SimOptions = {
     model,
+    ...(compute !== undefined ? { compute } : {}),
     prefixCache: flags.prefixCache,
+    ...(flags.routing !== undefined ? { routing: flags.routing as QueueDiscipline } : {}),
+    ...(chunkTokens !== undefined ? { chunkTokens } : {}),
+    ...(maxTokens !== undefined ? { maxTokens } : {}),
     ...(flags.link !== undefined ? { link: getLink(flags.link) } : {}),
     ...(decodeBatchMax !== undefined ? { decodeBatchMax } : {}),
     ...(colocateAtOrBelowTokens !== undefined ? { colocateAtOrBelowTokens } : {}),
     ...(fitContextTokens !== undefined ? { fitContextTokens } : {}),
     ...(maxPrefillQueue !== undefined || maxDecodeQueue !== undefined
       ? {
-          admissionPerReplica: {
+          admission: {
             maxPrefillQueue: maxPrefillQueue ?? ENGINE_DEFAULTS.maxPrefillQueue,
             maxDecodeQueue: maxDecodeQueue ?? ENGINE_DEFAULTS.maxDecodeQueue,
           },
@@ -273,10 +327,12 @@ export async function runSimulate(flags: SimulateFlags): Promise<{ workload: Wor
 
 /** The `--json` document: {"systems": [...]}, each system's contract keys first. */
 export function simulateJson(results: readonly SimResult[]): { systems: SystemMetrics[] } {
-  return { systems: results.map((r) => r.metrics) };
+  // A percentile among the rejected is Infinity: "rejected" in JSON.
+  return jsonSafe({ systems: results.map((r) => r.metrics) });
 }
 
-const fmtMs = (v: number | null): string => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(2));
+const fmtMs = (v: number | null): string =>
+  v === null ? '-' : v === Infinity ? REJECTED : v >= 100 ? v.toFixed(0) : v.toFixed(2);
 const pct = (v: number): string => `${(v * 100).toFixed(1)}%`;
 
 /** The comparison table's header and rows, as stdout prints them (the HTML report shows the same). */
@@ -288,7 +344,9 @@ export function simulateTable(results: readonly SimResult[]): { header: string[]
     `${fmtMs(p.p50)} / ${fmtMs(p.p90)} / ${fmtMs(p.p99)}`;
   row('requests', (s) => String(s.requests));
   row('completed', (s) => String(s.completed));
-  row('rejected', (s) => String(s.rejected));
+  row('rejected', (s) =>
+    s.rejected === 0 ? '0' : `${s.rejected} (${pct(s.rejectedShare)}, counted in every percentile)`,
+  );
   row('TTFT ms p50 / p90 / p99', (s) => ptile(s.ttftMs));
   row('TPOT ms p50 / p90 / p99', (s) => ptile(s.tpotMs));
   row('end-to-end ms p50 / p90 / p99', (s) => ptile(s.e2eMs));
@@ -305,6 +363,9 @@ export function simulateTable(results: readonly SimResult[]): { header: string[]
     s.queueWaitMs.decode ? `${fmtMs(s.queueWaitMs.decode.p50)} / ${fmtMs(s.queueWaitMs.decode.p99)}` : '-',
   );
   row('decode batch mean / max', (s) => `${s.decodeBatch.mean.toFixed(1)} / ${s.decodeBatch.max}`);
+  row('decode batch cap', (s) => String(s.decodeBatch.cap));
+  row('prefill batch mean (prompts per pass)', (s) => (s.prefillBatch ? s.prefillBatch.mean.toFixed(2) : '-'));
+  row('tokens per step (chunked prefill)', (s) => (s.chunkTokens === 0 ? 'off' : String(s.chunkTokens)));
   row('KV moved GB', (s) => (s.kvBytesMoved / 1e9).toFixed(1));
   row('prefix-cache hit rate', (s) => pct(s.prefixCacheHitRate));
   row('USD per 1M output tokens', (s) =>
@@ -319,7 +380,10 @@ export function simulateTitle(workload: Workload, first: SimResult): string {
   return (
     `${first.options.model.id}, ${workload.requests.length} requests (${workload.source}); virtual time, emulated devices\n` +
     `SLO: TTFT <= ${slo.ttftMs} ms and TPOT <= ${slo.tpotMs} ms; fit checked for one request of ${fit.contextTokens} tokens ` +
-    `(${fit.contextFromWorkload ? "the workload's median" : '--fit-context'}); decode batches admit while their KV fits`
+    `(${fit.contextFromWorkload ? "the workload's median" : '--fit-context'}); decode batches admit while their KV fits\n` +
+    `queues: ${first.options.routing}; each request reserves prompt + max_tokens ${first.limits.maxTokens} of KV` +
+    `${first.limits.maxTokensFromWorkload ? " (the workload's longest answer)" : ''}; admission for the whole system: ` +
+    `${first.limits.maxPrefillQueue} waiting for prefill, ${first.limits.maxDecodeQueue} for decode`
   );
 }
 

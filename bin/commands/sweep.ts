@@ -4,7 +4,11 @@
  */
 import {
   formatSystemSpec,
+  jsonSafe,
   meanArrivalRate,
+  OUTCOME_COMPLETED,
+  REJECTED,
+  resolveSimOptions,
   simulate,
   type SimOptions,
   type SimResult,
@@ -42,6 +46,11 @@ export interface SweepStep {
   readonly ttftP99Ms: number | null;
   readonly tpotP99Ms: number | null;
   readonly rejected: number;
+  /**
+   * Why requests missed the SLO, as shares of all requests: TTFT over its objective, TPOT over its
+   * objective (a request may miss both), rejected. sloAttainment = 1 - the share that missed any.
+   */
+  readonly misses: { readonly ttft: number; readonly tpot: number; readonly rejected: number };
 }
 
 export interface SweepSystem {
@@ -49,6 +58,12 @@ export interface SweepSystem {
   /** Highest step value with SLO attainment >= target, null when none met it. */
   readonly maxSustained: number | null;
   readonly maxSustainedRps: number | null;
+  /**
+   * What held the system below the target at the first load that missed it (the lowest one when none met
+   * it): the SLO or the rejections that cost the most attainment, e.g. "TTFT over 2000 ms for 31.0%";
+   * null when every step met the target.
+   */
+  readonly failedBy: string | null;
   readonly steps: SweepStep[];
 }
 
@@ -134,6 +149,18 @@ function sweepSystem(
     }
     onRun?.(k, workload, result);
     const metrics = result.metrics;
+    const t = result.requests;
+    const slo = result.options.slo;
+    let ttftMiss = 0;
+    let tpotMiss = 0;
+    for (let i = 0; i < t.outcome.length; i++) {
+      if (t.outcome[i] !== OUTCOME_COMPLETED) continue;
+      const first = (t.firstTokenMs[i] as number) - (t.arrivalMs[i] as number);
+      if (first > slo.ttftMs) ttftMiss += 1;
+      const out = t.outputTokens[i] as number;
+      if (out > 1 && ((t.endMs[i] as number) - (t.firstTokenMs[i] as number)) / (out - 1) > slo.tpotMs) tpotMiss += 1;
+    }
+    const share = (x: number): number => (metrics.requests > 0 ? Math.round((x / metrics.requests) * 1e6) / 1e6 : 0);
     results.push({
       value: steps[k] as number,
       offeredRps: Math.round(meanArrivalRate(workload) * 1000) / 1000,
@@ -142,16 +169,38 @@ function sweepSystem(
       ttftP99Ms: metrics.ttftMs.p99,
       tpotP99Ms: metrics.tpotMs.p99,
       rejected: metrics.rejected,
+      misses: { ttft: share(ttftMiss), tpot: share(tpotMiss), rejected: share(metrics.rejected) },
     });
   }
   const passing = results.filter((s) => s.sloAttainment >= target);
   const best = passing.length > 0 ? passing[passing.length - 1] : undefined;
+  const failed = results.find((s) => s.sloAttainment < target);
   return {
     spec: formatSystemSpec(spec),
     maxSustained: best ? best.value : null,
     maxSustainedRps: best ? best.offeredRps : null,
+    failedBy: failed ? failureReason(failed, options) : null,
     steps: results,
   };
+}
+
+/** The misses of a step that failed, largest first: "TTFT over 2000 ms for 31.0%, 4.2% rejected". */
+export function failureReason(step: SweepStep, options: SimOptions): string {
+  const slo = resolveSimOptions(options).slo;
+  const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+  const parts: [number, string][] = [
+    [step.misses.ttft, `TTFT over ${slo.ttftMs} ms for ${pct(step.misses.ttft)}`],
+    [step.misses.tpot, `TPOT over ${slo.tpotMs} ms for ${pct(step.misses.tpot)}`],
+    [step.misses.rejected, `${pct(step.misses.rejected)} rejected`],
+  ];
+  const named = parts.filter(([x]) => x > 0).sort((a, b) => b[0] - a[0]);
+  const at = `at ${step.value} (SLO attainment ${pct(step.sloAttainment)})`;
+  return named.length === 0 ? at : `${named.map(([, text]) => text).join(', ')} ${at}`;
+}
+
+/** The `--json` document: an infinite p99 (among the rejected) as "rejected". */
+export function sweepJson(result: SweepResult): SweepResult {
+  return jsonSafe(result);
 }
 
 /** The summary and detail tables' headers and rows, as stdout prints them (the HTML report shows the same). */
@@ -161,11 +210,17 @@ export function sweepTables(result: SweepResult): {
 } {
   const label = result.variable === 'rate' ? 'rate req/s' : 'rate scale';
   const summary = {
-    header: ['system', `highest ${label} with SLO attainment >= ${result.target * 100}%`, 'offered req/s'],
+    header: [
+      'system',
+      `highest ${label} with SLO attainment >= ${result.target * 100}%`,
+      'offered req/s',
+      'what failed first',
+    ],
     rows: result.systems.map((s) => [
       s.spec,
       s.maxSustained === null ? 'none' : String(s.maxSustained),
       s.maxSustainedRps === null ? '-' : String(s.maxSustainedRps),
+      s.failedBy ?? 'no step failed',
     ]),
   };
   const detail = {
@@ -186,8 +241,8 @@ export function sweepTables(result: SweepResult): {
         String(step.offeredRps),
         `${(step.sloAttainment * 100).toFixed(1)}%`,
         step.goodputRps.toFixed(3),
-        step.ttftP99Ms === null ? '-' : step.ttftP99Ms.toFixed(0),
-        step.tpotP99Ms === null ? '-' : step.tpotP99Ms.toFixed(2),
+        step.ttftP99Ms === null ? '-' : step.ttftP99Ms === Infinity ? REJECTED : step.ttftP99Ms.toFixed(0),
+        step.tpotP99Ms === null ? '-' : step.tpotP99Ms === Infinity ? REJECTED : step.tpotP99Ms.toFixed(2),
         String(step.rejected),
       ]),
     ),

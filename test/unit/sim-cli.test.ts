@@ -82,11 +82,49 @@ describe('disagg simulate (contract)', () => {
     ['a system that does not fit', ['--system', 'disagg:trn2x16+cs3x1'], /does not fit: .*cs3x1/],
     ['a bad number', ['--decode-batch', 'lots'], /--decode-batch must be a whole number/],
     ['two workloads', ['--agents', '3'], /exactly one workload/],
+    ['an unknown queue discipline', ['--routing', 'random'], /--routing must be one of shared, jsq-tokens/],
+    [
+      'a report in a folder that does not exist',
+      ['--report', 'no-such-folder/r.html'],
+      /cannot write the report to no-such-folder\/r\.html: the folder no-such-folder does not exist/,
+    ],
+    ['a report path that is a folder', ['--report', 'samples'], /cannot write the report to samples: it is a folder/],
+    ['two batch caps that disagree', ['--decode-batch', '8', '--max-decode-batch', '16'], /the same setting/],
   ])('%s exits 2 with the reason', async (_, extra, message) => {
     const args = ['simulate', ...synthetic, '--system', 'colocated:h100x8', ...extra];
     const { code, stderr } = await run(...args);
     expect(code).toBe(2);
     expect(stderr).toMatch(message);
+  });
+
+  it('too many agent turns exit 2 at once with the limit, not after running out of memory', async () => {
+    const { code, stderr } = await run(
+      'simulate',
+      '--agents',
+      '100000',
+      '--turns',
+      '1000',
+      '--system',
+      'colocated:h100x8',
+    );
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/agents x turns is 100,000,000 requests; the limit is 1,000,000/);
+  });
+
+  it('an unwritable report path exits 2 before any simulation, for sweep too', async () => {
+    const { code, stderr, stdout } = await run(
+      'sweep',
+      ...synthetic,
+      '--rates',
+      '1,2',
+      '--system',
+      'colocated:h100x8',
+      '--report',
+      'no-such-folder/r.html',
+    );
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/cannot write the report to no-such-folder\/r\.html/);
   });
 
   it('a malformed trace exits 2 naming the bad lines; --skip-bad-lines runs it with a warning', async () => {
@@ -142,6 +180,14 @@ describe('disagg sweep (contract)', () => {
     const passing = system.steps.filter((s: { sloAttainment: number }) => s.sloAttainment >= 0.9);
     expect(system.maxSustained).toBe(passing.at(-1)?.value ?? null);
     expect(system.steps.at(-1).sloAttainment).toBeLessThan(0.9);
+    // Which objective or rejection failed it, at the first step that missed the target.
+    const failed = system.steps.find((s: { sloAttainment: number }) => s.sloAttainment < 0.9);
+    expect(system.failedBy).toMatch(
+      new RegExp(`(TTFT over 2000 ms|TPOT over 100 ms|rejected).* at ${failed.value} \\(`),
+    );
+    const m = failed.misses;
+    expect(1 - failed.sloAttainment).toBeLessThanOrEqual(m.ttft + m.tpot + m.rejected + 1e-6);
+    expect(1 - failed.sloAttainment).toBeGreaterThanOrEqual(Math.max(m.ttft, m.tpot, m.rejected) - 1e-6);
   });
 
   it('without load steps exits 2 and says how to give them', async () => {

@@ -11,10 +11,11 @@ import {
   TraceError,
 } from '../../lib/core/sim';
 
-// Azure LLM inference trace 2023 (CC-BY 4.0; Patel et al., Splitwise, ISCA 2024) and the Mooncake
-// FAST'25 conversation trace (Apache-2.0; Qin et al., Mooncake, FAST 2025), beside the clone in shared/.
-const AZURE = new URL('../../../shared/traces/azure-llm-2023-conv.csv', import.meta.url);
-const MOONCAKE = new URL('../../../shared/traces/mooncake-fast25-conversation.jsonl', import.meta.url);
+// The repository's samples (samples/README.md): the first rows of the Azure LLM inference trace 2023
+// (CC-BY 4.0; Patel et al., Splitwise, ISCA 2024) and of the Mooncake FAST'25 conversation trace
+// (Apache-2.0; Qin et al., Mooncake, FAST 2025).
+const AZURE = new URL('../../samples/azure-llm-2023-conv-sample.csv', import.meta.url);
+const MOONCAKE = new URL('../../samples/mooncake-fast25-conversation-sample.jsonl', import.meta.url);
 
 const HEADER = 'TIMESTAMP,ContextTokens,GeneratedTokens';
 
@@ -29,11 +30,11 @@ function traceErrorOf(fn: () => unknown): TraceError {
 }
 
 describe('trace parsing', () => {
-  it('loads the whole Azure 2023 conversation trace: 19,366 requests, arrivals from 0 in order', async () => {
+  it('loads the Azure 2023 conversation sample: 2,000 requests, arrivals from 0 in order', async () => {
     const trace = await loadTraceFile(AZURE);
     expect(trace.format).toBe('azure-csv');
     const requests = trace.workload.requests;
-    expect(requests).toHaveLength(19_366);
+    expect(requests).toHaveLength(2000);
     expect(requests[0]).toMatchObject({ arrivalMs: 0, promptTokens: 374, outputTokens: 44 });
     // Second row: 18:15:50.9951690 - 18:15:46.6805900 = 4314.579 ms.
     expect(requests[1]!.arrivalMs).toBeCloseTo(4314.579, 6);
@@ -41,15 +42,16 @@ describe('trace parsing', () => {
       expect(requests[i]!.arrivalMs).toBeGreaterThanOrEqual(requests[i - 1]!.arrivalMs);
   });
 
-  it('loads the whole Mooncake conversation trace: 12,031 requests with 512-token block hashes', async () => {
+  it('loads the Mooncake conversation sample: 300 requests with 512-token block hashes', async () => {
     const trace = await loadTraceFile(MOONCAKE);
     expect(trace.format).toBe('mooncake-jsonl');
     const requests = trace.workload.requests;
-    expect(requests).toHaveLength(12_031);
+    expect(requests).toHaveLength(300);
     expect(requests[0]).toMatchObject({ arrivalMs: 0, promptTokens: 6758, outputTokens: 500 });
     expect(requests[0]!.blockHashes).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     const mean = requests.reduce((s, r) => s + r.promptTokens, 0) / requests.length;
-    expect(mean).toBeCloseTo(12_035, 0); // the published average
+    // The sample's own average (the whole trace's is 12,035): 4,269,971 prompt tokens over 300 requests.
+    expect(mean).toBeCloseTo(14_233.237, 3);
   });
 
   it('parses Azure timestamps to ms, keeping the sub-millisecond fraction', () => {
@@ -58,6 +60,20 @@ describe('trace parsing', () => {
     expect(a.wholeMs - b.wholeMs + a.fractionMs - b.fractionMs).toBeCloseTo(1680.59, 9);
     expect(parseAzureTimestamp('2023-11-16 25:00:00')).toBeNull();
     expect(parseAzureTimestamp('yesterday')).toBeNull();
+    // Real calendar dates only: Date.UTC would roll these over into the next month.
+    expect(parseAzureTimestamp('2023-02-30 10:00:00')).toBeNull();
+    expect(parseAzureTimestamp('2023-04-31 10:00:00')).toBeNull();
+    expect(parseAzureTimestamp('2023-02-29 10:00:00')).toBeNull();
+    expect(parseAzureTimestamp('2024-02-29 10:00:00')).not.toBeNull();
+    expect(parseAzureTimestamp('2023-00-10 10:00:00')).toBeNull();
+  });
+
+  it('names the line of a date that does not exist', () => {
+    const text = [HEADER, '2023-02-28 23:59:59.5,10,2', '2023-02-30 00:00:01,10,2'].join('\n');
+    const err = traceErrorOf(() => parseAzureCsv(text, 'dates.csv'));
+    expect(err.problems).toEqual([
+      { line: 3, reason: 'TIMESTAMP "2023-02-30 00:00:01" is not a calendar date (2023-02-30 does not exist)' },
+    ]);
   });
 
   it('reports malformed CSV lines with their line numbers and reasons', () => {
@@ -121,7 +137,7 @@ describe('trace parsing', () => {
     expect(detectTraceFormat('trace', `${HEADER}\n`)).toBe('azure-csv');
     expect(() => detectTraceFormat('trace.txt', 'hello')).toThrow(TraceError);
     const text = await readFile(AZURE, 'utf8');
-    expect(parseTrace(text, 'no-extension').workload.requests).toHaveLength(19_366);
+    expect(parseTrace(text, 'no-extension').workload.requests).toHaveLength(2000);
   });
 
   it('refuses a CSV without the expected header, naming the line', () => {

@@ -4,6 +4,7 @@ import {
   BLOCK_TOKENS,
   contextQuantile,
   limit,
+  MAX_AGENT_REQUESTS,
   meanArrivalRate,
   mulberry32,
   rateScale,
@@ -100,6 +101,24 @@ describe('agent sessions', () => {
     expect(t2!.blockHashes!.slice(0, 3)).toEqual(t1!.blockHashes!.slice(0, 3));
     const other = w.requests.find((r) => r.sessionId === 'agent-2')!;
     expect(other.blockHashes![0]).not.toBe(t0!.blockHashes![0]);
+  });
+
+  it('refuse agents x turns over the limit before building anything, naming the limit', () => {
+    const build = (agents: number, turns: number) => () =>
+      agentWorkload({
+        agents,
+        turns,
+        initialPromptTokens: { kind: 'fixed', tokens: 1200 },
+        outputTokens: { kind: 'fixed', tokens: 100 },
+        toolTokens: 300,
+        thinkMs: 2000,
+        seed: 5,
+      });
+    expect(build(100_000, 1000)).toThrow(
+      'agents x turns is 100,000,000 requests; the limit is 1,000,000 (each turn is a request held in memory)',
+    );
+    expect(build(MAX_AGENT_REQUESTS + 1, 1)).toThrow(WorkloadError);
+    expect(build(MAX_AGENT_REQUESTS / 10, 10)().requests).toHaveLength(MAX_AGENT_REQUESTS);
   });
 });
 

@@ -6,3 +6,4 @@ export * from './metrics';
 export * from './prefix-cache';
 export * from './report-data';
 export * from './findings';
+export * from './planner';

@@ -4,14 +4,22 @@
  * (emulated device time plus queueing), in ms.
  */
 import { DEVICES, type DevicePool } from '../emulator';
-import type { RequestTimes, RunCounters } from './engine';
+import type { RequestTimes, RunCounters, RunLimits } from './engine';
 import type { ResolvedSimOptions, SystemSpec } from './system-spec';
 
+/**
+ * Latency percentiles over every request of the workload: a rejected request counts as +Infinity (it never
+ * got its token), so a percentile that falls among the rejected is Infinity, printed "rejected" in tables
+ * and `--json` (jsonSafe). Null only when there is no request to count.
+ */
 export interface Percentiles {
   readonly p50: number | null;
   readonly p90: number | null;
   readonly p99: number | null;
 }
+
+/** What a percentile is when it falls among the rejected requests, in tables and JSON. */
+export const REJECTED = 'rejected';
 
 export interface WaitPercentiles {
   readonly p50: number | null;
@@ -24,6 +32,7 @@ export interface SystemMetrics {
   readonly requests: number;
   readonly completed: number;
   readonly rejected: number;
+  /** Over every request, rejected ones as +Infinity (TPOT: every answer of more than one token, and the rejected). */
   readonly ttftMs: Percentiles;
   readonly tpotMs: Percentiles;
   readonly e2eMs: Percentiles;
@@ -34,6 +43,10 @@ export interface SystemMetrics {
   readonly costPerMillionOutputTokens: number | null;
   readonly costNote: string | null;
   readonly rejectedReasons: Record<string, number>;
+  /** Rejected / requests: the share of every percentile table and CDF that sits in the rejected bucket. */
+  readonly rejectedShare: number;
+  /** The same percentiles over completed requests only (what survivors saw); they hide the rejected. */
+  readonly completedOnly: { readonly ttftMs: Percentiles; readonly tpotMs: Percentiles; readonly e2eMs: Percentiles };
   readonly slo: { readonly ttftMs: number; readonly tpotMs: number };
   /** First arrival to last terminal event. */
   readonly durationMs: number;
@@ -49,7 +62,22 @@ export interface SystemMetrics {
    * Running requests per decode step (decode and colocated replicas): the mean over steps and the
    * largest. Below the --decode-batch limit when the KV budget, not the limit, held it back.
    */
-  readonly decodeBatch: { readonly mean: number; readonly max: number };
+  readonly decodeBatch: {
+    readonly mean: number;
+    readonly max: number;
+    readonly cap: number;
+    readonly capSource: string;
+  };
+  /** Prompts per prefill pass on the prefill pool (disaggregated; null for colocated), and the token budget. */
+  readonly prefillBatch: { readonly mean: number; readonly budgetTokens: number } | null;
+  /** The queue discipline, the chunked-prefill budget and the max_tokens every request sent. */
+  readonly routing: string;
+  readonly chunkTokens: number;
+  readonly maxTokens: number;
+  /** Answers cut short at max_tokens (0 unless --max-tokens is below the workload's longest answer). */
+  readonly truncatedAnswers: number;
+  /** Admission limits for the whole system. */
+  readonly admission: { readonly maxPrefillQueue: number; readonly maxDecodeQueue: number };
 }
 
 /** Nearest-rank quantile of an ascending array; null when empty. */
@@ -59,7 +87,16 @@ export function quantile(sorted: Float64Array, q: number): number | null {
   return sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))] as number;
 }
 
-const round3 = (v: number | null): number | null => (v === null ? null : Math.round(v * 1000) / 1000);
+const round3 = (v: number | null): number | null =>
+  v === null || !Number.isFinite(v) ? v : Math.round(v * 1000) / 1000;
+
+/**
+ * A copy for JSON: an infinite latency (a percentile among the rejected) becomes "rejected", where
+ * JSON.stringify would write null, the same as "no request".
+ */
+export function jsonSafe<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value, (_key, v: unknown) => (v === Infinity ? REJECTED : v))) as T;
+}
 
 function percentiles(values: Float64Array): Percentiles {
   values.sort();
@@ -104,9 +141,11 @@ export function summarise(
   opts: ResolvedSimOptions,
   t: RequestTimes,
   counters: RunCounters,
+  limits: RunLimits,
 ): SystemMetrics {
   const n = t.arrivalMs.length;
   let completed = 0;
+  let rejectedCount = 0;
   let multiToken = 0;
   let disaggregated = 0;
   let start = Infinity;
@@ -115,14 +154,16 @@ export function summarise(
     const arrival = t.arrivalMs[i] as number;
     if (arrival < start) start = arrival;
     if ((t.endMs[i] as number) > end) end = t.endMs[i] as number;
+    if (t.outcome[i] === 2) rejectedCount += 1;
     if (t.outcome[i] !== 1) continue;
     completed += 1;
     if ((t.outputTokens[i] as number) > 1) multiToken += 1;
     if (t.mode[i] === 0) disaggregated += 1;
   }
-  const ttft = new Float64Array(completed);
-  const tpot = new Float64Array(multiToken);
-  const e2e = new Float64Array(completed);
+  // Completed first, then the rejected as +Infinity (filled in below the loop).
+  const ttft = new Float64Array(completed + rejectedCount);
+  const tpot = new Float64Array(multiToken + rejectedCount);
+  const e2e = new Float64Array(completed + rejectedCount);
   const prefillWait = new Float64Array(completed);
   const decodeWait = new Float64Array(disaggregated);
   let c = 0;
@@ -150,6 +191,19 @@ export function summarise(
     if (t.mode[i] === 0) decodeWait[d++] = (t.decodeJoinMs[i] as number) - (t.decodeReadyMs[i] as number);
     if (ttftMs <= opts.slo.ttftMs && tpotMs <= opts.slo.tpotMs) good += 1;
   }
+  ttft.fill(Infinity, completed);
+  tpot.fill(Infinity, multiToken);
+  e2e.fill(Infinity, completed);
+  const all = { ttftMs: percentiles(ttft), tpotMs: percentiles(tpot), e2eMs: percentiles(e2e) };
+  // Sorted, the completed come first: with nothing rejected the two tables are one.
+  const completedOnly =
+    rejectedCount === 0
+      ? all
+      : {
+          ttftMs: percentiles(ttft.subarray(0, completed)),
+          tpotMs: percentiles(tpot.subarray(0, multiToken)),
+          e2eMs: percentiles(e2e.subarray(0, completed)),
+        };
   const durationMs = n === 0 ? 0 : Math.max(0, end - start);
   const seconds = durationMs / 1000;
   const perSecond = (x: number): number => (seconds > 0 ? x / seconds : 0);
@@ -176,15 +230,17 @@ export function summarise(
     requests: n,
     completed,
     rejected,
-    ttftMs: percentiles(ttft),
-    tpotMs: percentiles(tpot),
-    e2eMs: percentiles(e2e),
+    ttftMs: all.ttftMs,
+    tpotMs: all.tpotMs,
+    e2eMs: all.e2eMs,
     outputTokensPerSecond: round3(perSecond(outputTokens)) as number,
     goodputRps: round6(perSecond(good)),
     sloAttainment: n === 0 ? 0 : round6(good / n),
     costPerMillionOutputTokens: cost,
     costNote,
     rejectedReasons,
+    rejectedShare: n === 0 ? 0 : round6(rejected / n),
+    completedOnly,
     slo: opts.slo,
     durationMs: round3(durationMs) as number,
     outputTokens,
@@ -196,7 +252,21 @@ export function summarise(
     decodeBatch: {
       mean: counters.decodeSteps > 0 ? round3(counters.decodeBatchSum / counters.decodeSteps)! : 0,
       max: counters.decodeBatchMax,
+      cap: limits.decodeBatchMax,
+      capSource: limits.decodeBatchSource,
     },
+    prefillBatch:
+      limits.prefillBatchTokens === null
+        ? null
+        : {
+            mean: counters.prefillPasses > 0 ? round3(counters.prefillPassPrompts / counters.prefillPasses)! : 0,
+            budgetTokens: limits.prefillBatchTokens,
+          },
+    routing: opts.routing,
+    chunkTokens: limits.chunkTokens,
+    maxTokens: limits.maxTokens,
+    truncatedAnswers: counters.truncatedAnswers,
+    admission: { maxPrefillQueue: limits.maxPrefillQueue, maxDecodeQueue: limits.maxDecodeQueue },
   };
 }
 

@@ -5,6 +5,7 @@
 import {
   checkFit,
   DEFAULT_COMPUTE,
+  DEVICES,
   FitError,
   formatPool,
   parsePool,
@@ -18,6 +19,12 @@ import {
 import type { AdmissionLimits } from '../engine/admission';
 import { kvBudgetBytes } from '../engine/batching';
 import { ENGINE_DEFAULTS } from '../engine/config';
+import {
+  DEFAULT_QUEUE_DISCIPLINE,
+  isQueueDiscipline,
+  QUEUE_DISCIPLINES,
+  type QueueDiscipline,
+} from '../engine/routing';
 
 /** A bad system spec or option: the CLI exits 2 with the message. */
 export class SystemSpecError extends ProfileError {
@@ -109,12 +116,40 @@ export interface SimOptions {
    * tokens are prefilled by a decode replica itself, stalling its batch. Default 0: never.
    */
   readonly colocateAtOrBelowTokens?: number;
-  /** Largest running decode batch per replica (memory may hold it lower). Default 32, as the live pipeline. */
+  /**
+   * Largest running decode batch per replica, for every pool (memory may hold it lower). Default per pool
+   * (poolLimits): the serving stack's cap, at most what the pool's KV memory holds at the workload's lengths.
+   */
   readonly decodeBatchMax?: number;
   /**
-   * Admission limits per replica (as one live runtime has): the system admits up to limit x replicas
-   * (prefill or colocated replicas for the prefill queue, decode replicas for the decode queue).
-   * Default 64 and 256, as the live pipeline.
+   * Queue discipline (routing.ts), the same for every pool: `shared` (default) or `jsq-tokens`.
+   */
+  readonly routing?: QueueDiscipline;
+  /**
+   * Tokens per step. Colocated replicas (and decode replicas prefilling short prompts) run chunked
+   * prefill: each step carries the running batch's decode tokens plus prompt chunks up to this budget, so
+   * a long prompt no longer stalls the batch for its whole prefill. Prefill replicas batch whole waiting
+   * prompts into one pass up to this many new tokens (a longer prompt runs alone). 0: no chunking and one
+   * prompt per prefill pass. Default per device (servingDefaults).
+   */
+  readonly chunkTokens?: number;
+  /**
+   * The `max_tokens` each request sends: the decode KV each request reserves is prompt + max_tokens, as
+   * the live pipeline reserves it (batching.ts), not the answer's true length. An answer longer than this
+   * stops at it. Default: the workload's longest answer (no answer is cut short), at most what the model's
+   * context leaves after the prompt.
+   */
+  readonly maxTokens?: number;
+  /**
+   * Admission limits for the whole system, the same whatever its replica count: up to maxPrefillQueue
+   * requests admitted and not yet through prefill, maxDecodeQueue handed off and not yet decoding.
+   * Default 64 and 256 (the live pipeline's per-runtime defaults).
+   */
+  readonly admission?: AdmissionLimits;
+  /**
+   * Admission limits per replica, scaled by the replica count (prefill or colocated replicas for the
+   * prefill queue, decode replicas for the decode queue). Kept for callers of the earlier rule; `admission`
+   * wins when both are given.
    */
   readonly admissionPerReplica?: AdmissionLimits;
   readonly slo?: Slo;
@@ -134,7 +169,15 @@ export interface ResolvedSimOptions {
   readonly link: LinkProfile | undefined;
   readonly prefixCache: boolean;
   readonly colocateAtOrBelowTokens: number;
-  readonly decodeBatchMax: number;
+  /** The --decode-batch / --max-decode-batch override, else undefined (per pool: SimResult.limits). */
+  readonly decodeBatchMax: number | undefined;
+  readonly routing: QueueDiscipline;
+  /** The override, else undefined (per pool: servingDefaults). */
+  readonly chunkTokens: number | undefined;
+  readonly maxTokens: number | undefined;
+  /** Admission limits: per system (`perReplica` false), or per replica scaled by the replica count. */
+  readonly admission: AdmissionLimits & { readonly perReplica: boolean };
+  /** The same limits under their earlier name (per replica only when admissionPerReplica was given). */
   readonly admissionPerReplica: AdmissionLimits;
   readonly slo: Slo;
   readonly cs3PricePerHour: number | null;
@@ -155,9 +198,19 @@ function positive(name: string, value: number): number {
 }
 
 export function resolveSimOptions(opts: SimOptions): ResolvedSimOptions {
-  const admission = opts.admissionPerReplica ?? {
-    maxPrefillQueue: ENGINE_DEFAULTS.maxPrefillQueue,
-    maxDecodeQueue: ENGINE_DEFAULTS.maxDecodeQueue,
+  const perReplica = opts.admission === undefined && opts.admissionPerReplica !== undefined;
+  const admission = opts.admission ??
+    opts.admissionPerReplica ?? {
+      maxPrefillQueue: ENGINE_DEFAULTS.maxPrefillQueue,
+      maxDecodeQueue: ENGINE_DEFAULTS.maxDecodeQueue,
+    };
+  const routing = opts.routing ?? DEFAULT_QUEUE_DISCIPLINE;
+  if (!isQueueDiscipline(routing)) {
+    throw new SystemSpecError(`routing must be one of ${QUEUE_DISCIPLINES.join(', ')}, got "${String(routing)}"`);
+  }
+  const limits = {
+    maxPrefillQueue: whole('maxPrefillQueue', admission.maxPrefillQueue, 1, 1_000_000),
+    maxDecodeQueue: whole('maxDecodeQueue', admission.maxDecodeQueue, 1, 1_000_000),
   };
   return {
     model: opts.model,
@@ -165,11 +218,14 @@ export function resolveSimOptions(opts: SimOptions): ResolvedSimOptions {
     link: opts.link,
     prefixCache: opts.prefixCache ?? true,
     colocateAtOrBelowTokens: whole('colocateAtOrBelowTokens', opts.colocateAtOrBelowTokens ?? 0, 0, 10_000_000),
-    decodeBatchMax: whole('decodeBatchMax', opts.decodeBatchMax ?? ENGINE_DEFAULTS.decodeBatchMax, 1, 4096),
-    admissionPerReplica: {
-      maxPrefillQueue: whole('maxPrefillQueue', admission.maxPrefillQueue, 1, 1_000_000),
-      maxDecodeQueue: whole('maxDecodeQueue', admission.maxDecodeQueue, 1, 1_000_000),
-    },
+    decodeBatchMax:
+      opts.decodeBatchMax === undefined ? undefined : whole('decodeBatchMax', opts.decodeBatchMax, 1, MAX_DECODE_BATCH),
+    routing,
+    chunkTokens: opts.chunkTokens === undefined ? undefined : whole('chunkTokens', opts.chunkTokens, 0, 1_000_000),
+    maxTokens:
+      opts.maxTokens === undefined ? undefined : whole('maxTokens', opts.maxTokens, 1, opts.model.maxContext - 1),
+    admission: { ...limits, perReplica },
+    admissionPerReplica: limits,
     slo: {
       ttftMs: positive('the TTFT SLO', opts.slo?.ttftMs ?? DEFAULT_SLO.ttftMs),
       tpotMs: positive('the TPOT SLO', opts.slo?.tpotMs ?? DEFAULT_SLO.tpotMs),
@@ -180,6 +236,34 @@ export function resolveSimOptions(opts: SimOptions): ResolvedSimOptions {
         ? undefined
         : whole('fitContextTokens', opts.fitContextTokens, 1, opts.model.maxContext),
   };
+}
+
+/** The largest decode batch a flag may ask for. */
+export const MAX_DECODE_BATCH = 4096;
+
+/**
+ * A serving stack's scheduler defaults for a pool's device. GPUs: vLLM V1's OpenAI API-server defaults
+ * (vllm-project/vllm, vllm/engine/arg_utils.py, EngineArgs batch defaults): on GPUs of at least 70 GiB other
+ * than A100 (H100, H200, B200), max_num_batched_tokens 8192 and max_num_seqs 1024; on other hardware 2048
+ * and 256. Trainium and CS-3 stacks publish no such default: they take vLLM's other-hardware values.
+ */
+export interface ServingDefaults {
+  /** Tokens per step (max_num_batched_tokens): the chunked-prefill budget. */
+  readonly chunkTokens: number;
+  /** Running sequences per replica (max_num_seqs). */
+  readonly maxSeqs: number;
+  readonly source: string;
+}
+
+const VLLM_SOURCE = 'vLLM V1 API-server defaults (vllm/engine/arg_utils.py)';
+
+export function servingDefaults(pool: DevicePool): ServingDefaults {
+  const device = DEVICES[pool.device];
+  if (device.family === 'gpu' && device.memoryBytes >= 70 * 2 ** 30 && pool.device !== 'a100') {
+    return { chunkTokens: 8192, maxSeqs: 1024, source: `${VLLM_SOURCE}, GPUs of 70 GiB or more` };
+  }
+  const which = device.family === 'gpu' ? 'other GPUs' : `other hardware (no published ${device.name} default)`;
+  return { chunkTokens: 2048, maxSeqs: 256, source: `${VLLM_SOURCE}, ${which}` };
 }
 
 export interface SystemFit {

@@ -136,12 +136,37 @@ const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d+)?$/
  * The trace's timestamps carry no zone; UTC is assumed, only differences matter.
  */
 export function parseAzureTimestamp(value: string): { readonly wholeMs: number; readonly fractionMs: number } | null {
+  const parsed = readAzureTimestamp(value);
+  return typeof parsed === 'string' ? null : parsed;
+}
+
+/**
+ * The timestamp, or why it is not one: the wrong shape, or a date or time that does not exist on the
+ * calendar (2023-02-30, 2023-13-01, 24:00:00). Date.UTC alone would roll 2023-02-30 over to 2 March.
+ */
+export function readAzureTimestamp(value: string): { readonly wholeMs: number; readonly fractionMs: number } | string {
   const m = TIMESTAMP.exec(value.trim());
-  if (!m) return null;
+  if (!m) return `TIMESTAMP must look like 2023-11-16 18:15:46.6805900, got "${value}"`;
   const [, y, mo, d, h, mi, s, frac] = m;
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  if (Number.isNaN(ms) || Number(mo) > 12 || Number(d) > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60)
-    return null;
+  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  const date = new Date(ms);
+  const realDate =
+    month >= 1 &&
+    month <= 12 &&
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day;
+  if (!realDate) return `TIMESTAMP "${value.trim()}" is not a calendar date (${y}-${mo}-${d} does not exist)`;
+  // A leap second (:60) is allowed, as the trace's clock may record one.
+  if (hour > 23 || minute > 59 || second > 60) return `TIMESTAMP "${value.trim()}" is not a time of day`;
   return { wholeMs: ms, fractionMs: frac ? Number(frac) * 1000 : 0 };
 }
 
@@ -183,9 +208,9 @@ export function parseAzureCsv(text: string, source = 'trace.csv', opts: ParseOpt
       problems.add(i + 1, `expected ${columns.count} comma-separated fields, got ${fields.length}`);
       continue;
     }
-    const stamp = parseAzureTimestamp(fields[columns.ts] as string);
-    if (stamp === null) {
-      problems.add(i + 1, `TIMESTAMP must look like 2023-11-16 18:15:46.6805900, got "${fields[columns.ts]}"`);
+    const stamp = readAzureTimestamp(fields[columns.ts] as string);
+    if (typeof stamp === 'string') {
+      problems.add(i + 1, stamp);
       continue;
     }
     const prompt = tokenCount(fields[columns.ctx], 'ContextTokens', 1);

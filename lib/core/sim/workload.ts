@@ -118,6 +118,12 @@ export function syntheticWorkload(opts: SyntheticOptions): Workload {
   };
 }
 
+/**
+ * Most requests an agent workload may have (agents x turns). Each turn is held with its block hashes,
+ * which grow with the context; a million turns of a 10-turn session take a few hundred MB.
+ */
+export const MAX_AGENT_REQUESTS = 1_000_000;
+
 export interface AgentOptions {
   readonly agents: number;
   readonly turns: number;
@@ -148,6 +154,14 @@ export function agentWorkload(opts: AgentOptions): Workload {
   ] as const) {
     if (!Number.isFinite(value) || value < min)
       throw new WorkloadError(`${name} must be at least ${min}, got ${value}`);
+  }
+  // Every turn is a request held in memory with its block hashes: refuse before building, not by running out.
+  const total = opts.agents * opts.turns;
+  if (total > MAX_AGENT_REQUESTS) {
+    throw new WorkloadError(
+      `agents x turns is ${total.toLocaleString('en-US')} requests; the limit is ${MAX_AGENT_REQUESTS.toLocaleString('en-US')} ` +
+        '(each turn is a request held in memory): use fewer agents or turns, or --rate-scale to raise the load',
+    );
   }
   checkDistribution('the first prompt length', opts.initialPromptTokens);
   checkDistribution('the output length', opts.outputTokens);
