@@ -8,9 +8,14 @@ import './bundle-require';
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { DecodeBatcher } from '../lib/core/engine/decode-stage';
-import { colocatedDecodeJob, handOff, prefillWithRetries, type PrefillJob } from '../lib/core/engine/prefill-stage';
+import {
+  colocatedDecodeJob,
+  handOff,
+  PrefillError,
+  prefillWithRetries,
+  type PrefillJob,
+} from '../lib/core/engine/prefill-stage';
 import { isTerminal, type RequestRecord } from '../lib/core/engine/record';
-import { PREFILL_RETRY } from '../lib/core/engine/retry';
 import { RequestTracker } from '../lib/core/engine/tracker';
 import { addHandoffMetric, addRequestMetrics, describeError, requestLogFields } from './observability';
 import {
@@ -150,7 +155,7 @@ async function runTracedJob(w: Wiring, tracker: RequestTracker, job: PrefillJob)
     w.logger.error('prefill failed', { requestId: job.requestId, error: describeError(err) });
     return tracker.finish('failed', {
       code: 'prefill_failed',
-      message: `prefill failed after ${PREFILL_RETRY.attempts} tries: ${describeError(err).message}`,
+      message: err instanceof PrefillError ? err.describe() : `prefill failed: ${describeError(err).message}`,
     });
   }
   try {

@@ -335,9 +335,10 @@ describe('decode function', () => {
 
 describe('prefill function', () => {
   it('ends the request failed, frees nothing it did not store, and returns without throwing when the backend fails', async () => {
+    let tries = 0;
     const broken: GenerationBackend = {
       name: 'broken',
-      prefill: () => Promise.reject(new Error('device fault')),
+      prefill: () => (tries++, Promise.reject(new Error('device fault'))),
       startDecode: () => {
         throw new Error('unreachable');
       },
@@ -348,6 +349,9 @@ describe('prefill function', () => {
     const record = await stack.results.get(stack.invoked[0]!.requestId);
     expect(record?.state).toBe('failed');
     expect(record?.error?.code).toBe('prefill_failed');
+    // The tries really made, never the policy's count.
+    expect(tries).toBeGreaterThan(0);
+    expect(record?.error?.message).toBe(`prefill failed after ${tries} ${tries === 1 ? 'try' : 'tries'}: device fault`);
     expect(await stack.kv.count()).toBe(0);
     expect(await stack.queue.depth()).toBe(0);
   });
