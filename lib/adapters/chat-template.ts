@@ -58,15 +58,56 @@ export const TEMPLATE_VOCABULARIES: Record<TemplatedFamily, TemplateVocabulary> 
 /** Marks a special-token spelling in client text as text (and itself, doubled): private use, never in a vocabulary's specials. */
 const MARK = '\uE000';
 
-const compiled = new Map<TemplatedFamily, { template: Template; split: RegExp; escape: RegExp }>();
+const compiled = new Map<
+  TemplatedFamily,
+  { template: Template; split: RegExp; escape: RegExp; unset: Readonly<Record<string, undefined>> }
+>();
+
+/** What renderChat itself passes to every template. */
+const RENDER_ITEMS = ['messages', 'bos_token', 'eos_token', 'add_generation_prompt'];
+
+/**
+ * Every name the template reads that neither the render nor the engine's globals define (`tools`, `date_string`,
+ * ...), to pass as undefined: a read of an undeclared name costs the engine a thrown and caught Error, six per
+ * Llama 3 render, while an undefined one reads the same (`is defined` false, renders empty) without the throw.
+ */
+function unsetNames(template: Template): Record<string, undefined> {
+  const names = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) for (const child of node) walk(child);
+    else if (node !== null && typeof node === 'object') {
+      const n = node as { type?: unknown; value?: unknown };
+      if (n.type === 'Identifier' && typeof n.value === 'string') names.add(n.value);
+      for (const child of Object.values(node)) walk(child);
+    }
+  };
+  walk(template.parsed);
+  const out: Record<string, undefined> = {};
+  for (const name of names) {
+    if (RENDER_ITEMS.includes(name) || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
+    if (!definedByEngine(name)) out[name] = undefined;
+  }
+  return out;
+}
+
+/** Whether the engine defines `name` itself (a global such as `range`); false too for a word it will not read as a name. */
+function definedByEngine(name: string): boolean {
+  try {
+    return new Template(`{% if ${name} is defined %}1{% endif %}`).render({}) === '1';
+  } catch {
+    return true; // a keyword (`not`, `in`, ...): never a variable lookup, so nothing to pass
+  }
+}
 
 function compile(family: TemplatedFamily) {
   let c = compiled.get(family);
   if (!c) {
     const spellings = Object.keys(TEMPLATE_VOCABULARIES[family].specials).sort((a, b) => b.length - a.length);
     const alternatives = spellings.map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+    const template = new Template(CHAT_TEMPLATES[family]);
     c = {
-      template: new Template(CHAT_TEMPLATES[family]),
+      template,
+      unset: unsetNames(template),
       split: new RegExp(`(${alternatives})`, 'g'),
       escape: new RegExp(`${MARK}|${alternatives}`, 'g'),
     };
@@ -78,13 +119,14 @@ function compile(family: TemplatedFamily) {
 /** The conversation rendered by the family's template, with an open assistant turn; client text escaped. */
 export function renderChat(family: TemplatedFamily, conversation: readonly ConversationMessage[]): string {
   const vocabulary = TEMPLATE_VOCABULARIES[family];
-  const { template, escape } = compile(family);
+  const { template, escape, unset } = compile(family);
   const text = (s: string): string => s.replace(escape, (m) => (m === MARK ? MARK + MARK : m[0] + MARK + m.slice(1)));
   const messages = (vocabulary.alternating ? alternatingTurns(conversation) : conversation).map((m) =>
     templateMessage(m, text),
   );
   try {
     return template.render({
+      ...unset,
       messages,
       bos_token: vocabulary.bos,
       eos_token: vocabulary.eos,
