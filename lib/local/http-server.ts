@@ -4,11 +4,13 @@
  * over the limit, a client too slow to send its request) is answered here, in the same error format.
  */
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createAdaptorServer } from '@hono/node-server';
-import { createApiApp, type ApiAppOptions, type ApiLog } from '../core/api/app';
-import { ApiError } from '../core/api/errors';
+import { createAdaptorServer, type HttpBindings } from '@hono/node-server';
+import type { Context } from 'hono';
+import { createApiApp, type ApiAppOptions, type ApiLog, type HostRequest } from '../core/api/app';
+import { bodyReadError, bodyText, checkDeclaredLength } from '../core/api/http-edge';
+import { ApiError, payloadTooLarge } from '../core/api/errors';
 import type { RequestEvent } from '../core/engine/record';
 import type { EventBus } from '../core/ports';
 import { embeddedPipeline, type AdmittedRequests, type DependencyHealth } from './embedded-pipeline';
@@ -52,6 +54,7 @@ export function createHttpApi(options: HttpApiOptions): Server {
     nowMs: Date.now,
     log,
     ...(o ? { observer: o.observer, extraRoutes: o.extraRoutes } : {}),
+    hostRequest: nodeRequest,
   });
   const server = createAdaptorServer({ fetch: app.fetch, overrideGlobalObjects: false }) as Server;
   // Slow or stuck clients must not hold sockets forever.
@@ -60,6 +63,66 @@ export function createHttpApi(options: HttpApiOptions): Server {
   // Node's own answer to a request its parser rejects is a bare 400 with no body; answer in the API's format.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => sendClientError(err, socket));
   return server;
+}
+
+/**
+ * The request as Node's server has it (Hono's Node adapter passes it as c.env): its body read straight from the
+ * IncomingMessage, and a client gone noticed on the response's close, as the adapter's own AbortSignal would
+ * be (closed before the response finished, or the request errored), without building either per request.
+ */
+function nodeRequest(c: Context): HostRequest | null {
+  const env = c.env as Partial<HttpBindings> | undefined;
+  const incoming = env?.incoming;
+  const outgoing = env?.outgoing as ServerResponse | undefined;
+  if (!incoming || !outgoing) return null;
+  return {
+    readBody: (limitBytes) => readIncoming(incoming, limitBytes),
+    onClientGone(listener) {
+      const onClose = (): void => {
+        if (incoming.errored || !outgoing.writableFinished) listener();
+      };
+      outgoing.once('close', onClose);
+      return () => void outgoing.off('close', onClose);
+    },
+  };
+}
+
+/**
+ * The body of a Node request as text, with readBodyText's limit and errors. Past the limit it stops listening
+ * and leaves the rest to the adapter, which drains it after the 413 is written, so the answer reaches the client.
+ */
+function readIncoming(incoming: IncomingMessage, limitBytes: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    checkDeclaredLength(incoming.headers['content-length'], limitBytes);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+      incoming.off('aborted', onAborted);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.byteLength;
+      if (size > limitBytes) {
+        stop();
+        reject(payloadTooLarge(limitBytes));
+      } else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(bodyText(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      stop();
+      reject(bodyReadError(err));
+    };
+    const onAborted = (): void => onError(new Error('aborted'));
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+    incoming.on('aborted', onAborted);
+  });
 }
 
 /**

@@ -125,6 +125,20 @@ export interface ApiAppOptions {
    * before its 404 and 405 answers; those under /v1/ need the key like every /v1 route.
    */
   readonly extraRoutes?: (app: Hono<ApiEnv>) => void;
+  /**
+   * The host server's own view of a request, where it has one cheaper than the web Request (node:http's request
+   * and response): the body read and a client that goes away noticed without a web stream and an AbortSignal
+   * built per request. Absent or null (Lambda): the web Request's body and signal.
+   */
+  readonly hostRequest?: (c: Context) => HostRequest | null;
+}
+
+/** See ApiAppOptions.hostRequest. */
+export interface HostRequest {
+  /** The body as text, as readBodyText reads it (same limit, same errors). */
+  readBody(limitBytes: number): Promise<string>;
+  /** Calls `listener` once if the client goes away before the response is written; returns the unsubscribe. */
+  onClientGone(listener: () => void): () => void;
 }
 
 /** The routes and the methods each allows, for 405 answers. */
@@ -282,7 +296,9 @@ async function completions(
   ctx: ParseContext,
 ): Promise<Response> {
   assertJsonContentType(c.req.header('content-type'));
-  const parsed = parse(endpoint, parseJsonBody(await readBodyText(c.req.raw, o.maxBodyBytes)), ctx);
+  const host = o.hostRequest?.(c) ?? null;
+  const text = host ? await host.readBody(o.maxBodyBytes) : await readBodyText(c.req.raw, o.maxBodyBytes);
+  const parsed = parse(endpoint, parseJsonBody(text), ctx);
   const requestId = c.get('requestId');
   if (parsed.ignoredFields.length > 0) {
     o.log.warn('request fields accepted but not acted on', { requestId, fields: parsed.ignoredFields });
@@ -331,10 +347,10 @@ async function completions(
     progress.close();
     if (!finished) void o.pipeline.cancel(id).catch(() => undefined);
   };
-  c.req.raw.signal.addEventListener('abort', onAbort, { once: true });
+  const unwatch = host ? host.onClientGone(onAbort) : watchSignal(c.req.raw.signal, onAbort);
   const done = (): void => {
     finished = true;
-    c.req.raw.signal.removeEventListener('abort', onAbort);
+    unwatch();
   };
 
   if (parsed.stream && !o.bufferStreams) return streamResponse(c, run, done);
@@ -351,6 +367,11 @@ async function completions(
     done();
     progress.close();
   }
+}
+
+function watchSignal(signal: AbortSignal, listener: () => void): () => void {
+  signal.addEventListener('abort', listener, { once: true });
+  return () => signal.removeEventListener('abort', listener);
 }
 
 /** One accepted request on its way to a response. */

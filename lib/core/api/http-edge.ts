@@ -83,36 +83,71 @@ export function assertJsonContentType(header: string | undefined | null): void {
  * counting otherwise (a chunked body that grows past the limit).
  */
 export async function readBodyText(request: Request, limitBytes: number): Promise<string> {
-  const declared = Number(request.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > limitBytes) {
-    await request.body?.cancel().catch(() => undefined);
-    throw payloadTooLarge(limitBytes);
+  const body = request.body;
+  if (body === null) {
+    checkDeclaredLength(request.headers.get('content-length'), limitBytes);
+    return '';
   }
-  if (request.body === null) return '';
-  const reader = request.body.getReader();
+  const reader = body.getReader();
+  return readBodyChunks(
+    request.headers.get('content-length'),
+    () => reader.read(),
+    () => reader.cancel().then(() => undefined),
+    limitBytes,
+  );
+}
+
+/**
+ * A body as text from its chunks, pulled from a web stream, under the size limit:
+ * refused early by its declared length, or as soon as what arrived passes the limit, the rest cancelled; a
+ * read that fails is the client's error (400 body_read_error).
+ */
+export async function readBodyChunks(
+  declaredLength: string | null | undefined,
+  next: () => Promise<{ done?: boolean | undefined; value?: Uint8Array | undefined }>,
+  cancel: () => Promise<void>,
+  limitBytes: number,
+): Promise<string> {
+  try {
+    checkDeclaredLength(declaredLength, limitBytes);
+  } catch (err) {
+    await cancel().catch(() => undefined);
+    throw err;
+  }
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await next();
       if (done) break;
+      if (!value) continue;
       size += value.byteLength;
       if (size > limitBytes) {
-        await reader.cancel().catch(() => undefined);
+        await cancel().catch(() => undefined);
         throw payloadTooLarge(limitBytes);
       }
       chunks.push(value);
     }
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    throw new ApiError(
-      400,
-      `could not read the request body: ${err instanceof Error ? err.message : String(err)}`,
-      'invalid_request_error',
-      null,
-      'body_read_error',
-    );
+    throw bodyReadError(err);
   }
+  return bodyText(chunks, size);
+}
+
+/** A body that could not be read: the client's error. */
+export function bodyReadError(err: unknown): ApiError {
+  return new ApiError(
+    400,
+    `could not read the request body: ${err instanceof Error ? err.message : String(err)}`,
+    'invalid_request_error',
+    null,
+    'body_read_error',
+  );
+}
+
+/** The chunks of a body, `size` bytes in all, as text. */
+export function bodyText(chunks: readonly Uint8Array[], size: number): string {
   const bytes = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
@@ -121,4 +156,10 @@ export async function readBodyText(request: Request, limitBytes: number): Promis
   }
   // A byte-order mark stays in the text (and fails JSON.parse), as it did with Node's own decoder.
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+}
+
+/** Refuses a body whose declared Content-Length is over the limit, before reading any of it. */
+export function checkDeclaredLength(declaredLength: string | null | undefined, limitBytes: number): void {
+  const declared = Number(declaredLength);
+  if (declaredLength != null && Number.isFinite(declared) && declared > limitBytes) throw payloadTooLarge(limitBytes);
 }
