@@ -6,7 +6,7 @@ import {
   formatSystemSpec,
   jsonSafe,
   meanArrivalRate,
-  OUTCOME_COMPLETED,
+  missBreakdown,
   REJECTED,
   resolveSimOptions,
   simulate,
@@ -149,17 +149,7 @@ function sweepSystem(
     }
     onRun?.(k, workload, result);
     const metrics = result.metrics;
-    const t = result.requests;
-    const slo = result.options.slo;
-    let ttftMiss = 0;
-    let tpotMiss = 0;
-    for (let i = 0; i < t.outcome.length; i++) {
-      if (t.outcome[i] !== OUTCOME_COMPLETED) continue;
-      const first = (t.firstTokenMs[i] as number) - (t.arrivalMs[i] as number);
-      if (first > slo.ttftMs) ttftMiss += 1;
-      const out = t.outputTokens[i] as number;
-      if (out > 1 && ((t.endMs[i] as number) - (t.firstTokenMs[i] as number)) / (out - 1) > slo.tpotMs) tpotMiss += 1;
-    }
+    const missed = missBreakdown(result);
     const share = (x: number): number => (metrics.requests > 0 ? Math.round((x / metrics.requests) * 1e6) / 1e6 : 0);
     results.push({
       value: steps[k] as number,
@@ -169,7 +159,7 @@ function sweepSystem(
       ttftP99Ms: metrics.ttftMs.p99,
       tpotP99Ms: metrics.tpotMs.p99,
       rejected: metrics.rejected,
-      misses: { ttft: share(ttftMiss), tpot: share(tpotMiss), rejected: share(metrics.rejected) },
+      misses: { ttft: share(missed.ttft), tpot: share(missed.tpot), rejected: share(metrics.rejected) },
     });
   }
   const passing = results.filter((s) => s.sloAttainment >= target);
