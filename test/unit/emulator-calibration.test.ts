@@ -23,6 +23,7 @@ import {
   STACK_FITS,
   STORED_STATE,
 } from '../../lib/core/emulator/calibration';
+import { fitStack } from '../../lib/core/emulator/calibration/fit';
 
 const CALIBRATION_TIMEOUT = 300_000;
 
@@ -142,3 +143,35 @@ describe('the calibration data module', () => {
     expect(check.status).toBe(0);
   });
 });
+
+describe('fit priors', () => {
+  // trn2's HBM read efficiency alone, fitted to the 405B per-token point alone, with and without its prior.
+  const nxdi = STACK_FITS.find((s) => s.stack === 'nxdi')!;
+  const bandwidth = nxdi.free.find((p) => p.name === 'trn2.bandwidthEfficiency')!;
+  const point = calibrationPoints().find((p) => p.id === 'nxdi-trn2x16-405b-tpot')!;
+  const fitted = (withPrior: boolean): number => {
+    const { prior: _prior, ...bare } = bandwidth;
+    const fit = { ...nxdi, free: [withPrior ? bandwidth : bare] };
+    const state = fitStack(STORED_STATE, fit, [point]);
+    return (state.factors.nxdi!.trn2 as HbmFactors).bandwidthEfficiency;
+  };
+
+  it('names a value and a reason, and pulls a loosely pinned factor toward the value without overriding the data', () => {
+    expect(bandwidth.prior?.value).toBeGreaterThan(0);
+    expect(bandwidth.prior?.reason.length).toBeGreaterThan(20);
+    const free = fitted(false);
+    const held = fitted(true);
+    // Without the prior one point and one factor meet exactly; with it the value lies between that and the prior.
+    const withoutPrior = { ...STORED_STATE, factors: withFactor(STORED_STATE.factors, free) };
+    expect(Math.abs(point.predict(withoutPrior) / point.measured - 1)).toBeLessThan(0.005);
+    const [lo, hi] = [Math.min(free, bandwidth.prior!.value), Math.max(free, bandwidth.prior!.value)];
+    expect(held).toBeGreaterThan(lo);
+    expect(held).toBeLessThan(hi);
+    expect(Math.abs(held - free)).toBeGreaterThan(1e-3);
+  });
+});
+
+function withFactor(table: FactorTable, bandwidthEfficiency: number): FactorTable {
+  const trn2 = table.nxdi!.trn2 as HbmFactors;
+  return { ...table, nxdi: { ...table.nxdi, trn2: { ...trn2, bandwidthEfficiency } } };
+}

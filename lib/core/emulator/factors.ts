@@ -156,14 +156,14 @@ export const FITTED_FACTORS: FactorTable = {
     trn2: {
       kind: 'hbm',
       matmulEfficiency: 1,
-      bandwidthEfficiency: 0.5822,
-      attentionEfficiency: 0.02795,
+      bandwidthEfficiency: 0.7691,
+      attentionEfficiency: 0.0266,
       elementwiseVectors: 10,
       kernelFloorUs: 8,
-      layerOverheadUs: 0.1786,
+      layerOverheadUs: 0,
       sequenceOverheadUs: 0,
-      stepOverheadUs: 4482,
-      prefillOverheadUs: 41240,
+      stepOverheadUs: 5849,
+      prefillOverheadUs: 41520,
       stepOverheadPerHopUs: 0,
       allReduceBaseUs: 10,
       allReducePerHopUs: 2,
@@ -230,13 +230,13 @@ export const FITTED_FACTORS: FactorTable = {
 
 export const FITTED_BANDS: Readonly<Record<DeviceFamily, FamilyBand>> = {
   gpu: { calibrated: 0.1845, borrowed: 0.308 },
-  neuron: { calibrated: 0.2282, borrowed: 0.4809 },
+  neuron: { calibrated: 0.2623, borrowed: 0.4809 },
   wafer: { calibrated: 0.2371, borrowed: 0.4743 },
 };
 
 /** Fitted acceptance rates of draft -> target pairs (see speculative.ts PROVIDER_SPECULATION). */
 export const FITTED_ACCEPTANCE: Readonly<Record<string, number>> = {
-  'llama-3.2-1b>llama-70b': 0.8355,
+  'llama-3.2-1b>llama-70b': 0.8041,
   'cerebras:llama-3.2-1b>llama-70b': 0.4884,
 };
 // END FITTED FACTORS

@@ -66,9 +66,11 @@ export function crossValidate(onFold?: (done: number, total: number) => void, on
     seen.add(signature);
     const free = STACK_FITS.find((s) => s.stack === fold.stack)?.free.length ?? 0;
     const training = calibrationPoints().filter((p) => p.stack === fold.stack && p.role === 'fit' && !held(p));
+    // A fold runs when its training points can determine every free factor (as many points as factors, at
+    // least three; priors steady what they leave loose); fewer would be a guess, not a prediction.
     const skip = duplicate
       ? 'the same points as another fold'
-      : training.length <= Math.max(2, free)
+      : training.length < Math.max(3, free)
         ? `${training.length} points would be left to fit ${free} factors`
         : null;
     if (skip) {

@@ -7,7 +7,7 @@ import { levenbergMarquardt } from 'ml-levenberg-marquardt';
 import type { DeviceId } from '../devices';
 import type { DeviceFactors, FactorTable } from '../factors';
 import { STACK_IDS, type StackId } from '../stacks';
-import { STACK_FITS, type StackFit } from './parameters';
+import { PRIOR_LOG_SIGMA, STACK_FITS, type StackFit } from './parameters';
 import { calibrationPoints, type CalibrationPoint, type FitState } from './points';
 
 /** The order the stacks are fitted in (each stack is fitted on its own points). */
@@ -119,15 +119,21 @@ function fitWeighted(
     const v = Math.log(readParameter(state, fit, i));
     return Math.min(hi[i] as number, Math.max(lo[i] as number, v));
   });
+  const priors = fit.free.flatMap((p, i) => (p.prior ? [{ index: i, log: Math.log(p.prior.value) }] : []));
   const residuals = (logValues: readonly number[]): number[] => {
     const s = withParameters(state, fit, logValues.map(Math.exp));
-    return points.map((p, i) => {
+    const fromPoints = points.map((p, i) => {
       const r = logError(p, s) * (weights[i] as number);
       return Number.isFinite(r) ? r : 50;
     });
+    const fromPriors = priors.map((p) => ((logValues[p.index] as number) - p.log) / PRIOR_LOG_SIGMA);
+    return [...fromPoints, ...fromPriors, ...padding];
   };
+  // The solver wants at least three rows; rows that are always zero change nothing.
+  const padding = new Array<number>(Math.max(0, 3 - points.length - priors.length)).fill(0);
+  const rows = points.length + priors.length + padding.length;
   const result = levenbergMarquardt(
-    { x: points.map((_, i) => i), y: points.map(() => 0) },
+    { x: Array.from({ length: rows }, (_, i) => i), y: new Array<number>(rows).fill(0) },
     (params: number[]) => {
       const r = residuals(params);
       return (i: number) => r[i] as number;
