@@ -22,6 +22,8 @@ export const MODEL_IDS = [
   'codellama-13b',
   'mistral-7b',
   'bloom-176b',
+  'falcon-180b',
+  'gpt-j-6b',
 ] as const;
 export type ModelId = (typeof MODEL_IDS)[number];
 
@@ -449,6 +451,46 @@ export const MODELS: Readonly<Record<ModelId, ModelProfile>> = {
     tokenizer: 'llama2', // approximation: BLOOM's 250k vocabulary has no npm tokenizer; it is here for calibration (SplitwiseSim)
     publishedParams: 176.2 * B,
     sources: ['bigscience/bloom config.json (Hugging Face); 176B parameters (BigScience model card)'],
+  },
+  'falcon-180b': {
+    id: 'falcon-180b',
+    name: 'Falcon 180B',
+    layers: 80,
+    hiddenSize: 14_848,
+    heads: 232,
+    kvHeads: 8, // grouped (new_decoder_architecture, num_kv_heads 8)
+    headDim: 64,
+    vocabSize: 65_024,
+    intermediateSize: 59_392, // 4 x hidden, GELU (attention and MLP in parallel)
+    mlp: 'plain',
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: true,
+    maxContext: 2048,
+    nativeWeightDtype: 'bf16',
+    tokenizer: 'llama2', // approximation: Falcon's 65k vocabulary has no npm tokenizer; it is here for calibration (TensorRT-LLM's table)
+    publishedParams: 180 * B,
+    sources: ['tiiuae/falcon-180B config.json (Hugging Face); 180B parameters (TII model card)'],
+  },
+  'gpt-j-6b': {
+    id: 'gpt-j-6b',
+    name: 'GPT-J 6B',
+    layers: 28,
+    hiddenSize: 4096,
+    heads: 16,
+    kvHeads: 16,
+    headDim: 256,
+    vocabSize: 50_400,
+    intermediateSize: 16_384, // n_inner unset: 4 x hidden, GELU (attention and MLP in parallel)
+    mlp: 'plain',
+    moe: null,
+    attentionWindow: null,
+    tiedEmbeddings: false,
+    maxContext: 2048,
+    nativeWeightDtype: 'fp16',
+    tokenizer: 'llama2', // approximation: GPT-J's GPT-2 BPE is not among the served families; it is here for calibration
+    publishedParams: 6.053 * B,
+    sources: ['EleutherAI/gpt-j-6b config.json (Hugging Face); 6,053,381,344 parameters (EleutherAI model card)'],
   },
 };
 

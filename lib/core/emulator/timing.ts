@@ -308,7 +308,8 @@ function hbmPass(
   const allReduceS = ranks > 1 ? 2 * model.layers * allReduceSeconds(activationBytes, device, t, ranks, f) : 0;
   const layerOverheadS = model.layers * (f.layerOverheadUs + f.sequenceOverheadUs * work.sequences) * US;
   const fixedUs = kind === 'prefill' ? f.prefillOverheadUs : f.stepOverheadUs;
-  const stepS = (fixedUs + f.stepOverheadPerHopUs * Math.log2(ranks)) * US;
+  const perHopUs = kind === 'prefill' ? f.prefillOverheadPerHopUs : f.stepOverheadPerHopUs;
+  const stepS = (fixedUs + perHopUs * Math.log2(ranks)) * US;
 
   // Pipeline stages run one after another; chunked prefill overlaps them ((chunks + stages - 1) / (chunks x stages)).
   const exposed = pipelineFactor(kind, n, layout.pipelineStages);
@@ -506,6 +507,7 @@ function draftPassFromWork(
             stepOverheadUs: 0,
             prefillOverheadUs: 0,
             stepOverheadPerHopUs: 0,
+            prefillOverheadPerHopUs: 0,
             allReduceBaseUs: 0,
             allReducePerHopUs: 0,
           },

@@ -56,6 +56,7 @@ const hbm = (over: Partial<HbmFactors>): HbmFactors => ({
   stepOverheadUs: 1000,
   prefillOverheadUs: 1000,
   stepOverheadPerHopUs: 0,
+  prefillOverheadPerHopUs: 0,
   allReduceBaseUs: 10,
   allReducePerHopUs: 2,
   linkEfficiency: 0.7,
@@ -108,8 +109,8 @@ export const STACK_FITS: readonly StackFit[] = [
   {
     stack: 'gpu-2025',
     start: {
-      a100: hbm({ matmulEfficiency: 0.69, bandwidthEfficiency: 0.8 }),
-      h100: hbm({ matmulEfficiency: 0.66, bandwidthEfficiency: 0.88 }),
+      a100: hbm({ matmulEfficiency: 0.69, bandwidthEfficiency: 0.8, prefillOverheadPerHopUs: 100 }),
+      h100: hbm({ matmulEfficiency: 0.66, bandwidthEfficiency: 0.88, prefillOverheadPerHopUs: 100 }),
     },
     free: [
       ...(['a100', 'h100'] as const).flatMap((d) => [
@@ -123,6 +124,7 @@ export const STACK_FITS: readonly StackFit[] = [
       f('gpu.attentionEfficiency', ['a100', 'h100'], 'attentionEfficiency', 0.05, 1),
       f('gpu.stepOverheadUs', ['a100', 'h100'], 'stepOverheadUs', 10, 20_000),
       f('gpu.prefillOverheadUs', ['a100', 'h100'], 'prefillOverheadUs', 10, 50_000),
+      f('gpu.prefillOverheadPerHopUs', ['a100', 'h100'], 'prefillOverheadPerHopUs', 1, 50_000),
     ],
     assumptions: [
       'no per-layer or per-sequence overhead: CUDA graphs and paged attention remove them',
@@ -132,8 +134,20 @@ export const STACK_FITS: readonly StackFit[] = [
   {
     stack: 'splitwise-2023',
     start: {
-      a100: hbm({ matmulEfficiency: 0.68, bandwidthEfficiency: 0.9, attentionEfficiency: 0.1, layerOverheadUs: 150 }),
-      h100: hbm({ matmulEfficiency: 0.57, bandwidthEfficiency: 0.85, attentionEfficiency: 0.06, layerOverheadUs: 50 }),
+      a100: hbm({
+        matmulEfficiency: 0.68,
+        bandwidthEfficiency: 0.9,
+        attentionEfficiency: 0.1,
+        layerOverheadUs: 150,
+        stepOverheadPerHopUs: 100,
+      }),
+      h100: hbm({
+        matmulEfficiency: 0.57,
+        bandwidthEfficiency: 0.85,
+        attentionEfficiency: 0.06,
+        layerOverheadUs: 50,
+        stepOverheadPerHopUs: 100,
+      }),
     },
     free: [
       ...(['a100', 'h100'] as const).flatMap((d) => [
@@ -149,6 +163,7 @@ export const STACK_FITS: readonly StackFit[] = [
       ]),
       f('gpu.stepOverheadUs', ['a100', 'h100'], 'stepOverheadUs', 10, 50_000),
       f('gpu.prefillOverheadUs', ['a100', 'h100'], 'prefillOverheadUs', 10, 50_000),
+      f('gpu.stepOverheadPerHopUs', ['a100', 'h100'], 'stepOverheadPerHopUs', 1, 50_000),
     ],
     assumptions: ['kernel floor 8 us per matrix multiply (the shortest kernels in the Vidur profiles)'],
   },

@@ -139,6 +139,14 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
       ['a100', 1, 'llama-2-7b', 'fp16', 2048, 133, '| LLaMA 7B | 1 | 1 | 2048 | 133 |'],
       ['a100', 4, 'llama-2-70b', 'fp16', 128, 47, '| LLaMA 70B | 1 | 4 | 128 | 47 |'],
       ['a100', 4, 'llama-2-70b', 'fp16', 2048, 377, '| LLaMA 70B | 1 | 4 | 2048 | 377 |'],
+      ['h100', 1, 'gpt-j-6b', 'fp8', 128, 7, '| GPT-J 6B | 1 | 1 | 128 | 7 |'],
+      ['h100', 1, 'gpt-j-6b', 'fp8', 2048, 29, '| GPT-J 6B | 1 | 1 | 2048 | 29 |'],
+      ['h100', 8, 'falcon-180b', 'fp8', 128, 27, '| Falcon 180B | 1 | 8 | 128 | 27 |'],
+      ['h100', 8, 'falcon-180b', 'fp8', 2048, 205, '| Falcon 180B | 1 | 8 | 2048 | 205 |'],
+      ['a100', 1, 'gpt-j-6b', 'fp16', 128, 12, '| GPT-J 6B | 1 | 1 | 128 | 12 |'],
+      ['a100', 1, 'gpt-j-6b', 'fp16', 2048, 129, '| GPT-J 6B | 1 | 1 | 2048 | 129 |'],
+      ['a100', 8, 'falcon-180b', 'fp16', 128, 61, '| Falcon 180B | 1 | 8 | 128 | 61 |'],
+      ['a100', 8, 'falcon-180b', 'fp16', 2048, 509, '| Falcon 180B | 1 | 8 | 2048 | 509 |'],
     ] as const
   ).map(([device, count, model, dtype, prompt, ms, quote]): PublishedPoint => ({
     id: `trtllm-${device}x${count}-${model}-ttft-${prompt}`,
