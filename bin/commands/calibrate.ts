@@ -17,6 +17,7 @@ import {
   renderCvSource,
   renderFittedSource,
   runCalibration,
+  STACK_FITS,
   type CalibrationRow,
   type GroupSummary,
 } from '../../lib/core/emulator/calibration';
@@ -61,7 +62,24 @@ export function calibrationJson(rows: readonly CalibrationRow[]): unknown {
     fit: fitSummary(rows),
     crossValidation: { overallMedianError: CV_OVERALL_MEDIAN, limit: CV_MEDIAN_LIMIT, groups: CV_SUMMARY },
     bands: FITTED_BANDS,
+    assumptions: STACK_FITS.map((fit) => ({
+      stack: fit.stack,
+      freeFactors: fit.free.map((p) => p.name),
+      priors: fit.free.flatMap((p) => (p.prior ? [{ factor: p.name, ...p.prior }] : [])),
+      fixed: fit.assumptions,
+    })),
   };
+}
+
+/** What each stack's fit may move, the priors it leans on and the values it keeps fixed, with their reasons. */
+function assumptionsText(): string {
+  return STACK_FITS.map((fit) => {
+    const priors = fit.free.flatMap((p) =>
+      p.prior ? [`    prior ${p.name} = ${p.prior.value}: ${p.prior.reason}`] : [],
+    );
+    const fixed = fit.assumptions.map((a) => `    fixed: ${a}`);
+    return [`  ${fit.stack}: ${fit.free.length} free factors`, ...priors, ...fixed].join('\n');
+  }).join('\n');
 }
 
 function fitSummaryText(rows: readonly CalibrationRow[]): string {
@@ -135,7 +153,10 @@ export function calibrationText(all = false): string {
       : 'Serving points (SplitwiseSim and Neuron 2.18 tables summarised above; --all lists them):',
     pointsText(rows, all),
     '',
-    'Leave-one-group-out cross-validation (stored from the last `calibrate --fit --write`; --cv recomputes):',
+    'What each fit may move, its priors and its fixed values:',
+    assumptionsText(),
+    '',
+    'Leave-one-group-out cross-validation (stored from the last `calibrate --fit --write`; --fit recomputes):',
     cvText(CV_SUMMARY, CV_OVERALL_MEDIAN),
     '',
     bandsText(FITTED_BANDS),

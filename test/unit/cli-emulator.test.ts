@@ -247,5 +247,20 @@ describe('disagg CLI (contract)', () => {
     for (const p of out.points) expect(p.source.length).toBeGreaterThan(20);
     expect(out.crossValidation.overallMedianError).toBeLessThanOrEqual(out.crossValidation.limit);
     expect(out.crossValidation.groups.length).toBeGreaterThan(20);
+    // Every stack's fit says what it may move and what it keeps fixed; every prior carries its reason.
+    expect(out.assumptions.map((a: { stack: string }) => a.stack)).toContain('nxdi');
+    const priors = out.assumptions.flatMap((a: { priors: { reason: string; value: number }[] }) => a.priors);
+    expect(priors.length).toBeGreaterThan(0);
+    for (const p of priors) {
+      expect(p.value).toBeGreaterThan(0);
+      expect(p.reason.length).toBeGreaterThan(20);
+    }
+  });
+
+  it("calibrate prints each fit's priors and fixed values beside the tables", async () => {
+    const { code, stdout } = await run('calibrate');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/nxdi: \d+ free factors\n {4}prior trn2\.bandwidthEfficiency = 0\.\d+: /);
+    expect(stdout).toContain('fixed: kernel floor 8 us per matrix multiply');
   });
 });

@@ -165,14 +165,14 @@ export const FITTED_FACTORS: FactorTable = {
     trn2: {
       kind: 'hbm',
       matmulEfficiency: 1,
-      bandwidthEfficiency: 0.7691,
-      attentionEfficiency: 0.0266,
+      bandwidthEfficiency: 0.7259,
+      attentionEfficiency: 0.02687,
       elementwiseVectors: 10,
       kernelFloorUs: 8,
       layerOverheadUs: 0,
       sequenceOverheadUs: 0,
-      stepOverheadUs: 5849,
-      prefillOverheadUs: 41520,
+      stepOverheadUs: 5570,
+      prefillOverheadUs: 41470,
       stepOverheadPerHopUs: 0,
       prefillOverheadPerHopUs: 0,
       allReduceBaseUs: 10,
@@ -248,7 +248,7 @@ export const FITTED_BANDS: Readonly<Record<DeviceFamily, FamilyBand>> = {
 
 /** Fitted acceptance rates of draft -> target pairs (see speculative.ts PROVIDER_SPECULATION). */
 export const FITTED_ACCEPTANCE: Readonly<Record<string, number>> = {
-  'llama-3.2-1b>llama-70b': 0.8041,
+  'llama-3.2-1b>llama-70b': 0.8094,
   'cerebras:llama-3.2-1b>llama-70b': 0.4884,
 };
 // END FITTED FACTORS

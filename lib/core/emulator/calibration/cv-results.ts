@@ -4,7 +4,7 @@
  */
 import type { GroupSummary } from './cv';
 
-export const CV_OVERALL_MEDIAN = 0.1113;
+export const CV_OVERALL_MEDIAN = 0.1112;
 
 export const CV_SUMMARY: readonly GroupSummary[] = [
   {
@@ -158,32 +158,32 @@ export const CV_SUMMARY: readonly GroupSummary[] = [
     kind: 'model',
     group: 'llama-3.3-70b',
     points: 3,
-    medianError: 0.32461974992106446,
-    worstError: 0.36752221457176826,
+    medianError: 0.3255425579767214,
+    worstError: 0.3651591901437221,
   },
   {
     stack: 'nxdi',
     kind: 'model',
     group: 'llama-3.1-405b',
     points: 3,
-    medianError: 0.19939045786361342,
-    worstError: 0.747073544058654,
+    medianError: 0.19740879094726094,
+    worstError: 0.7422609334410482,
   },
   {
     stack: 'nxdi',
     kind: 'model',
     group: 'llama-3.1-8b',
     points: 2,
-    medianError: 0.42458561554949353,
-    worstError: 0.779664791195779,
+    medianError: 0.43040551167972585,
+    worstError: 0.7773774083876257,
   },
   {
     stack: 'nxdi',
     kind: 'model',
     group: 'gpt-oss-120b',
     points: 1,
-    medianError: 0.490656963413183,
-    worstError: 0.490656963413183,
+    medianError: 0.43096133530255853,
+    worstError: 0.43096133530255853,
   },
   {
     stack: 'nxdi',
