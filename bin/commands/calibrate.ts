@@ -28,6 +28,7 @@ const unit: Record<string, string> = {
   ttftMs: 'ms',
   tpotMs: 'ms',
   tokensPerSecond: 'tok/s',
+  e2eMs: 'ms',
   kernelMs: 'ms',
   allReduceMs: 'ms',
 };

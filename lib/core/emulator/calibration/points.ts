@@ -23,7 +23,7 @@ import {
 } from './data';
 import { PUBLISHED_POINTS, type PublishedPoint, type PublishedSpeculation } from './published';
 
-export type CalibrationMetric = 'ttftMs' | 'tpotMs' | 'tokensPerSecond' | 'kernelMs' | 'allReduceMs';
+export type CalibrationMetric = 'ttftMs' | 'tpotMs' | 'tokensPerSecond' | 'e2eMs' | 'kernelMs' | 'allReduceMs';
 
 /** What the fit varies: the factor table and the fitted acceptance rates. */
 export interface FitState {
@@ -124,7 +124,7 @@ interface ServingShape {
   readonly batch: number;
   readonly promptTokens: number;
   readonly outputTokens: number;
-  readonly metric: 'ttftMs' | 'tpotMs' | 'tokensPerSecond';
+  readonly metric: 'ttftMs' | 'tpotMs' | 'tokensPerSecond' | 'e2eMs';
   readonly measured: number;
   readonly source: string;
   readonly role: 'fit' | 'check';
@@ -162,6 +162,11 @@ function servingPoint(shape: ServingShape): CalibrationPoint {
           : requested;
       const meanContext = shape.promptTokens + Math.max(0, shape.outputTokens - 1) / 2;
       const tpot = decodeTokenTime(model, shape.pool, shape.batch, meanContext, compute, spec);
+      if (shape.metric === 'e2eMs') {
+        // The batch's prompts prefilled in one pass, then every further token at the batch's pace.
+        const prompts = Array.from({ length: shape.batch }, () => ({ newTokens: shape.promptTokens, cachedTokens: 0 }));
+        return prefillTime(model, shape.pool, prompts, compute).ms + (shape.outputTokens - 1) * tpot;
+      }
       return shape.metric === 'tpotMs' ? tpot : 1000 / tpot;
     },
   };
@@ -400,7 +405,9 @@ function publishedPoints(): CalibrationPoint[] {
     const model = MODELS[p.model];
     const count = p.count ?? fewestDevices(model, p.device, p.weightDtype, p.promptTokens + p.outputTokens);
     const pool = { device: p.device, count };
-    const label = `${p.device}x${count} ${p.model} ${p.metric === 'tokensPerSecond' ? 'per-user speed' : p.metric === 'ttftMs' ? 'TTFT' : 'TPOT'}, ${p.promptTokens} in`;
+    const what = { tokensPerSecond: 'per-user speed', ttftMs: 'TTFT', tpotMs: 'TPOT', e2eMs: 'end-to-end' }[p.metric];
+    const batch = p.batch > 1 && p.metric === 'e2eMs' ? `, batch ${p.batch}` : '';
+    const label = `${p.device}x${count} ${p.model} ${what}, ${p.promptTokens} in${batch}`;
     return servingPoint({
       id: p.id,
       label,

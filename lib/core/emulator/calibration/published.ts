@@ -7,7 +7,8 @@ import type { DeviceId } from '../devices';
 import type { Dtype, ModelId } from '../models';
 import type { StackId } from '../stacks';
 
-export type PublishedMetric = 'ttftMs' | 'tpotMs' | 'tokensPerSecond';
+/** `e2eMs`: one request's whole latency, the batch's prompts prefilled together, then every output token. */
+export type PublishedMetric = 'ttftMs' | 'tpotMs' | 'tokensPerSecond' | 'e2eMs';
 
 export interface PublishedSpeculation {
   /** A listed draft model, or 'eagle' for a draft head. */
@@ -48,6 +49,8 @@ const TRT =
   'NVIDIA TensorRT-LLM docs/source/performance.md (release 0.5.0), low-latency table: batch 1, first-token latency';
 const NXDI_405B =
   'AWS Neuron NxD Inference tutorial "Llama-3.1-405B on trn2.48xlarge" (llama405b_perf_comparison.csv): TP 64, LNC 2, batch 1, 10k in / 1.5k out, LLMPerf p50';
+const VLLM_BENCH =
+  'vLLM nightly performance benchmark (Buildkite vllm/performance-benchmark build 9515), latency tests on H200: batch 8, 32 in / 128 out, median';
 const EAGLE_8B =
   'AWS Neuron vLLM plugin tutorial "EAGLE3 speculative decoding, Llama 3.1 8B Instruct" (trn2, TP 8, concurrency 2, 512 in / 128 out)';
 const EAGLE_OSS =
@@ -164,6 +167,32 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     source: TRT,
     quote,
     role: 'fit',
+  })),
+  ...(
+    [
+      ['llama-3.1-8b', 1, 833.53, 'latency_llama8B_tp1 | H200 | 833.421 | 833.53'],
+      ['llama-3.1-70b', 4, 2077.56, 'latency_llama70B_tp4 | H200 | 2077.53 | 2077.56'],
+      ['mixtral-8x7b', 2, 1916.58, 'latency_mixtral8x7B_tp2 | H200 | 1917.44 | 1916.58'],
+    ] as const
+  ).map(([model, count, ms, quote]): PublishedPoint => ({
+    id: `vllm-h200x${count}-${model}-e2e`,
+    stack: 'gpu-2025',
+    device: 'h200',
+    count,
+    model,
+    weightDtype: 'bf16',
+    batch: 8,
+    promptTokens: 32,
+    outputTokens: 128,
+    metric: 'e2eMs',
+    measured: ms,
+    speculative: null,
+    source: VLLM_BENCH,
+    quote,
+    role: 'check',
+    note:
+      "no H200 point is fitted, so H200 borrows H100's factors: these check that borrowing. Median end-to-end " +
+      'latency of a batch of 8 (vLLM benchmark_latency); Llama 3 70B as Llama 3.1 70B (the same layers)',
   })),
   {
     id: 'sglang-h100-8b-speed',
