@@ -192,7 +192,7 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     role: 'check',
     note:
       "no H200 point is fitted, so H200 borrows H100's factors: these check that borrowing. Median end-to-end " +
-      'latency of a batch of 8 (vLLM benchmark_latency); Llama 3 70B as Llama 3.1 70B (the same layers)',
+      'latency of a batch of 8 (vLLM benchmark_latency, dummy weights); Meta-Llama-3 8B and 70B as Llama 3.1 (the same layers)',
   })),
   {
     id: 'sglang-h100-8b-speed',
