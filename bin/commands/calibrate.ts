@@ -11,6 +11,7 @@ import { STACKS } from '../../lib/core/emulator';
 import {
   calibrationTable,
   CV_MEDIAN_LIMIT,
+  CV_FAMILY_MEDIANS,
   CV_OVERALL_MEDIAN,
   CV_SUMMARY,
   fitSummary,
@@ -61,7 +62,12 @@ export function calibrationJson(rows: readonly CalibrationRow[]): unknown {
       errorPercent: Number((r.error * 100).toFixed(2)),
     })),
     fit: fitSummary(rows),
-    crossValidation: { overallMedianError: CV_OVERALL_MEDIAN, limit: CV_MEDIAN_LIMIT, groups: CV_SUMMARY },
+    crossValidation: {
+      overallMedianError: CV_OVERALL_MEDIAN,
+      limit: CV_MEDIAN_LIMIT,
+      familyMedianErrors: CV_FAMILY_MEDIANS,
+      groups: CV_SUMMARY,
+    },
     bands: FITTED_BANDS,
     assumptions: STACK_FITS.map((fit) => ({
       stack: fit.stack,
@@ -71,6 +77,11 @@ export function calibrationJson(rows: readonly CalibrationRow[]): unknown {
     })),
   };
 }
+
+const familiesText = (): string =>
+  Object.entries(CV_FAMILY_MEDIANS)
+    .map(([family, m]) => `${family} ${pct(m)}`)
+    .join(', ');
 
 /** What each stack's fit may move, the priors it leans on and the values it keeps fixed, with their reasons. */
 function assumptionsText(): string {
@@ -159,6 +170,7 @@ export function calibrationText(all = false): string {
     '',
     'Leave-one-group-out cross-validation (stored from the last `calibrate --fit --write`; --fit recomputes):',
     cvText(CV_SUMMARY, CV_OVERALL_MEDIAN),
+    `By device family: ${familiesText()}.`,
     '',
     bandsText(FITTED_BANDS),
   ].join('\n');
@@ -191,7 +203,7 @@ export function calibrationMarkdown(): string {
     '',
     ...cv,
     '',
-    `Cross-validated median error: ${mdPct(CV_OVERALL_MEDIAN)} (limit ${mdPct(CV_MEDIAN_LIMIT)}).`,
+    `Cross-validated median error: ${mdPct(CV_OVERALL_MEDIAN)} (limit ${mdPct(CV_MEDIAN_LIMIT)}); by device family: ${familiesText()}.`,
   ].join('\n');
 }
 
@@ -210,7 +222,7 @@ export async function refit(write: boolean, progress: (done: number, total: numb
   const updated = `${source.slice(0, begin)}${renderFittedSource(run.state, run.bands)}\n${source.slice(end)}`;
   const cvFile = join(root, 'lib', 'core', 'emulator', 'calibration', 'cv-results.ts');
   await writeFormatted(factorsFile, updated);
-  await writeFormatted(cvFile, renderCvSource(run.summary, run.overall));
+  await writeFormatted(cvFile, renderCvSource(run.summary, run.overall, run.families));
   return `${text}\n\nwrote lib/core/emulator/factors.ts and lib/core/emulator/calibration/cv-results.ts`;
 }
 

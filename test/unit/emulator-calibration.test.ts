@@ -15,8 +15,10 @@ import {
   calibrationTable,
   crossValidate,
   CV_MEDIAN_LIMIT,
+  CV_FAMILY_MEDIANS,
   CV_OVERALL_MEDIAN,
   errorBands,
+  familyMedianErrors,
   factorDrift,
   fitAll,
   overallMedianError,
@@ -106,6 +108,11 @@ describe('leave-one-group-out cross-validation', () => {
       const overall = overallMedianError(folds);
       expect(overall).toBeLessThanOrEqual(CV_MEDIAN_LIMIT);
       expect(Math.abs(overall - CV_OVERALL_MEDIAN)).toBeLessThan(0.005);
+      const families = familyMedianErrors(folds);
+      for (const family of ['gpu', 'neuron', 'wafer'] as const) {
+        expect(families[family]).toBeGreaterThan(0);
+        expect(Math.abs(families[family] - CV_FAMILY_MEDIANS[family])).toBeLessThan(0.005);
+      }
       const bands = errorBands(folds);
       for (const family of ['gpu', 'neuron', 'wafer'] as const) {
         expect(bands[family].calibrated).toBeCloseTo(FITTED_BANDS[family].calibrated, 2);

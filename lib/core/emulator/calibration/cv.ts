@@ -143,6 +143,18 @@ export function overallMedianError(folds: readonly FoldResult[]): number {
   return median(folds.flatMap((f) => f.predictions.map((p) => Math.abs(p.error))));
 }
 
+/** Median |error| of the held-out predictions of each device family, every fold kind pooled. */
+export function familyMedianErrors(folds: readonly FoldResult[]): Record<DeviceFamily, number> {
+  const out = {} as Record<DeviceFamily, number>;
+  for (const family of ['gpu', 'neuron', 'wafer'] as const) {
+    const errors = folds
+      .filter((f) => STACKS[f.stack].family === family)
+      .flatMap((f) => f.predictions.map((p) => Math.abs(p.error)));
+    out[family] = round(median(errors));
+  }
+  return out;
+}
+
 /** The share of held-out predictions the band covers. */
 export const BAND_COVERAGE = 0.8;
 
