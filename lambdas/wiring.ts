@@ -16,7 +16,6 @@ import type { LogItemMessage } from '@aws-lambda-powertools/logger/types';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { awsClientConfig } from '../lib/adapters/aws-clients';
 import { ReferenceBackend } from '../lib/adapters/backend-reference';
-import { uninitializedBytes } from '../lib/adapters/blob-memory';
 import { fastestCrc32c } from '../lib/adapters/checksum-native';
 import { RealClock } from '../lib/adapters/clock-real';
 import { MemoryEventBus } from '../lib/adapters/events-memory';
@@ -343,7 +342,6 @@ export function prefillDeps(w: Wiring): PrefillDeps {
     queue: w.queue,
     randomKey: w.randomKey,
     crc32c: kvChecksum(w),
-    kvBlobMemory: uninitializedBytes,
   };
 }
 

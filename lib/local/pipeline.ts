@@ -3,7 +3,6 @@
  * markers), the generation backend and the runtime, in this thread or (workers) in stage threads.
  */
 import { randomBytes } from 'node:crypto';
-import { uninitializedBytes } from '../adapters/blob-memory';
 import { fastestCrc32c } from '../adapters/checksum-native';
 import { RealClock } from '../adapters/clock-real';
 import { MemoryEventBus } from '../adapters/events-memory';
@@ -150,7 +149,6 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       randomKey: () => randomBytes(18).toString('base64url'),
       wallClockMs: () => performance.timeOrigin + performance.now(),
       crc32c: fastestCrc32c().crc32c,
-      kvBlobMemory: uninitializedBytes,
       onError: (err, context) => log(`error while ${context}: ${describeError(err)}`),
       ...(options.tracing ? { tracing: options.tracing } : {}),
       ...(ownerId ? { ownerId } : {}),

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { uninitializedBytes } from '../adapters/blob-memory';
 import { fastestCrc32c } from '../adapters/checksum-native';
 import { RealClock } from '../adapters/clock-real';
 import { MemoryQueue } from '../adapters/queue-memory';
@@ -187,7 +186,6 @@ async function runStage(role: 'prefill' | 'decode', storePort: MessagePort, cont
     randomKey: () => randomBytes(18).toString('base64url'),
     wallClockMs: () => performance.timeOrigin + performance.now(),
     crc32c: fastestCrc32c().crc32c,
-    kvBlobMemory: uninitializedBytes,
     onError: (err, context) =>
       toMain({ log: `error in the ${role} thread while ${context}: ${(err as Error).message}` }),
   };

@@ -58,8 +58,6 @@ export interface RuntimeAdapters {
   readonly claimLeaseMs?: number;
   /** The checksum port for KV blobs (lib/adapters/checksum-native.ts); default the JavaScript reference. */
   readonly crc32c?: Crc32c;
-  /** Memory for encoding KV blobs (lib/adapters/blob-memory.ts); default zero-filled. */
-  readonly kvBlobMemory?: (byteLength: number) => Uint8Array;
   /** Spans for each stage's work on a request (lib/adapters/telemetry.ts); default none. */
   readonly tracing?: Tracing;
   /** This process's owner id, stamped on the records it creates (lib/local/reconciler.ts); default none. */
@@ -200,7 +198,6 @@ export class PrefillWorker {
       queue: a.queue,
       randomKey: a.randomKey,
       ...(a.crc32c ? { crc32c: a.crc32c } : {}),
-      ...(a.kvBlobMemory ? { kvBlobMemory: a.kvBlobMemory } : {}),
     };
   }
 

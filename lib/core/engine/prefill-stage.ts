@@ -53,8 +53,6 @@ export interface PrefillDeps {
   readonly randomKey: () => string;
   /** The checksum port for encoding KV blobs; default the JavaScript reference (adapters inject a native one). */
   readonly crc32c?: Crc32c;
-  /** Memory for encoding KV blobs, which the encoder fills completely; default zero-filled (KvBlobWriteOptions). */
-  readonly kvBlobMemory?: (byteLength: number) => Uint8Array;
   /** Retries of the handoff's store writes; default HANDOFF_RETRY. */
   readonly handoffRetry?: RetryPolicy;
 }
@@ -171,10 +169,7 @@ export async function handOff(
   let kv: KvLocation = { kind: 'none' };
   let storedKey: string | null = null;
   if (output.kv) {
-    const blob = encodeKvBlob(output.kv, {
-      ...(deps.crc32c ? { crc32c: deps.crc32c } : {}),
-      ...(deps.kvBlobMemory ? { allocate: deps.kvBlobMemory } : {}),
-    });
+    const blob = encodeKvBlob(output.kv, deps.crc32c ? { crc32c: deps.crc32c } : {});
     const checksum = kvBlobChecksum(blob);
     const bytes = blob.length;
     if (fitsInline(bytes)) {

@@ -83,15 +83,6 @@ export interface KvBlobCodecOptions {
   readonly crc32c?: Crc32c;
 }
 
-export interface KvBlobWriteOptions extends KvBlobCodecOptions {
-  /**
-   * Memory for the blob, `byteLength` bytes. The encoder writes every byte (padding included), so it may come
-   * uninitialised (an adapter passes Node's Buffer.allocUnsafeSlow, which skips zero-filling a megabyte per
-   * request). Default a zero-filled Uint8Array.
-   */
-  readonly allocate?: (byteLength: number) => Uint8Array;
-}
-
 export interface KvBlobReadOptions extends KvBlobLimits, KvBlobCodecOptions {
   /**
    * false: the caller hands the bytes over (it fetched them and writes to them no more), so the
@@ -107,7 +98,7 @@ export function kvBlobByteLength(shape: KvBlobShape): number {
   return byteLength(modelBytes(shape.model).length, shape.layers, shape.kvHeads * shape.headDim * shape.tokens, 4);
 }
 
-export function encodeKvBlob(kv: KvCache, options: KvBlobWriteOptions = {}): Uint8Array {
+export function encodeKvBlob(kv: KvCache, options: KvBlobCodecOptions = {}): Uint8Array {
   const crc32c = options.crc32c ?? javascriptCrc32c;
   checkShape(kv);
   const model = modelBytes(kv.model);
@@ -123,9 +114,8 @@ export function encodeKvBlob(kv: KvCache, options: KvBlobWriteOptions = {}): Uin
     );
   }
   const total = byteLength(model.length, kv.layers, elems, 4);
-  const out = options.allocate ? options.allocate(total) : new Uint8Array(total);
-  if (out.length !== total) throw new RangeError(`KV blob allocator gave ${out.length} bytes, asked for ${total}`);
-  const view = new DataView(out.buffer, out.byteOffset, total);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
 
   out.set(MAGIC_BYTES, 0);
   view.setUint16(4, KV_BLOB_VERSION, true);
@@ -138,8 +128,6 @@ export function encodeKvBlob(kv: KvCache, options: KvBlobWriteOptions = {}): Uin
   view.setUint16(26, 0, true);
   view.setUint32(HEADER_CRC_OFFSET, crc32c(out.subarray(0, HEADER_CRC_OFFSET)), true);
   out.set(model, FIXED_HEADER_BYTES);
-  // The padding after the model id is written too: the memory may not come zeroed.
-  out.fill(0, FIXED_HEADER_BYTES + model.length, FIXED_HEADER_BYTES + align4(model.length));
 
   let off = FIXED_HEADER_BYTES + align4(model.length);
   for (let l = 0; l < kv.layers; l++) {
