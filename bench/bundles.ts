@@ -6,13 +6,14 @@
  * function, interleaved with the floor: a fresh process importing a bundle of an empty handler.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, type Metafile } from 'esbuild';
 import {
   bundleAssets,
+  copyAssetCommands,
   handlerBuildOptions,
   LAMBDA_ARCHITECTURE,
   LAMBDA_ENTRY_PATHS,
@@ -36,6 +37,7 @@ function profile(kind: Kind): BundleProfile {
   const env = functionEnv(kind);
   return {
     kind,
+    architecture: LAMBDA_ARCHITECTURE,
     ...(bundledTokenizerFamily(MODEL) ? { tokenizerFamily: bundledTokenizerFamily(MODEL)! } : {}),
     kvStore: env.DISAGG_KV_STORE!,
     backend: env.DISAGG_BACKEND!,
@@ -124,13 +126,12 @@ function coldStart(kind: Kind | 'floor', bundle: string): ColdStart {
   return JSON.parse(res.stdout) as ColdStart;
 }
 
-/** The files shipped beside the bundle, if any. */
-function assetNote(kind: Kind): string {
-  const root = fileURLToPath(new URL('../', import.meta.url));
+/** The files shipped beside the bundle in `dir`, if any, with their sizes there. */
+function assetNote(kind: Kind, dir: string): string {
   const assets = bundleAssets(profile(kind));
   if (assets.length === 0) return '';
-  const bytes = assets.reduce((sum, a) => sum + statSync(join(root, a.from)).size, 0);
-  return `; ${assets.map((a) => a.to).join(', ')} (${(bytes / MB).toFixed(2)} MB) beside it, read on first use`;
+  const files = assets.map((a) => `${a.to} (${(statSync(join(dir, a.to)).size / MB).toFixed(2)} MB)`);
+  return `; ${files.join(', ')} beside it, read on first use`;
 }
 
 /** The largest contributors to the output, by package (or source directory for the project's own code). */
@@ -167,10 +168,11 @@ export async function bundlesBench(progress: (line: string) => void, quick = fal
         metafile: true,
         logLevel: 'error',
       });
-      // The files the stack's afterBundling hook copies beside index.mjs (the API's vocabulary).
-      for (const asset of bundleAssets(profile(kind))) {
-        mkdirSync(dirname(join(out, kind, asset.to)), { recursive: true });
-        cpSync(join(root, asset.from), join(out, kind, asset.to));
+      // The files the stack's afterBundling hook puts beside index.mjs (the API's vocabulary, the native
+      // CRC-32C of prefill and decode), by the hook's own commands.
+      for (const command of copyAssetCommands(profile(kind), root.replace(/\/$/, ''), join(out, kind))) {
+        const copied = spawnSync('sh', ['-c', command], { encoding: 'utf8' });
+        if (copied.status !== 0) throw new Error(`bundles: \`${command}\` failed: ${copied.stderr}`);
       }
       built.set(kind, { outfile, metafile: result.metafile });
       // Built again as if for x86_64: esbuild's output carries no architecture, so the two must be the same bytes.
@@ -222,7 +224,7 @@ export async function bundlesBench(progress: (line: string) => void, quick = fal
         pass: bytes / MB < SIZE_TARGET_MB,
         note:
           `largest (MB): ${topInputs(metafile, `${kind}/index.mjs`, 5)}; source map ${(mapBytes / MB).toFixed(2)} MB beside it` +
-          `${assetNote(kind)}; the same bytes as an x86_64 build (esbuild output has no architecture)`,
+          `${assetNote(kind, join(out, kind))}; the same bytes as an x86_64 build (esbuild output has no architecture)`,
       });
       const spread = spreadOf(init);
       rows.push({

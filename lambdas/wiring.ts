@@ -16,6 +16,7 @@ import type { LogItemMessage } from '@aws-lambda-powertools/logger/types';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { awsClientConfig } from '../lib/adapters/aws-clients';
 import { ReferenceBackend } from '../lib/adapters/backend-reference';
+import { fastestCrc32c } from '../lib/adapters/checksum-native';
 import { RealClock } from '../lib/adapters/clock-real';
 import { MemoryEventBus } from '../lib/adapters/events-memory';
 import { SqsQueue } from '../lib/adapters/queue-sqs';
@@ -33,6 +34,7 @@ import {
   type DeploymentSettings,
 } from '../lib/core/engine/deployment-env';
 import type { ApiLimits } from '../lib/core/api/limits';
+import type { Crc32c } from '../lib/core/handoff/checksum';
 import type { PrefillDeps, PrefillJob } from '../lib/core/engine/prefill-stage';
 import type { RequestEvent, RequestRecord } from '../lib/core/engine/record';
 import type { RoutingMode } from '../lib/core/engine/routing';
@@ -323,8 +325,24 @@ export function trackerDeps(w: Wiring): TrackerDeps {
   return { results: w.results, events: w.events, wallClockMs: w.wallClockMs };
 }
 
+/**
+ * The KV blobs' checksum in prefill and decode: the native CRC-32C their bundles ship for the function's
+ * architecture (lib/infra/bundling-options.ts), else the JavaScript one with a warning in the function's log.
+ * Loaded on first use, once per process: the API function, which checksums nothing, never loads it.
+ */
+function kvChecksum(w: Wiring): Crc32c {
+  return fastestCrc32c((line) => w.logger.warn(line)).crc32c;
+}
+
 export function prefillDeps(w: Wiring): PrefillDeps {
-  return { clock: w.clock, backend: w.backend, kv: w.kv, queue: w.queue, randomKey: w.randomKey };
+  return {
+    clock: w.clock,
+    backend: w.backend,
+    kv: w.kv,
+    queue: w.queue,
+    randomKey: w.randomKey,
+    crc32c: kvChecksum(w),
+  };
 }
 
 export function decodeDeps(w: Wiring): DecodeDeps {
@@ -334,6 +352,7 @@ export function decodeDeps(w: Wiring): DecodeDeps {
     kv: w.kv,
     cancellations: w.cancellations,
     wallClockMs: w.wallClockMs,
+    crc32c: kvChecksum(w),
     claims: { store: w.claims, workerId: WORKER_ID, leaseMs: DECODE_CLAIM_LEASE_MS },
   };
 }

@@ -24,6 +24,8 @@ export interface ByteLevelOptions {
   readonly split: RegExp;
   /** The family's normalizer (Qwen3: NFC), applied to each text run before it is split. */
   readonly normalize?: (text: string) => string;
+  /** The split as a scan that gives the same pieces, where the family has one (PieceEncoderOptions.scan). */
+  readonly scan?: (text: string, at: number) => number;
 }
 
 export class ByteLevelTokenizer implements Tokenizer {
@@ -59,6 +61,7 @@ export class ByteLevelTokenizer implements Tokenizer {
       encode: (piece) => this.core.encodeNative(piece),
       cache: this.cache,
       chunkChars: BYTE_LEVEL_CHUNK_CHARS,
+      ...(this.options.scan ? { scan: this.options.scan } : {}),
     });
   }
 

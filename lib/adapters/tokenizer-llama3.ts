@@ -7,6 +7,7 @@ import { renderChat, renderedIds } from './chat-template';
 import { ByteLevelTokenizer } from './tokenizer-byte-level';
 import type { LruCache } from './tokenizer-pieces';
 import { readVocabulary } from './tokenizer-vocabulary';
+import { llama3PieceEnd } from './tokenizer-llama3-scan';
 
 /** Llama 3 special-token ids (the same in Llama 3 and 3.1). */
 export const LLAMA3_SPECIAL_IDS = {
@@ -51,7 +52,10 @@ export class Llama3Tokenizer implements Tokenizer {
 let loaded: ByteLevelTokenizer | null = null;
 
 function loadSync(): ByteLevelTokenizer {
-  loaded ??= new ByteLevelTokenizer('llama3', readVocabulary('llama3'), { split: LLAMA3_SPLIT });
+  loaded ??= new ByteLevelTokenizer('llama3', readVocabulary('llama3'), {
+    split: LLAMA3_SPLIT,
+    scan: llama3PieceEnd,
+  });
   return loaded;
 }
 

@@ -75,6 +75,11 @@ export interface PieceEncoderOptions {
    * difference per chunk boundary, and only in pieces no spaced script produces.
    */
   readonly chunkChars?: number;
+  /**
+   * The split as a scan, where a family has one (tokenizer-llama3-scan.ts): the end of the piece that starts at
+   * `at`, exactly as `split` would match it there, or -1 where the scan leaves that piece to `split`.
+   */
+  readonly scan?: (text: string, at: number) => number;
 }
 
 /** Ids of `text`, piece by piece, through the cache. */
@@ -82,16 +87,29 @@ export function encodeByPieces(text: string, o: PieceEncoderOptions): number[] {
   const ids: number[] = [];
   const maxCached = o.maxCachedChars ?? 64;
   const split = new RegExp(o.split.source, o.split.flags);
+  const scan = o.scan;
   let end = 0;
-  for (let match = split.exec(text); match !== null; match = split.exec(text)) {
-    const piece = match[0];
-    if (piece === '') {
-      split.lastIndex += 1;
-      continue;
+  let at = 0;
+  for (;;) {
+    let piece: string;
+    const scanned = scan !== undefined && at < text.length ? scan(text, at) : -1;
+    if (scanned > at) {
+      piece = text.slice(at, scanned);
+      end = scanned;
+    } else {
+      split.lastIndex = at;
+      const match = split.exec(text);
+      if (match === null) break;
+      piece = match[0];
+      if (piece === '') {
+        at = split.lastIndex + 1;
+        continue;
+      }
+      // Text the split skipped (it matches everything in these families, but never drop a character).
+      if (match.index > end) append(ids, o.encode(text.slice(end, match.index)));
+      end = match.index + piece.length;
     }
-    // Text the split skipped (it matches everything in these families, but never drop a character).
-    if (match.index > end) append(ids, o.encode(text.slice(end, match.index)));
-    end = match.index + piece.length;
+    at = end;
     if (piece.length <= maxCached) {
       let cached = o.cache.get(piece);
       if (cached === undefined) {

@@ -2,6 +2,7 @@
  * How every handler is bundled, as plain esbuild settings with no CDK import: the stack passes them to
  * NodejsFunction and the benchmark passes the same ones to esbuild, so the bundles it measures are the deployed ones.
  */
+import { BUNDLED_NATIVE_DIR, nativeBinaryFile } from '../adapters/checksum-native';
 import { TOKENIZER_FAMILY_DEFINE } from './tokenizer-family';
 
 /** The handler entry files relative to the project root, one per function kind. */
@@ -13,10 +14,31 @@ export const LAMBDA_ENTRY_PATHS = {
 
 /**
  * The architecture every function runs on. esbuild's output has none (platform node, target node22): an arm64 build
- * is byte-for-byte an x86_64 one, which the benchmark checks. The one native module, @node-rs/crc32, is not bundled
- * (lib/adapters/checksum-native.ts loads it at run time and falls back to the JavaScript CRC-32C without it).
+ * is byte-for-byte an x86_64 one, which the benchmark checks. What differs is the one native module,
+ * @node-rs/crc32: it is not bundled, and the functions that checksum KV blobs ship its binary for this
+ * architecture beside index.mjs (bundleAssets), which lib/adapters/checksum-native.ts loads at run time.
  */
-export const LAMBDA_ARCHITECTURE = 'arm64';
+export const LAMBDA_ARCHITECTURE: LambdaArchitecture = 'arm64';
+
+/** Lambda's names for the two architectures. */
+export type LambdaArchitecture = 'arm64' | 'x86_64';
+
+/**
+ * The @node-rs/crc32 version whose prebuilt Linux binaries are vendored in data/native/ (the registry's tarballs,
+ * as `npm pack` fetches them; scripts/native-crc32.ts refreshes them). It must be the installed package's: the
+ * bundling test checks it against package-lock.json, and the tarballs against the lock's integrity.
+ */
+export const NATIVE_CRC32_VERSION = '1.10.8';
+
+/** The vendored tarball of the prebuilt binary for an architecture, relative to the project root. */
+export function nativeCrc32Tarball(architecture: LambdaArchitecture): string {
+  return `data/native/node-rs-crc32-linux-${nodeArch(architecture)}-gnu-${NATIVE_CRC32_VERSION}.tgz`;
+}
+
+/** The architecture as Node names it (`process.arch`), which the binaries' file names use. */
+export function nodeArch(architecture: LambdaArchitecture): 'arm64' | 'x64' {
+  return architecture === 'arm64' ? 'arm64' : 'x64';
+}
 
 /** Moves together with the Lambda runtime (Node.js 22). */
 export const ESBUILD_TARGET = 'node22';
@@ -42,6 +64,8 @@ export interface BundleProfile {
   readonly kvStore?: string;
   /** The deployment's generation backend (DISAGG_BACKEND); undefined bundles both. */
   readonly backend?: string;
+  /** The function's architecture, which picks the native binary shipped beside the bundle; default LAMBDA_ARCHITECTURE. */
+  readonly architecture?: LambdaArchitecture;
 }
 
 /**
@@ -80,14 +104,18 @@ export interface BundleAsset {
   readonly from: string;
   /** Relative to the bundle's folder. */
   readonly to: string;
+  /** When set, `from` is a gzipped tarball and this file inside it is what `to` gets. */
+  readonly member?: string;
 }
 
 /**
  * Files a bundle ships beside index.mjs: the served family's vocabulary, in the API function only (the one that
- * counts prompt tokens; it reads the file on first use). A bundle of every family ships every vocabulary.
+ * counts prompt tokens; it reads the file on first use), and in the functions that checksum KV blobs (prefill
+ * encodes them, decode verifies them) the native CRC-32C binary for the function's architecture with its licence.
+ * A bundle of every family ships every vocabulary.
  */
 export function bundleAssets(profile: BundleProfile): BundleAsset[] {
-  if (profile.kind !== 'api') return [];
+  if (profile.kind !== 'api') return nativeCrc32Assets(profile.architecture ?? LAMBDA_ARCHITECTURE);
   const families = profile.tokenizerFamily === undefined ? Object.keys(VOCABULARY_FILES) : [profile.tokenizerFamily];
   return families
     .map((family) => VOCABULARY_FILES[family])
@@ -95,11 +123,29 @@ export function bundleAssets(profile: BundleProfile): BundleAsset[] {
     .map((file) => ({ from: `data/tokenizers/${file}`, to: `tokenizers/${file}` }));
 }
 
-/** Shell commands that copy the assets (NodejsFunction's afterBundling hook runs them on the synth machine). */
+/**
+ * The prebuilt binary, taken out of the registry's tarball vendored in the repository (so synth needs no network
+ * and no npm install for another platform), under the name lib/adapters/checksum-native.ts looks for.
+ */
+function nativeCrc32Assets(architecture: LambdaArchitecture): BundleAsset[] {
+  const file = nativeBinaryFile(nodeArch(architecture))!;
+  return [
+    { from: nativeCrc32Tarball(architecture), member: `package/${file}`, to: `${BUNDLED_NATIVE_DIR}/${file}` },
+    { from: 'data/native/LICENSE', to: `${BUNDLED_NATIVE_DIR}/LICENSE` },
+  ];
+}
+
+/**
+ * Shell commands that copy the assets (NodejsFunction's afterBundling hook runs them on the synth machine; the
+ * benchmark runs the same). A tarball's member is extracted with `tar`, which Linux, macOS and Windows ship.
+ */
 export function copyAssetCommands(profile: BundleProfile, inputDir: string, outputDir: string): string[] {
-  return bundleAssets(profile).map(
-    ({ from, to }) => `mkdir -p "${outputDir}/${dirnameOf(to)}" && cp "${inputDir}/${from}" "${outputDir}/${to}"`,
-  );
+  return bundleAssets(profile).map(({ from, to, member }) => {
+    const mkdir = `mkdir -p "${outputDir}/${dirnameOf(to)}"`;
+    return member === undefined
+      ? `${mkdir} && cp "${inputDir}/${from}" "${outputDir}/${to}"`
+      : `${mkdir} && tar -xzOf "${inputDir}/${from}" "${member}" > "${outputDir}/${to}"`;
+  });
 }
 
 function dirnameOf(path: string): string {

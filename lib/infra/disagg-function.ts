@@ -81,6 +81,7 @@ export class DisaggFunction extends Construct {
     // The bundle carries what this function of this deployment loads, and nothing else (bundling-options.ts).
     const profile: BundleProfile = {
       kind: functionKind(props.entry),
+      architecture: LAMBDA_ARCHITECTURE,
       ...(props.tokenizerFamily ? { tokenizerFamily: props.tokenizerFamily } : {}),
       ...(props.environment[DEPLOYMENT_ENV.kvStore] ? { kvStore: props.environment[DEPLOYMENT_ENV.kvStore] } : {}),
       ...(props.environment[DEPLOYMENT_ENV.backend] ? { backend: props.environment[DEPLOYMENT_ENV.backend] } : {}),
@@ -120,7 +121,7 @@ export class DisaggFunction extends Construct {
         mainFields: [...MAIN_FIELDS],
         banner: REQUIRE_SHIM,
         define: bundleDefine(profile),
-        // The served family's vocabulary beside index.mjs, in the API function only.
+        // The served family's vocabulary beside index.mjs in the API function; the native CRC-32C in prefill and decode.
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ELF_MACHINE, elfMachine } from './elf';
 import { LOCALSTACK, synth } from './synth';
 
 describe('handler bundling', () => {
@@ -41,6 +42,15 @@ describe('handler bundling', () => {
       expect(sources.some((p) => p.includes('@aws-sdk/client-s3/'))).toBe(!isApi);
       expect(existsSync(join(dir, 'tokenizers', 'llama3.json.br'))).toBe(isApi);
       expect(existsSync(join(dir, 'tokenizers'))).toBe(isApi);
+      // Prefill and decode checksum KV blobs: each ships the native CRC-32C built for the functions' arm64,
+      // with its licence; the API function checksums nothing and ships none.
+      const native = join(dir, 'native', 'crc32.linux-arm64-gnu.node');
+      expect(existsSync(join(dir, 'native'))).toBe(!isApi);
+      if (!isApi) {
+        expect(elfMachine(readFileSync(native))).toBe(ELF_MACHINE.arm64);
+        expect(readFileSync(join(dir, 'native', 'LICENSE'), 'utf8')).toMatch(/^MIT License/);
+        expect(readdirSync(join(dir, 'native')).sort()).toEqual(['LICENSE', 'crc32.linux-arm64-gnu.node']);
+      }
       // Powertools is bundled too (its logger reads the service name from this variable).
       expect(code).toContain('POWERTOOLS_SERVICE_NAME');
     }
