@@ -522,7 +522,19 @@ export function attentionParams(m: ModelProfile): number {
   return q + kv + o;
 }
 
+/** Profiles are immutable, so their derived counts are computed once per profile object. */
+const countsCache = new WeakMap<ModelProfile, ParameterCounts>();
+
 export function parameterCounts(m: ModelProfile): ParameterCounts {
+  let counts = countsCache.get(m);
+  if (counts === undefined) {
+    counts = deriveParameterCounts(m);
+    countsCache.set(m, counts);
+  }
+  return counts;
+}
+
+function deriveParameterCounts(m: ModelProfile): ParameterCounts {
   const attention = attentionParams(m) * m.layers;
   const norms = 2 * m.hiddenSize * m.layers + m.hiddenSize;
   const moeLayers = m.moe ? Math.floor(m.layers / m.moe.everyNthLayer) : 0;
@@ -566,10 +578,22 @@ export function mlpParams(m: ModelProfile): number {
   return dense + experts;
 }
 
+const weightBytesCache = new WeakMap<ModelProfile, Map<Dtype, number>>();
+
 export function weightBytes(m: ModelProfile, dtype: Dtype): number {
-  const bytes = weightPartBytes(dtype);
-  const mlp = mlpParams(m);
-  return mlp * bytes.mlp + (parameterCounts(m).total - mlp) * bytes.other;
+  let perDtype = weightBytesCache.get(m);
+  if (perDtype === undefined) {
+    perDtype = new Map();
+    weightBytesCache.set(m, perDtype);
+  }
+  let total = perDtype.get(dtype);
+  if (total === undefined) {
+    const bytes = weightPartBytes(dtype);
+    const mlp = mlpParams(m);
+    total = mlp * bytes.mlp + (parameterCounts(m).total - mlp) * bytes.other;
+    perDtype.set(dtype, total);
+  }
+  return total;
 }
 
 /**

@@ -484,25 +484,16 @@ export function draftPassTime(
   return draftPassFromWork(draft, pool, work, opts, new HbmLayerCache());
 }
 
-function draftPassFromWork(
-  draft: ModelProfile,
-  pool: DevicePool,
-  work: PassWork,
-  opts: ComputeOptions,
-  cache: HbmLayerCache,
-): PassBreakdown {
-  const resolved = resolveFactors(pool.device, opts);
-  const one: DevicePool = { device: pool.device, count: 1 };
-  const f = resolved.factors;
-  const raw =
-    f.kind === 'wafer'
-      ? waferPass(draft, one, work, 'decode', { ...f, stepOverheadUs: 0 }, opts)
-      : hbmPass(
-          draft,
-          one,
-          work,
-          'decode',
-          {
+/** A draft's factors: the target's, without the fixed costs a fused draft does not pay. One object per table. */
+const draftFactorCache = new WeakMap<HbmFactors | WaferFactors, HbmFactors | WaferFactors>();
+
+function draftFactors(f: HbmFactors | WaferFactors): HbmFactors | WaferFactors {
+  let d = draftFactorCache.get(f);
+  if (d === undefined) {
+    d =
+      f.kind === 'wafer'
+        ? { ...f, stepOverheadUs: 0 }
+        : {
             ...f,
             stepOverheadUs: 0,
             prefillOverheadUs: 0,
@@ -510,10 +501,25 @@ function draftPassFromWork(
             prefillOverheadPerHopUs: 0,
             allReduceBaseUs: 0,
             allReducePerHopUs: 0,
-          },
-          opts,
-          cache,
-        );
+          };
+    draftFactorCache.set(f, d);
+  }
+  return d;
+}
+
+function draftPassFromWork(
+  draft: ModelProfile,
+  pool: DevicePool,
+  work: PassWork,
+  opts: ComputeOptions,
+  cache: HbmLayerCache,
+): PassBreakdown {
+  const one: DevicePool = { device: pool.device, count: 1 };
+  const f = draftFactors(resolveFactors(pool.device, opts).factors);
+  const raw =
+    f.kind === 'wafer'
+      ? waferPass(draft, one, work, 'decode', f, opts)
+      : hbmPass(draft, one, work, 'decode', f, opts, cache);
   const scale = bandScale(pool.device, opts);
   return { ...raw, ms: raw.ms * scale };
 }
@@ -582,6 +588,8 @@ export class DecodeStepTimer {
   private readonly cache = new HbmLayerCache();
   private readonly draftCache = new HbmLayerCache();
   private readonly verifyCache = new HbmLayerCache();
+  /** Output tokens a speculative round keeps, on average (fixed for the timer's draft). */
+  private readonly tokensPerRound: number;
 
   constructor(
     private readonly model: ModelProfile,
@@ -594,6 +602,7 @@ export class DecodeStepTimer {
     this.globalLayers = model.layers - this.windowedLayers;
     this.kvBytesPerLayerToken = 2 * model.kvHeads * model.headDim * DTYPE_BYTES[opts.kvDtype];
     this.attentionFlopsPerKey = 4 * model.heads * model.headDim;
+    this.tokensPerRound = speculative ? expectedTokensPerStep(speculative.draftTokens, speculative.acceptanceRate) : 1;
     resolveFactors(pool.device, opts);
   }
 
@@ -621,7 +630,7 @@ export class DecodeStepTimer {
       kvBytesRead: draftKvPerLayerToken * draftKeys,
     };
     const draftMs = draftPassFromWork(draft, this.pool, draftWork, this.opts, this.draftCache).ms;
-    return (spec.draftTokens * draftMs + verify) / expectedTokensPerStep(spec.draftTokens, spec.acceptanceRate);
+    return (spec.draftTokens * draftMs + verify) / this.tokensPerRound;
   }
 
   /** A pass of `q` query tokens for each of `requests` requests (q = 1: a plain decode step). */
