@@ -514,14 +514,33 @@ function draftPassFromWork(
   opts: ComputeOptions,
   cache: HbmLayerCache,
 ): PassBreakdown {
+  const raw = rawDraftPass(draft, pool, work, opts, cache);
+  return { ...raw, ms: raw.ms * bandScale(pool.device, opts) };
+}
+
+/** The draft pass's time alone (the simulator's per-step path, which needs no breakdown). */
+function draftPassMs(
+  draft: ModelProfile,
+  pool: DevicePool,
+  work: PassWork,
+  opts: ComputeOptions,
+  cache: HbmLayerCache,
+): number {
+  return rawDraftPass(draft, pool, work, opts, cache).ms * bandScale(pool.device, opts);
+}
+
+function rawDraftPass(
+  draft: ModelProfile,
+  pool: DevicePool,
+  work: PassWork,
+  opts: ComputeOptions,
+  cache: HbmLayerCache,
+): PassBreakdown {
   const one: DevicePool = { device: pool.device, count: 1 };
   const f = draftFactors(resolveFactors(pool.device, opts).factors);
-  const raw =
-    f.kind === 'wafer'
-      ? waferPass(draft, one, work, 'decode', f, opts)
-      : hbmPass(draft, one, work, 'decode', f, opts, cache);
-  const scale = bandScale(pool.device, opts);
-  return { ...raw, ms: raw.ms * scale };
+  return f.kind === 'wafer'
+    ? waferPass(draft, one, work, 'decode', f, opts)
+    : hbmPass(draft, one, work, 'decode', f, opts, cache);
 }
 
 export interface PrefillItem {
@@ -629,7 +648,7 @@ export class DecodeStepTimer {
       attentionFlops: 4 * draft.heads * draft.headDim * draftKeys,
       kvBytesRead: draftKvPerLayerToken * draftKeys,
     };
-    const draftMs = draftPassFromWork(draft, this.pool, draftWork, this.opts, this.draftCache).ms;
+    const draftMs = draftPassMs(draft, this.pool, draftWork, this.opts, this.draftCache);
     return (spec.draftTokens * draftMs + verify) / this.tokensPerRound;
   }
 

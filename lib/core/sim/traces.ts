@@ -147,27 +147,43 @@ export function parseAzureTimestamp(value: string): { readonly wholeMs: number; 
 export function readAzureTimestamp(value: string): { readonly wholeMs: number; readonly fractionMs: number } | string {
   const m = TIMESTAMP.exec(value.trim());
   if (!m) return `TIMESTAMP must look like 2023-11-16 18:15:46.6805900, got "${value}"`;
-  const [, y, mo, d, h, mi, s, frac] = m;
-  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
+  const [, y, mo, d, h, mi, s, frac] = m as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string?,
   ];
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  const dayMs = calendarDayMs(y, mo, d);
+  if (dayMs === null) return `TIMESTAMP "${value.trim()}" is not a calendar date (${y}-${mo}-${d} does not exist)`;
+  const [hour, minute, second] = [Number(h), Number(mi), Number(s)];
+  // A leap second (:60) is allowed, as the trace's clock may record one.
+  if (hour > 23 || minute > 59 || second > 60) return `TIMESTAMP "${value.trim()}" is not a time of day`;
+  const ms = dayMs + ((hour * 60 + minute) * 60 + second) * 1000;
+  return { wholeMs: ms, fractionMs: frac ? Number(frac) * 1000 : 0 };
+}
+
+/** The last calendar day checked: a trace's rows share a handful of days, so each is validated once. */
+let lastDay: { readonly key: string; readonly ms: number | null } | null = null;
+
+/** UTC midnight of year-month-day in ms, or null when that day does not exist. */
+function calendarDayMs(y: string, mo: string, d: string): number | null {
+  const key = `${y}-${mo}-${d}`;
+  if (lastDay?.key === key) return lastDay.ms;
+  const [year, month, day] = [Number(y), Number(mo), Number(d)];
+  const ms = Date.UTC(year, month - 1, day);
   const date = new Date(ms);
-  const realDate =
+  const real =
     month >= 1 &&
     month <= 12 &&
     date.getUTCFullYear() === year &&
     date.getUTCMonth() === month - 1 &&
     date.getUTCDate() === day;
-  if (!realDate) return `TIMESTAMP "${value.trim()}" is not a calendar date (${y}-${mo}-${d} does not exist)`;
-  // A leap second (:60) is allowed, as the trace's clock may record one.
-  if (hour > 23 || minute > 59 || second > 60) return `TIMESTAMP "${value.trim()}" is not a time of day`;
-  return { wholeMs: ms, fractionMs: frac ? Number(frac) * 1000 : 0 };
+  lastDay = { key, ms: real ? ms : null };
+  return lastDay.ms;
 }
 
 function tokenCount(value: unknown, field: string, min: number): number | string {
