@@ -90,25 +90,44 @@ program
   .option('--all', 'list every serving point, the SplitwiseSim and Neuron table rows included')
   .option('--fit', 'refit the factors and cross-validate (about a minute)')
   .option('--write', 'with --fit: store the fitted factors, bands and cross-validation in the sources')
-  .action(async (opts: { json?: boolean; markdown?: boolean; all?: boolean; fit?: boolean; write?: boolean }) => {
-    const { UsageError } = await import('./commands/errors');
-    if (opts.write && !opts.fit) throw new UsageError('--write goes with --fit');
-    const [{ calibrationJson, calibrationMarkdown, calibrationText, refit }, { progressBar }, { calibrationTable }] =
-      await Promise.all([
-        import('./commands/calibrate'),
-        import('./commands/simulate'),
-        import('../lib/core/emulator/calibration'),
-      ]);
-    if (opts.fit) {
-      const bar = progressBar('cross-validation', 'folds');
-      const text = await refit(opts.write === true, (done, total) => bar.update(done, total));
-      bar.stop();
-      return print(text);
-    }
-    if (opts.json) printJson(calibrationJson(calibrationTable()));
-    else if (opts.markdown) print(calibrationMarkdown());
-    else print(calibrationText(opts.all === true));
-  });
+  .option('--report <file>', 'write an HTML page: emulated against measured for every point, and the cross-validation')
+  .action(
+    async (opts: {
+      json?: boolean;
+      markdown?: boolean;
+      all?: boolean;
+      fit?: boolean;
+      write?: boolean;
+      report?: string;
+    }) => {
+      const { UsageError } = await import('./commands/errors');
+      if (opts.write && !opts.fit) throw new UsageError('--write goes with --fit');
+      if (opts.report !== undefined) {
+        const [{ writeCalibrationReport }, { checkReportPath }] = await Promise.all([
+          import('./commands/calibration-report'),
+          import('./commands/simulate'),
+        ]);
+        await checkReportPath(opts.report);
+        const bytes = await writeCalibrationReport(opts.report);
+        return print(`wrote ${opts.report} (${Math.round(bytes / 1024)} KB): open it in a browser`);
+      }
+      const [{ calibrationJson, calibrationMarkdown, calibrationText, refit }, { progressBar }, { calibrationTable }] =
+        await Promise.all([
+          import('./commands/calibrate'),
+          import('./commands/simulate'),
+          import('../lib/core/emulator/calibration'),
+        ]);
+      if (opts.fit) {
+        const bar = progressBar('cross-validation', 'folds');
+        const text = await refit(opts.write === true, (done, total) => bar.update(done, total));
+        bar.stop();
+        return print(text);
+      }
+      if (opts.json) printJson(calibrationJson(calibrationTable()));
+      else if (opts.markdown) print(calibrationMarkdown());
+      else print(calibrationText(opts.all === true));
+    },
+  );
 
 program
   .command('serve')

@@ -8,40 +8,18 @@
  * is: the page served from one port, the API on another with CORS allowing the page's origin only, the key
  * typed into the page's prompt. It follows the requests it sends by polling GET /v1/requests/{id}.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardHtml } from '../../lib/local/dashboard';
 import { startServer, type RunningServer } from '../../lib/local/server';
+import { CHROMIUM, chromiumAvailable, launchChromium } from './chromium';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+const available = chromiumAvailable;
 
-const available = existsSync(CHROMIUM);
-
-/** Chromium with a throwaway profile directory, removed by the caller. */
-async function launchChromium(): Promise<{ profile: string; context: BrowserContext }> {
-  const profile = mkdtempSync(join(tmpdir(), 'disagg-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1400, height: 1100 },
-  });
-  return { profile, context };
-}
 if (!available) {
   process.stderr.write(`dashboard browser test not run: no ${CHROMIUM} (apt-get install chromium; .ci/run does)\n`);
 }

@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { DEVICE_IDS, LINK_IDS, MODEL_IDS } from '../../lib/core/emulator';
@@ -254,6 +257,25 @@ describe('disagg CLI (contract)', () => {
     for (const p of priors) {
       expect(p.value).toBeGreaterThan(0);
       expect(p.reason.length).toBeGreaterThan(20);
+    }
+  });
+
+  it('calibrate --report writes an offline page of every serving point, and refuses a folder that is not there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'disagg-calibration-'));
+    try {
+      const file = join(dir, 'calibration.html');
+      const ok = await run('calibrate', '--report', file);
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toContain(`wrote ${file}`);
+      const html = readFileSync(file, 'utf8');
+      expect(html).toContain('id="calibration-data"');
+      expect(html).toContain('trn2x16 llama-3.1-405b TPOT');
+      expect(html).not.toMatch(/<script[^>]+src=/);
+      const missing = await run('calibrate', '--report', join(dir, 'no-such-folder', 'x.html'));
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/does not exist/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
