@@ -518,17 +518,6 @@ function draftPassFromWork(
   return { ...raw, ms: raw.ms * bandScale(pool.device, opts) };
 }
 
-/** The draft pass's time alone (the simulator's per-step path, which needs no breakdown). */
-function draftPassMs(
-  draft: ModelProfile,
-  pool: DevicePool,
-  work: PassWork,
-  opts: ComputeOptions,
-  cache: HbmLayerCache,
-): number {
-  return rawDraftPass(draft, pool, work, opts, cache).ms * bandScale(pool.device, opts);
-}
-
 function rawDraftPass(
   draft: ModelProfile,
   pool: DevicePool,
@@ -648,7 +637,9 @@ export class DecodeStepTimer {
       attentionFlops: 4 * draft.heads * draft.headDim * draftKeys,
       kvBytesRead: draftKvPerLayerToken * draftKeys,
     };
-    const draftMs = draftPassMs(draft, this.pool, draftWork, this.opts, this.draftCache);
+    // The draft pass's time alone: the per-step path needs no breakdown.
+    const draftMs =
+      rawDraftPass(draft, this.pool, draftWork, this.opts, this.draftCache).ms * bandScale(this.pool.device, this.opts);
     return (spec.draftTokens * draftMs + verify) / this.tokensPerRound;
   }
 
