@@ -32,12 +32,15 @@ export interface CalibrationReportData {
   readonly overallPercent: number;
   readonly limitPercent: number;
   readonly families: Readonly<Record<string, number>>;
+  /** The fit table's rows: stack, points, fit points, median error, worst error. */
+  readonly fit: readonly (readonly string[])[];
 }
 
 const pct = (x: number): number => Number((x * 100).toFixed(2));
 
 export function calibrationReportData(): CalibrationReportData {
-  const rows = calibrationTable().filter((r) => r.point.kind === 'serving');
+  const table = calibrationTable();
+  const rows = table.filter((r) => r.point.kind === 'serving');
   return {
     points: rows.map((r) => ({
       id: r.point.id,
@@ -58,6 +61,13 @@ export function calibrationReportData(): CalibrationReportData {
     overallPercent: pct(CV_OVERALL_MEDIAN),
     limitPercent: pct(CV_MEDIAN_LIMIT),
     families: Object.fromEntries(Object.entries(CV_FAMILY_MEDIANS).map(([f, m]) => [f, pct(m)])),
+    fit: fitSummary(table).map((s) => [
+      s.stack,
+      s.kind === 'profile' ? 'operator/collective profiles' : 'serving',
+      String(s.points),
+      `${(s.medianError * 100).toFixed(1)}%`,
+      `${(s.worstError * 100).toFixed(1)}%`,
+    ]),
   };
 }
 
@@ -99,13 +109,6 @@ new Chart(document.getElementById('folds'), {
 `;
 
 export function renderCalibrationReport(data: CalibrationReportData, chartJs: string): string {
-  const fit = fitSummary(calibrationTable()).map((s) => [
-    s.stack,
-    s.kind === 'profile' ? 'operator/collective profiles' : 'serving',
-    String(s.points),
-    `${(s.medianError * 100).toFixed(1)}%`,
-    `${(s.worstError * 100).toFixed(1)}%`,
-  ]);
   const families = Object.entries(data.families)
     .map(([f, m]) => `${f} ${m.toFixed(1)}%`)
     .join(', ');
@@ -126,7 +129,7 @@ values are the timing model's device time; nothing here ran on the hardware. Fil
 points are compared only.</p>
 <div class="chart" style="height: 560px"><canvas id="parity"></canvas></div>
 <div class="chart" style="height: ${foldsHeight}px"><canvas id="folds"></canvas></div>
-${tableHtml('Fit: stored factors against every fit point', ['stack', 'points', 'fit points', 'median error', 'worst error'], fit)}
+${tableHtml('Fit: stored factors against every fit point', ['stack', 'points', 'fit points', 'median error', 'worst error'], data.fit)}
 <p><small>Charts drawn with Chart.js (MIT licence), inlined in this file.</small></p>
 <script type="application/json" id="calibration-data">${scriptJson(data)}</script>
 <script>${chartJs}</script>

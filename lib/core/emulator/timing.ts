@@ -481,7 +481,8 @@ export function draftPassTime(
 ): PassBreakdown {
   const work = passWork(draft, seqs, 'decode', opts.kvDtype);
   if (work.tokens === 0) return EMPTY_PASS;
-  return draftPassFromWork(draft, pool, work, opts, new HbmLayerCache());
+  const raw = rawDraftPass(draft, pool, work, opts, new HbmLayerCache());
+  return { ...raw, ms: raw.ms * bandScale(pool.device, opts) };
 }
 
 /** A draft's factors: the target's, without the fixed costs a fused draft does not pay. One object per table. */
@@ -507,17 +508,7 @@ function draftFactors(f: HbmFactors | WaferFactors): HbmFactors | WaferFactors {
   return d;
 }
 
-function draftPassFromWork(
-  draft: ModelProfile,
-  pool: DevicePool,
-  work: PassWork,
-  opts: ComputeOptions,
-  cache: HbmLayerCache,
-): PassBreakdown {
-  const raw = rawDraftPass(draft, pool, work, opts, cache);
-  return { ...raw, ms: raw.ms * bandScale(pool.device, opts) };
-}
-
+/** A draft's pass before the error band's scale: the callers apply it (bandScale). */
 function rawDraftPass(
   draft: ModelProfile,
   pool: DevicePool,
