@@ -10,6 +10,7 @@ import {
   kvTransferTime,
   LINKS,
   MODELS,
+  parameterCounts,
   parseStacks,
   DEFAULT_STACKS,
   stackFor,
@@ -193,5 +194,63 @@ describe('KV transfer time', () => {
     const tcp = kvTransferTime({ bytes, from: trn2x16, to: cs3x4, layers: 80, link: LINKS['tcp-100g'] });
     const efa = kvTransferTime({ bytes, from: trn2x16, to: cs3x4, layers: 80 });
     expect(tcp.ms).toBeGreaterThan(efa.ms * 10);
+  });
+});
+
+describe("NxD Inference's MoE dispatch (neuronx-distributed ExpertMLPsV2.forward)", () => {
+  const oss = MODELS['gpt-oss-120b'];
+  const trn2x4 = { device: 'trn2', count: 4 } as const;
+  const nxd = { ...DEFAULT_COMPUTE, weightDtype: 'bf16' } as const;
+  // transformers-neuronx on trn2 (borrowed factors) routes MoE as one grouped multiply: the reference here.
+  const grouped = { ...nxd, stacks: parseStacks('tnx-2.18') };
+  const { expertParams, moeLayers } = parameterCounts(oss);
+  const E = oss.moe!.experts;
+  const k = oss.moe!.activeExperts;
+  /** FLOPs the NxD path runs beyond exact routing, as routed rows of one expert. */
+  const extraRows = (nxdFlops: number, groupedFlops: number): number =>
+    (nxdFlops - groupedFlops) / (2 * expertParams * moeLayers);
+
+  it('loads selectively when there are fewer routed rows than experts (batch-1 decode, short verification)', () => {
+    for (const contexts of [[1000], [1000, 1000, 1000, 1000]]) {
+      const a = decodeStepTime(oss, trn2x4, contexts, nxd);
+      const b = decodeStepTime(oss, trn2x4, contexts, grouped);
+      expect(extraRows(a.flops, b.flops)).toBeCloseTo(0, 6);
+    }
+    const verify = prefillTime(oss, trn2x4, [{ newTokens: 16, cachedTokens: 1000 }], nxd);
+    const verifyGrouped = prefillTime(oss, trn2x4, [{ newTokens: 16, cachedTokens: 1000 }], grouped);
+    expect(extraRows(verify.flops, verifyGrouped.flops)).toBeCloseTo(0, 6);
+  });
+
+  it('runs every token through every expert in a decode step with at least one routed row per expert', () => {
+    const contexts = Array.from({ length: 32 }, () => 1000); // 32 x 4 routed rows = 128 experts
+    const a = decodeStepTime(oss, trn2x4, contexts, nxd);
+    const b = decodeStepTime(oss, trn2x4, contexts, grouped);
+    expect(extraRows(a.flops, b.flops)).toBeCloseTo(32 * E - 32 * k, 3);
+  });
+
+  it('runs every expert over a short prompt, and pads a longer one to whole blocks of 512 per expert', () => {
+    const short = 64; // 256 routed rows: fewer than a block
+    const a = prefillTime(oss, trn2x4, [{ newTokens: short, cachedTokens: 0 }], nxd);
+    const b = prefillTime(oss, trn2x4, [{ newTokens: short, cachedTokens: 0 }], grouped);
+    expect(extraRows(a.flops, b.flops)).toBeCloseTo(short * E - short * k, 3);
+
+    // 512 tokens route 2,048 rows over (almost surely) all 128 experts: one padded block each, 32x the rows.
+    const c = prefillTime(oss, trn2x4, [{ newTokens: 512, cachedTokens: 0 }], nxd);
+    const d = prefillTime(oss, trn2x4, [{ newTokens: 512, cachedTokens: 0 }], grouped);
+    const touched = E * (1 - Math.pow(1 - k / E, 512));
+    expect(extraRows(c.flops, d.flops)).toBeCloseTo(touched * 512 - 512 * k, 0);
+    expect(c.ms).toBeGreaterThan(d.ms);
+
+    // 40,960 tokens: 1,280 rows per expert, three blocks each (1,536 rows).
+    const long = 40_960;
+    const e = prefillTime(oss, trn2x4, [{ newTokens: long, cachedTokens: 0 }], nxd);
+    const f = prefillTime(oss, trn2x4, [{ newTokens: long, cachedTokens: 0 }], grouped);
+    expect(extraRows(e.flops, f.flops)).toBeCloseTo(E * 3 * 512 - long * k, 0);
+  });
+
+  it('leaves dense models alone', () => {
+    const a = prefillTime(llama8, trn2x4, [{ newTokens: 2048, cachedTokens: 0 }], nxd);
+    const b = prefillTime(llama8, trn2x4, [{ newTokens: 2048, cachedTokens: 0 }], grouped);
+    expect(a.flops).toBe(b.flops);
   });
 });

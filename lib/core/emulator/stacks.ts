@@ -33,6 +33,13 @@ export interface StackProfile {
   readonly borrowed: Readonly<Partial<Record<DeviceId, DeviceId>>>;
   readonly description: string;
   readonly sources: readonly string[];
+  /**
+   * How the stack runs a mixture-of-experts layer's routed experts (timing.ts, routedExpertWork):
+   * `grouped`, one grouped multiply over exactly the tokens routed to each expert, reading the experts some
+   * token picked (GPU fused-MoE kernels); `nxd`, NxD's dispatch, which pads and loads by fixed rules
+   * (selective loading, all experts, or dropless blockwise blocks of 512 tokens).
+   */
+  readonly moeDispatch: 'grouped' | 'nxd';
 }
 
 export const STACKS: Readonly<Record<StackId, StackProfile>> = {
@@ -51,6 +58,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'NVIDIA NIM for LLMs benchmarking page (NIM 1.8.0, Llama 3.3 70B on 2 x H100, concurrency 1)',
       'NVIDIA TensorRT-LLM docs/source/performance.md, low-latency table (v0.5, batch 1)',
     ],
+    moeDispatch: 'grouped',
   },
   'splitwise-2023': {
     id: 'splitwise-2023',
@@ -63,6 +71,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'The measured performance model SplitwiseSim ships (Llama-2-70B and BLOOM-176B at TP 2, 4, 8): large ' +
       'per-layer and per-sequence overheads, attention without FlashAttention.',
     sources: ['Patel et al., "Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024'],
+    moeDispatch: 'grouped',
   },
   nxdi: {
     id: 'nxdi',
@@ -78,7 +87,10 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'AWS Neuron SDK, NxD Inference tutorial "Llama-3.3-70B on trn2.48xlarge" (revised 2025-02-04)',
       'AWS Neuron SDK, NxD Inference tutorial "Llama-3.1-405B on trn2.48xlarge" (Neuron 2.22)',
       'AWS Neuron SDK, vLLM Neuron plugin EAGLE3 tutorials (Llama 3.1 8B, gpt-oss-120b)',
+      'aws-neuron/neuronx-distributed: ExpertMLPsV2.forward in src/neuronx_distributed/modules/moe/expert_mlps_v2.py ' +
+        '(MoE dispatch rules) and DEFAULT_SELECTIVE_LOADING_THRESHOLD = 1.0, DEFAULT_BLOCK_SIZE = 512 in model_utils.py',
     ],
+    moeDispatch: 'nxd',
   },
   'tnx-2.18': {
     id: 'tnx-2.18',
@@ -89,6 +101,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
     borrowed: { trn2: 'trn1' },
     description: 'The Neuron SDK 2.18 decoder latency tables for trn1.32xlarge and inf2.48xlarge.',
     sources: ['AWS Neuron SDK documentation, "Inference Performance" latency tables for trn1 and inf2 (SDK 2.18)'],
+    moeDispatch: 'grouped',
   },
   'cerebras-2025': {
     id: 'cerebras-2025',
@@ -101,6 +114,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'Per-user speeds Cerebras and Artificial Analysis published from the Oct 2024 release ("3x faster", ' +
       'speculative decoding for Llama 70B) through the 2025 models.',
     sources: ['Cerebras announcements and inference documentation; Artificial Analysis measurements (see calibration)'],
+    moeDispatch: 'grouped',
   },
   'cerebras-2024-08': {
     id: 'cerebras-2024-08',
@@ -113,6 +127,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'The launch release, which Cerebras later said used a fraction of the hardware: 16-bit weights, no ' +
       'speculative decoding.',
     sources: ['Cerebras Inference launch announcement (2024-08-27)'],
+    moeDispatch: 'grouped',
   },
 };
 

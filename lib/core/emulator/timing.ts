@@ -39,7 +39,17 @@ import {
 } from './models';
 import { poolLayout, ProfileError, type DevicePool, type PoolLayout } from './pool';
 import { expectedTokensPerStep, type SpeculativeOptions } from './speculative';
-import { DEFAULT_STACKS, factorSource, stackFor, type StackId, type StackSelection } from './stacks';
+import {
+  DEFAULT_STACKS,
+  factorSource,
+  STACKS,
+  stackFor,
+  type StackId,
+  type StackProfile,
+  type StackSelection,
+} from './stacks';
+
+type MoeDispatch = StackProfile['moeDispatch'];
 
 const MS = 1000;
 const US = 1e-6;
@@ -153,6 +163,42 @@ function expectedExpertsTouched(model: ModelProfile, tokens: number): number {
   return experts * (1 - Math.pow(1 - activeExperts / experts, tokens));
 }
 
+/**
+ * NxD's MoE dispatch constants (aws-neuron/neuronx-distributed, modules/moe/model_utils.py): selective loading
+ * below one expert load per expert on average, and dropless blocks of 512 tokens.
+ */
+const NXD_SELECTIVE_LOADING_THRESHOLD = 1;
+const NXD_BLOCK_SIZE = 512;
+
+/** What one MoE layer's routed experts compute (token-expert rows) and read (expert weight copies). */
+interface RoutedWork {
+  readonly rows: number;
+  readonly expertReads: number;
+}
+
+/**
+ * The routed experts' work for `tokens` tokens of a pass whose sequences advance one token each (`oneEach`:
+ * decode) or several (prefill, speculative verification).
+ *
+ * `grouped` (GPU fused MoE): exactly the routed rows, reading the experts some token picked.
+ * `nxd`, as ExpertMLPsV2.forward dispatches (neuronx-distributed, modules/moe/expert_mlps_v2.py):
+ *  - fewer routed rows than experts: selective loading, one expert load per routed row, duplicates included;
+ *  - otherwise a decode step, or a pass with fewer routed rows than a block: every token through every expert;
+ *  - otherwise dropless blockwise: each expert's rows padded to whole blocks of 512, every block computed.
+ */
+function routedExpertWork(model: ModelProfile, dispatch: MoeDispatch, tokens: number, oneEach: boolean): RoutedWork {
+  if (!model.moe) return { rows: 0, expertReads: 0 };
+  const { experts, activeExperts } = model.moe;
+  const routed = tokens * activeExperts;
+  const touched = expectedExpertsTouched(model, tokens);
+  if (dispatch === 'grouped') return { rows: routed, expertReads: touched };
+  if (routed / experts < NXD_SELECTIVE_LOADING_THRESHOLD) return { rows: routed, expertReads: routed };
+  if (oneEach || routed < NXD_BLOCK_SIZE) return { rows: tokens * experts, expertReads: experts };
+  // Routing taken as uniform: each touched expert holds routed / touched rows, padded to whole blocks.
+  const blocks = touched * Math.ceil(routed / touched / NXD_BLOCK_SIZE);
+  return { rows: blocks * NXD_BLOCK_SIZE, expertReads: touched };
+}
+
 /** One sequence's share of a forward pass: tokens computed now, after tokens whose KV is already cached. */
 export interface PassSequence {
   readonly newTokens: number;
@@ -229,7 +275,9 @@ function passFromWork(
   const resolved = resolveFactors(pool.device, opts);
   const f = resolved.factors;
   const raw =
-    f.kind === 'wafer' ? waferPass(model, pool, work, kind, f, opts) : hbmPass(model, pool, work, kind, f, opts, cache);
+    f.kind === 'wafer'
+      ? waferPass(model, pool, work, kind, f, opts)
+      : hbmPass(model, pool, work, kind, f, opts, cache, STACKS[resolved.stack].moeDispatch);
   const scale = bandScale(pool.device, opts);
   if (scale === 1) return raw;
   return {
@@ -277,6 +325,7 @@ function hbmPass(
   f: HbmFactors,
   opts: ComputeOptions,
   cache: HbmLayerCache,
+  dispatch: MoeDispatch,
 ): PassBreakdown {
   const device = DEVICES[pool.device];
   const layout = poolLayout(pool);
@@ -286,11 +335,14 @@ function hbmPass(
   const peak = peakFlops(device, opts.weightDtype);
   const bw = device.memoryBandwidth * f.bandwidthEfficiency;
 
-  // Matrix multiplies of all layers and the head, memoized per token count (they depend on nothing else).
-  let g = cache.byTokens.get(n * 1e6 + work.logits);
+  // Matrix multiplies of all layers and the head, memoized per token count and (NxD's MoE dispatch only)
+  // whether every sequence advances by one token: they depend on nothing else.
+  const oneEach = dispatch === 'nxd' && model.moe !== null && n === work.sequences;
+  const key = (n * 1e6 + work.logits) * 2 + (oneEach ? 1 : 0);
+  let g = cache.byTokens.get(key);
   if (g === undefined) {
-    g = hbmGemms(model, t, n, work.logits, peak, bw, f, opts.weightDtype);
-    cache.byTokens.set(n * 1e6 + work.logits, g);
+    g = hbmGemms(model, t, n, work.logits, peak, bw, f, opts.weightDtype, routedExpertWork(model, dispatch, n, oneEach));
+    cache.byTokens.set(key, g);
   }
 
   // Attention over the KV actually read, all layers: the larger of its compute and its memory time.
@@ -336,6 +388,7 @@ function hbmGemms(
   bw: number,
   f: HbmFactors,
   dtype: Dtype,
+  routed: RoutedWork,
 ): { gemmS: number; flops: number } {
   const gemm = (flops: number, bytes: number): number => gemmSeconds(flops / t, bytes / t, peak, bw, f);
   const shapes = layerGemms(model, dtype);
@@ -353,9 +406,9 @@ function hbmGemms(
   if (model.moe) {
     const b = weightPartBytes(dtype);
     const expert = p.expertParams;
-    // Routed experts as one grouped multiply: the FLOPs of the active experts, the bytes of those touched.
-    const routedFlops = 2 * n * model.moe.activeExperts * expert;
-    const routedBytes = expectedExpertsTouched(model, n) * expert * b.mlp;
+    // Routed experts as one multiply over the rows the stack computes, reading the expert copies it loads.
+    const routedFlops = 2 * routed.rows * expert;
+    const routedBytes = routed.expertReads * expert * b.mlp;
     seconds += p.moeLayers * gemm(routedFlops, routedBytes);
     flops += p.moeLayers * routedFlops;
     if (model.moe.sharedExperts > 0) {
@@ -520,7 +573,7 @@ function rawDraftPass(
   const f = draftFactors(resolveFactors(pool.device, opts).factors);
   return f.kind === 'wafer'
     ? waferPass(draft, one, work, 'decode', f, opts)
-    : hbmPass(draft, one, work, 'decode', f, opts, cache);
+    : hbmPass(draft, one, work, 'decode', f, opts, cache, STACKS[resolveFactors(pool.device, opts).stack].moeDispatch);
 }
 
 export interface PrefillItem {

@@ -353,7 +353,9 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     source: EAGLE_OSS,
     quote: 'median_ttft_ms baseline=252.33 eagle3=218.21',
     role: 'check',
-    note: "compared, not fitted: 252 ms for 512 tokens is an order of magnitude above the compute of the routed experts, which the model charges (the plugin's MoE prefill is not modelled)",
+    note:
+      "compared, not fitted: NxD's blockwise MoE prefill is modelled (each expert's ~16 routed rows padded to a 512-row block, " +
+      '32x the routed compute, which takes the prediction from 73 to 89 ms); the rest of the gap is not explained by any term here',
   },
   {
     id: 'nxdi-trn2x4-gptoss-eagle-tpot',
