@@ -47,6 +47,10 @@ const NIM =
   'NVIDIA NIM for LLMs benchmarking page, NIM 1.8.0, Llama-3.3-70B-Instruct on 2 x H100 (FP8, TP 2), concurrency 1';
 const TRT =
   'NVIDIA TensorRT-LLM docs/source/performance.md (release 0.5.0), low-latency table: batch 1, first-token latency';
+/** Grouped-query models: these tables time their decode attention with an older kernel than gpu-2025's. */
+const GQA_DECODE_BEFORE_XQA: ReadonlySet<string> = new Set(['llama-2-70b', 'falcon-180b']);
+const TRT_THROUGHPUT =
+  'NVIDIA TensorRT-LLM docs/source/performance.md, peak-throughput tables (H100 FP8 v0.6.1, A100 FP16 v0.5): static batches, gptSessionBenchmark';
 const NXDI_405B =
   'AWS Neuron NxD Inference tutorial "Llama-3.1-405B on trn2.48xlarge" (llama405b_perf_comparison.csv): TP 64, LNC 2, batch 1, 10k in / 1.5k out, LLMPerf p50';
 const VLLM_BENCH =
@@ -168,6 +172,65 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     quote,
     role: 'fit',
   })),
+  // Static batches (gptSessionBenchmark: the whole batch's prompts, then every output token together). H100 rows
+  // give output tokens/s per GPU (v0.6.1, FP8 weights and FP8 KV cache); A100 rows (v0.5, FP16) only at TP 1,
+  // since that table does not say whether its TP 2-8 figures are per GPU or per replica.
+  ...(
+    [
+      ['h100', 1, 'gpt-j-6b', 1024, 128, 128, 26_150, '| GPT-J 6B | 1024 | 1 | 128 | 128 | 26,150 |'],
+      ['h100', 1, 'gpt-j-6b', 120, 128, 2048, 8011, '| GPT-J 6B | 120 | 1 | 128 | 2048 | 8,011 |'],
+      ['h100', 1, 'gpt-j-6b', 64, 2048, 128, 2551, '| GPT-J 6B | 64 | 1 | 2048 | 128 | 2,551 |'],
+      ['h100', 1, 'gpt-j-6b', 64, 2048, 2048, 3327, '| GPT-J 6B | 64 | 1 | 2048 | 2048 | 3,327 |'],
+      ['h100', 1, 'llama-2-7b', 768, 128, 128, 19_694, '| LLaMA 7B | 768 | 1 | 128 | 128 | 19,694 |'],
+      ['h100', 1, 'llama-2-7b', 112, 128, 2048, 6818, '| LLaMA 7B | 112 | 1 | 128 | 2048 | 6,818 |'],
+      ['h100', 1, 'llama-2-7b', 80, 2048, 128, 2244, '| LLaMA 7B | 80 | 1 | 2048 | 128 | 2,244 |'],
+      ['h100', 1, 'llama-2-7b', 48, 2048, 2048, 2740, '| LLaMA 7B | 48 | 1 | 2048 | 2048 | 2,740 |'],
+      ['h100', 2, 'llama-2-70b', 1024, 128, 128, 2657, '| LLaMA 70B | 1024 | 2 | 128 | 128 | 2,657 |'],
+      ['h100', 4, 'llama-2-70b', 480, 128, 2048, 1486, '| LLaMA 70B | 480 | 4 | 128 | 2048 | 1,486 |'],
+      ['h100', 2, 'llama-2-70b', 96, 2048, 128, 306, '| LLaMA 70B | 96 | 2 | 2048 | 128 | 306 |'],
+      ['h100', 2, 'llama-2-70b', 64, 2048, 2048, 547, '| LLaMA 70B | 64 | 2 | 2048 | 2048 | 547 |'],
+      ['h100', 4, 'falcon-180b', 1024, 128, 128, 987, '| Falcon 180B | 1024 | 4 | 128 | 128 | 987 |'],
+      ['h100', 8, 'falcon-180b', 1024, 128, 2048, 724, '| Falcon 180B | 1024 | 8 | 128 | 2048 | 724 |'],
+      ['h100', 4, 'falcon-180b', 64, 2048, 128, 112, '| Falcon 180B | 64 | 4 | 2048 | 128 | 112 |'],
+      ['h100', 4, 'falcon-180b', 64, 2048, 2048, 264, '| Falcon 180B | 64 | 4 | 2048 | 2048 | 264 |'],
+      ['a100', 1, 'gpt-j-6b', 512, 128, 128, 6374, '| GPT-J 6B | 512 | 1 | 128 | 128 | 6,374 |'],
+      ['a100', 1, 'gpt-j-6b', 60, 2048, 128, 670, '| GPT-J 6B | 60 | 1 | 2048 | 128 | 670 |'],
+      ['a100', 1, 'llama-2-7b', 384, 128, 128, 5586, '| LLaMA 7B | 384 | 1 | 128 | 128 | 5,586 |'],
+      ['a100', 1, 'llama-2-7b', 60, 128, 2048, 1928, '| LLaMA 7B | 60 | 1 | 128 | 2048 | 1,928 |'],
+      ['a100', 1, 'llama-2-7b', 52, 2048, 128, 591, '| LLaMA 7B | 52 | 1 | 2048 | 128 | 591 |'],
+    ] as const
+  ).map(([device, count, model, batch, prompt, output, tokensPerS, quote]): PublishedPoint => {
+    const h100 = device === 'h100';
+    // Output tokens/s (per GPU on H100) back to the batch's end-to-end time.
+    const replicaTokensPerS = h100 ? tokensPerS * count : tokensPerS;
+    return {
+      id: `trtllm-${device}x${count}-${model}-batch${batch}-${prompt}-${output}`,
+      stack: 'gpu-2025',
+      device,
+      count,
+      model,
+      weightDtype: h100 ? 'fp8' : 'fp16',
+      kvDtype: h100 ? 'fp8' : 'fp16',
+      batch,
+      promptTokens: prompt,
+      outputTokens: output,
+      metric: 'e2eMs',
+      measured: (batch * output * 1000) / replicaTokensPerS,
+      speculative: null,
+      source: TRT_THROUGHPUT,
+      quote,
+      role: 'check',
+      note:
+        `${tokensPerS} output tokens/s${h100 ? ' per GPU' : ''}, as a static batch's end-to-end time (batch x output ` +
+        'tokens / throughput). Compared, not fitted: the C++ session benchmark has no server in its steps, which the ' +
+        "single-user points gpu-2025 is fitted to include" +
+        (GQA_DECODE_BEFORE_XQA.has(model)
+          ? ". Grouped-query model: these tables predate TensorRT-LLM's Hopper XQA kernels for it (0.10.0 release " +
+            'notes), and the long-output rows run at about the pace of a decode that reads each KV head once per query ' +
+            'head, which the model does not charge'
+          : ''),
+    };
+  }),
   ...(
     [
       ['llama-3.1-8b', 1, 833.53, 'latency_llama8B_tp1 | H200 | 833.421 | 833.53'],
