@@ -13,6 +13,8 @@ export interface RedisKvStoreOptions {
  * answer fails as StoreUnavailableError, its own error text kept as the cause.
  */
 export class RedisKvStore implements KvStore {
+  /** Once SET is answered the bytes were written to the socket; the client keeps no reference to them. */
+  readonly copiesOnPut = true;
   readonly prefix: string;
   private readonly redis: Redis;
 
@@ -33,10 +35,12 @@ export class RedisKvStore implements KvStore {
   }
 
   get(key: string): Promise<Uint8Array | null> {
-    // A plain Uint8Array view, so callers get Uint8Array semantics (slice copies) rather than Buffer's.
-    return storeCall('kv', () => this.redis.getBuffer(this.prefix + key)).then((buffer) =>
-      buffer ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : null,
-    );
+    return storeCall('kv', () => this.redis.getBuffer(this.prefix + key)).then(plainBytes);
+  }
+
+  /** GETDEL: the blob and its deletion in one command (Redis 6.2+, every Valkey). */
+  take(key: string): Promise<Uint8Array | null> {
+    return storeCall('kv', () => this.redis.getdelBuffer(this.prefix + key)).then(plainBytes);
   }
 
   async delete(key: string): Promise<void> {
@@ -47,6 +51,11 @@ export class RedisKvStore implements KvStore {
   async count(): Promise<number> {
     return scanCount(this.redis, `${escapeGlob(this.prefix)}*`);
   }
+}
+
+/** A plain Uint8Array view, so callers get Uint8Array semantics (slice copies) rather than Buffer's. */
+function plainBytes(buffer: Buffer | null): Uint8Array | null {
+  return buffer ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : null;
 }
 
 /** Ends a chain whose value the caller does not get (SET's "OK"). */

@@ -132,6 +132,17 @@ describe('RedisKvStore', () => {
     expect(await store.count()).toBe(2499);
   });
 
+  it('take reads and deletes a blob in one command (GETDEL), null when missing', async () => {
+    const store = kv();
+    await store.put('taken', new Uint8Array([7, 8, 9]), 60_000);
+    const got = await store.take('taken');
+    expect(got).toEqual(new Uint8Array([7, 8, 9]));
+    expect(Buffer.isBuffer(got)).toBe(false);
+    expect(await redis.exists(`${run}kv:taken`)).toBe(0);
+    expect(await store.take('taken')).toBeNull();
+    expect(store.copiesOnPut).toBe(true);
+  });
+
   it('uses disagg:kv: as the default prefix', () => {
     expect(new RedisKvStore({ redis }).prefix).toBe('disagg:kv:');
   });
