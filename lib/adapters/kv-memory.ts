@@ -22,6 +22,8 @@ interface Entry {
  * callers can't alias the stored blob (see `ownership`).
  */
 export class MemoryKvStore implements KvStore {
+  /** Copying in, yes; handing over, no: the store keeps the very bytes it was given. */
+  readonly copiesOnPut: boolean;
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
   private readonly copy: boolean;
@@ -29,6 +31,7 @@ export class MemoryKvStore implements KvStore {
   constructor(options: MemoryKvStoreOptions = {}) {
     this.now = options.now ?? Date.now;
     this.copy = (options.ownership ?? 'copy') === 'copy';
+    this.copiesOnPut = this.copy;
   }
 
   put(key: string, bytes: Uint8Array, ttlMs: number): Promise<void> {
@@ -43,6 +46,12 @@ export class MemoryKvStore implements KvStore {
     const entry = this.live(key, this.now());
     if (!entry) return Promise.resolve(null);
     return Promise.resolve(this.copy ? entry.bytes.slice() : entry.bytes);
+  }
+
+  take(key: string): Promise<Uint8Array | null> {
+    const bytes = this.get(key);
+    this.entries.delete(key);
+    return bytes;
   }
 
   delete(key: string): Promise<void> {

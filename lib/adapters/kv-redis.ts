@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import type { Writable } from 'node:stream';
+import { Command, type Redis } from 'ioredis';
 import { storeCall } from '../core/engine/retry';
 import type { KvStore } from '../core/ports';
 
@@ -13,6 +14,8 @@ export interface RedisKvStoreOptions {
  * answer fails as StoreUnavailableError, its own error text kept as the cause.
  */
 export class RedisKvStore implements KvStore {
+  /** Once SET is answered the bytes were written to the socket; the client keeps no reference to them. */
+  readonly copiesOnPut = true;
   readonly prefix: string;
   private readonly redis: Redis;
 
@@ -29,14 +32,25 @@ export class RedisKvStore implements KvStore {
     }
     // A view, not a copy: KV blobs can be many MB.
     const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return storeCall('kv', () => this.redis.set(this.prefix + key, buffer, 'PX', Math.ceil(ttlMs))).then(done);
+    const px = String(Math.ceil(ttlMs));
+    // Auto-pipelining hands a command's wire form to a batch, not to the socket, and a client's own key prefix is
+    // applied by its command methods: with either, ioredis's own SET.
+    if (this.redis.options.enableAutoPipelining || this.redis.options.keyPrefix) {
+      return storeCall('kv', () => this.redis.set(this.prefix + key, buffer, 'PX', px)).then(done);
+    }
+    return storeCall(
+      'kv',
+      () => this.redis.sendCommand(new BlobSet(this.prefix + key, buffer, px)) as Promise<unknown>,
+    ).then(done);
   }
 
   get(key: string): Promise<Uint8Array | null> {
-    // A plain Uint8Array view, so callers get Uint8Array semantics (slice copies) rather than Buffer's.
-    return storeCall('kv', () => this.redis.getBuffer(this.prefix + key)).then((buffer) =>
-      buffer ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : null,
-    );
+    return storeCall('kv', () => this.redis.getBuffer(this.prefix + key)).then(plainBytes);
+  }
+
+  /** GETDEL: the blob and its deletion in one command (Redis 6.2+, every Valkey). */
+  take(key: string): Promise<Uint8Array | null> {
+    return storeCall('kv', () => this.redis.getdelBuffer(this.prefix + key)).then(plainBytes);
   }
 
   async delete(key: string): Promise<void> {
@@ -47,6 +61,38 @@ export class RedisKvStore implements KvStore {
   async count(): Promise<number> {
     return scanCount(this.redis, `${escapeGlob(this.prefix)}*`);
   }
+}
+
+/**
+ * `SET key blob PX ttl`, written as the blob's framing around the blob itself in one corked write. ioredis's SET
+ * copies a command with a Buffer argument into one new buffer first: a fresh many-MB allocation per blob, whose
+ * page faults cost the kernel more than the socket write. Written from the caller's memory, the blob is read by the
+ * socket until the command is answered (and again should ioredis resend it after a reconnect), never after.
+ */
+class BlobSet extends Command {
+  constructor(
+    private readonly key: string,
+    private readonly blob: Buffer,
+    private readonly px: string,
+  ) {
+    super('set', [key, blob, 'PX', px]);
+  }
+
+  override toWritable(socket: object): string {
+    const stream = socket as Writable;
+    const key = this.key;
+    stream.cork();
+    stream.write(`*5\r\n$3\r\nset\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$${this.blob.length}\r\n`);
+    stream.write(this.blob);
+    // ioredis writes what this returns next; the three go out together when the socket is uncorked.
+    process.nextTick(() => stream.uncork());
+    return `\r\n$2\r\nPX\r\n$${this.px.length}\r\n${this.px}\r\n`;
+  }
+}
+
+/** A plain Uint8Array view, so callers get Uint8Array semantics (slice copies) rather than Buffer's. */
+function plainBytes(buffer: Buffer | null): Uint8Array | null {
+  return buffer ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength) : null;
 }
 
 /** Ends a chain whose value the caller does not get (SET's "OK"). */

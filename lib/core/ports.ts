@@ -49,8 +49,18 @@ export interface KvStore {
    * the call, so an adapter may keep them as they are, or move their buffer to another thread.
    */
   put(key: string, bytes: Uint8Array, ttlMs: number): Promise<void>;
+  /**
+   * True when a put that resolved is done with its `bytes` (it copied or sent them and keeps no reference),
+   * so the pipeline may reuse their memory for the next blob. Absent or false: the store may keep them.
+   */
+  readonly copiesOnPut?: boolean;
   /** The bytes, or null when missing or expired. */
   get(key: string): Promise<Uint8Array | null>;
+  /**
+   * The bytes, deleted from the store as they are read (one request where the store has such a command); null
+   * when missing or expired. Optional: without it a reader gets, then deletes.
+   */
+  take?(key: string): Promise<Uint8Array | null>;
   delete(key: string): Promise<void>;
   /** Number of live KV blobs this store holds (for leak checks). */
   count(): Promise<number>;
@@ -143,6 +153,10 @@ export interface PrefillOutput {
 export interface DecodeInput {
   readonly promptIds: readonly number[];
   readonly messages: readonly ChatMessage[];
+  /**
+   * The prompt's KV. Its arrays may view memory the pipeline reuses for another request once the session is
+   * closed: a backend reads them only while its session is open, and copies what it keeps past close().
+   */
   readonly kv: KvCache | null;
   readonly firstToken: GeneratedToken | null;
   readonly sampling: SamplingParams;

@@ -56,7 +56,10 @@ export function createHttpApi(options: HttpApiOptions): Server {
     ...(o ? { observer: o.observer, extraRoutes: o.extraRoutes } : {}),
     hostRequest: nodeRequest,
   });
-  const server = createAdaptorServer({ fetch: app.fetch, overrideGlobalObjects: false }) as Server;
+  // The adapter's own Request and Response (its default): a response built from a string is written straight to the
+  // socket from what it was built with, where the platform's Response would be read back through a web stream, and
+  // a request's web Request is only built if something asks for it. Both stand in for the platform's classes.
+  const server = createAdaptorServer({ fetch: app.fetch, overrideGlobalObjects: true }) as Server;
   // Slow or stuck clients must not hold sockets forever.
   server.requestTimeout = 60_000;
   server.headersTimeout = 30_000;

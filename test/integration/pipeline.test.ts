@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryKvStore } from '../../lib/adapters/kv-memory';
 import { RedisKvStore } from '../../lib/adapters/kv-redis';
 import { createRedis } from '../../lib/adapters/redis-connection';
@@ -6,6 +6,7 @@ import { RedisResultStore } from '../../lib/adapters/result-redis';
 import { decodeBatchTokenTime, prefillTime, stackSpeculation } from '../../lib/core/emulator';
 import { engineConfig } from '../../lib/core/engine/config';
 import { transferMs, type CancellationMarker } from '../../lib/core/engine/decode-stage';
+import { kvBlobPool, POOLED_MIN_BYTES } from '../../lib/core/handoff/blob-pool';
 import type { RequestRecord } from '../../lib/core/engine/record';
 import type { KvStore } from '../../lib/core/ports';
 import { expectNoLeaksThenClean, testRedisPrefix } from '../redis-test-keys';
@@ -87,6 +88,34 @@ describe('disaggregated output equals colocated output, token for token', () => 
         await h.close();
       }
     });
+  });
+});
+
+describe('KV blob memory handed over in one process (the memory store without copies)', () => {
+  it('is lent again once decode is done with it, never while a request still decodes from it', async () => {
+    const acquire = vi.spyOn(kvBlobPool, 'acquire');
+    const h = createHarness({}, { kv: new MemoryKvStore({ ownership: 'handover' }) });
+    try {
+      const long = prompts()[5]!;
+      const sampling = { temperature: 0.7, seed: 9, maxTokens: 12 };
+      const expected = tokens(await h.run(long, sampling, 'colocated'));
+      const first = await h.run(long, sampling, 'disaggregated');
+      const second = await h.run(long, sampling, 'disaggregated');
+      expect(first.timeline.find((t) => t.event === 'kv_put')?.detail?.bytes).toBeGreaterThanOrEqual(POOLED_MIN_BYTES);
+      expect([tokens(first), tokens(second)]).toEqual([expected, expected]);
+      const buffers = acquire.mock.results.map((r) => (r.value as Uint8Array).buffer);
+      expect(buffers).toHaveLength(2);
+      expect(buffers[1]).toBe(buffers[0]);
+      // Many at once: each decodes from its own memory, so each output is the colocated one.
+      acquire.mockClear();
+      const all = await Promise.all(Array.from({ length: 6 }, () => h.run(long, sampling, 'disaggregated')));
+      expect(all.map(tokens)).toEqual(all.map(() => expected));
+      expect(new Set(acquire.mock.results.map((r) => (r.value as Uint8Array).buffer)).size).toBeGreaterThan(1);
+      expect(await h.kv.count()).toBe(0);
+    } finally {
+      acquire.mockRestore();
+      await h.close();
+    }
   });
 });
 

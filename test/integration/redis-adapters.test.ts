@@ -102,6 +102,24 @@ describe('RedisKvStore', () => {
     await store.delete('big');
   });
 
+  it('writes a blob under a key of any characters, with its lease, and while the client is still connecting', async () => {
+    const store = kv();
+    await store.put('ключ-🙂', new Uint8Array([3, 1, 4]), 60_000);
+    expect(await store.get('ключ-🙂')).toEqual(new Uint8Array([3, 1, 4]));
+    const ttl = await redis.pttl(`${run}kv:ключ-🙂`);
+    expect(ttl).toBeGreaterThan(59_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    // Queued before the connection is up (a lazy client connects on its first command), then written on connect.
+    const late = createRedis({ url, lazyConnect: true });
+    connections.push(late);
+    const blob = randomBytes(300_000);
+    const early = new RedisKvStore({ redis: late, prefix: `${run}kv:` });
+    expect(late.status).toBe('wait');
+    await early.put('early', blob, 60_000);
+    const got = await store.take('early');
+    expect(Buffer.compare(Buffer.from(got!.buffer, got!.byteOffset, got!.byteLength), blob)).toBe(0);
+  });
+
   it('returns null for a missing key and after delete', async () => {
     const store = kv();
     expect(await store.get('missing')).toBeNull();
@@ -130,6 +148,17 @@ describe('RedisKvStore', () => {
     expect(await lookalike.count()).toBe(1);
     await store.delete('0');
     expect(await store.count()).toBe(2499);
+  });
+
+  it('take reads and deletes a blob in one command (GETDEL), null when missing', async () => {
+    const store = kv();
+    await store.put('taken', new Uint8Array([7, 8, 9]), 60_000);
+    const got = await store.take('taken');
+    expect(got).toEqual(new Uint8Array([7, 8, 9]));
+    expect(Buffer.isBuffer(got)).toBe(false);
+    expect(await redis.exists(`${run}kv:taken`)).toBe(0);
+    expect(await store.take('taken')).toBeNull();
+    expect(store.copiesOnPut).toBe(true);
   });
 
   it('uses disagg:kv: as the default prefix', () => {

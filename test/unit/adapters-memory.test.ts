@@ -82,6 +82,19 @@ describe('MemoryKvStore', () => {
     expect(await kv.get('k')).toBeNull();
   });
 
+  it('take returns the bytes and forgets them, null when missing; copying says it is done with put bytes', async () => {
+    const copying = new MemoryKvStore();
+    const handover = new MemoryKvStore({ ownership: 'handover' });
+    expect([copying.copiesOnPut, handover.copiesOnPut]).toEqual([true, false]);
+    const blob = new Uint8Array([4, 5, 6]);
+    await handover.put('k', blob, 10_000);
+    expect(await handover.take('k')).toBe(blob);
+    expect(await handover.take('k')).toBeNull();
+    await copying.put('k', blob, 10_000);
+    expect(await copying.take('k')).toEqual(blob);
+    expect(await copying.count()).toBe(0);
+  });
+
   it('rejects a TTL that is not a positive finite number', async () => {
     const kv = new MemoryKvStore();
     await expect(kv.put('k', new Uint8Array(1), 0)).rejects.toThrow(RangeError);

@@ -14,6 +14,7 @@ import {
 } from '../../lib/core/handoff/kv-blob';
 import type { KvBlobErrorCode } from '../../lib/core/handoff/kv-blob';
 import { mulberry32 } from '../../lib/core/random';
+import { KvBlobPool, POOLED_MIN_BYTES } from '../../lib/core/handoff/blob-pool';
 
 const CODES: readonly KvBlobErrorCode[] = [
   'truncated',
@@ -442,5 +443,69 @@ describe('kvBlobChecksum', () => {
 
   it('rejects a blob too short to hold one', () => {
     expect(() => kvBlobChecksum(new Uint8Array(3))).toThrow(KvBlobError);
+  });
+});
+
+describe('KV blob in pooled memory', () => {
+  // Over POOLED_MIN_BYTES, so the pool lends it; a model id of 5 bytes leaves 3 bytes of padding.
+  const shape = { model: 'model', layers: 2, kvHeads: 2, headDim: 16, tokens: 300 };
+
+  it('encodes the same bytes into memory that held another blob as into fresh memory', () => {
+    const rng = mulberry32(11);
+    const pool = new KvBlobPool();
+    const dirty = pool.acquire(kvBlobByteLength(shape));
+    expect(dirty.byteLength).toBeGreaterThanOrEqual(POOLED_MIN_BYTES);
+    dirty.fill(0xa5);
+    pool.release(dirty);
+    const kv = makeKv(rng, shape);
+    const pooled = encodeKvBlob(kv, { pool });
+    expect(pooled.buffer).toBe(dirty.buffer);
+    expect(pooled).toEqual(encodeKvBlob(kv));
+    expect(decodeKvBlob(pooled).keys[1]).toEqual(kv.keys[1]);
+  });
+});
+
+describe('KV blob decode of its own encoding (trustOwnEncoding)', () => {
+  const rng = mulberry32(5);
+  const kv = makeKv(rng, { layers: 3, kvHeads: 2, headDim: 8, tokens: 40 });
+  const counting = (): { crc: (b: Uint8Array, seed?: number) => number; bytes: () => number } => {
+    let bytes = 0;
+    return {
+      crc: (b, seed) => {
+        bytes += b.length;
+        return crc32c(b, seed);
+      },
+      bytes: () => bytes,
+    };
+  };
+
+  it('takes the body checksum the encoder wrote for the very array it returned, once', () => {
+    const blob = encodeKvBlob(kv);
+    const first = counting();
+    expect(decodeKvBlob(blob, { crc32c: first.crc, trustOwnEncoding: true }).values[2]).toEqual(kv.values[2]);
+    // Only the 28-byte header is checksummed, not the body.
+    expect(first.bytes()).toBe(28);
+    const again = counting();
+    decodeKvBlob(blob, { crc32c: again.crc, trustOwnEncoding: true });
+    expect(again.bytes()).toBe(28 + blob.length - 4);
+  });
+
+  it('verifies in full any other array: a copy, a corrupted copy, or without the option', () => {
+    const blob = encodeKvBlob(kv);
+    const copy = counting();
+    decodeKvBlob(blob.slice(), { crc32c: copy.crc, trustOwnEncoding: true });
+    expect(copy.bytes()).toBe(28 + blob.length - 4);
+    const corrupt = blob.slice();
+    corrupt[corrupt.length >> 1]! ^= 0x10;
+    expect(() => decodeKvBlob(corrupt, { trustOwnEncoding: true })).toThrow(/checksum mismatch/);
+    const plain = counting();
+    decodeKvBlob(blob, { crc32c: plain.crc });
+    expect(plain.bytes()).toBe(28 + blob.length - 4);
+  });
+
+  it('still refuses its own array when the stored checksum no longer matches the one the encoder wrote', () => {
+    const blob = encodeKvBlob(kv);
+    blob[blob.length - 1]! ^= 0x01;
+    expect(() => decodeKvBlob(blob, { trustOwnEncoding: true })).toThrow(/checksum mismatch/);
   });
 });

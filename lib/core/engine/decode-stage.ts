@@ -45,6 +45,7 @@ import {
   verifyKvBytes,
   type HandoffDescriptor,
 } from '../handoff/descriptor';
+import { kvBlobPool } from '../handoff/blob-pool';
 import { decodeKvBlob, KvBlobError, kvBlobChecksum } from '../handoff/kv-blob';
 import { isTerminal, newRecord, type RequestError, type RequestRecord } from './record';
 import { StoreUnavailableError } from './retry';
@@ -96,16 +97,29 @@ export async function loadKv(
   kvStore: KvStore,
   crc32c?: Crc32c,
 ): Promise<KvCache | null> {
+  return (await fetchKv(descriptor, kvStore, crc32c)).kv;
+}
+
+/** loadKv, with the blob the KV views (to give its memory back once decode is done with it). */
+async function fetchKv(
+  descriptor: HandoffDescriptor,
+  kvStore: KvStore,
+  crc32c?: Crc32c,
+): Promise<{ kv: KvCache | null; blob: Uint8Array | null }> {
   const location = descriptor.kv;
-  if (location.kind === 'none') return null;
+  if (location.kind === 'none') return { kv: null, blob: null };
   let bytes: Uint8Array | null;
   try {
     if (location.kind === 'inline') {
       bytes = inlineKvBytes(location, kvBlobChecksum);
     } else {
-      bytes = await kvStore.get(location.key);
       // Consumed: free it now; the TTL lease is only the backstop.
-      await kvStore.delete(location.key);
+      if (kvStore.take) {
+        bytes = await kvStore.take(location.key);
+      } else {
+        bytes = await kvStore.get(location.key);
+        await kvStore.delete(location.key);
+      }
       if (bytes === null) {
         throw new KvUnavailableError(
           'kv_missing',
@@ -115,7 +129,10 @@ export async function loadKv(
       // Size and content checksum against the descriptor in O(1); decodeKvBlob then checks the body.
       verifyKvBytes(location, bytes, kvBlobChecksum);
     }
-    return decodeKvBlob(bytes, { copy: false, ...(crc32c ? { crc32c } : {}) });
+    // The bytes are this stage's alone now, and the pipeline writes no blob it encoded: if a store handed back the
+    // very array prefill encoded (memory, one thread), its checksum holds as computed there.
+    const kv = decodeKvBlob(bytes, { copy: false, trustOwnEncoding: true, ...(crc32c ? { crc32c } : {}) });
+    return { kv, blob: bytes };
   } catch (err) {
     if (err instanceof KvUnavailableError) throw err;
     if (err instanceof KvBlobError && err.code === 'version_mismatch')
@@ -674,9 +691,10 @@ export async function intakeHandoff(
     return ended();
   }
   let kv: KvCache | null;
+  let blob: Uint8Array | null = null;
   let firstToken = descriptor.firstToken;
   try {
-    kv = await loadKv(descriptor, deps.kv, deps.crc32c);
+    ({ kv, blob } = await fetchKv(descriptor, deps.kv, deps.crc32c));
     const at = tracker.stamp('kv_get', { bytes: descriptor.kv.kind === 'none' ? 0 : descriptor.kv.bytes });
     tracker.record.measured.handoffMs = at - (tracker.stampedAt('prefill_end') ?? at);
     const transfer = transferMs(config, descriptor.promptTokens);
@@ -706,7 +724,8 @@ export async function intakeHandoff(
     kv = output.kv;
     firstToken = output.firstToken;
   }
-  const session = startSession(deps.backend, descriptor, kv, firstToken);
+  const opened = startSession(deps.backend, descriptor, kv, firstToken);
+  const session = blob ? givingBackOnClose(opened, blob) : opened;
   return {
     kind: 'decode',
     job: {
@@ -719,6 +738,25 @@ export async function intakeHandoff(
       ...(delivered ? { delivered } : {}),
       ...(claimOwner ? { claimOwner } : {}),
       cancelCheckedAtMs,
+    },
+  };
+}
+
+/**
+ * The session, closing which also gives the memory of the blob its KV views back to the pool (a blob prefill
+ * wrote into pooled memory in this thread; any other blob is left to the collector). The backend reads its
+ * KV no more once closed (DecodeInput.kv).
+ */
+function givingBackOnClose(session: DecodeSession, blob: Uint8Array): DecodeSession {
+  let open = true;
+  return {
+    next: () => session.next(),
+    close: () => {
+      session.close();
+      if (open) {
+        open = false;
+        kvBlobPool.release(blob);
+      }
     },
   };
 }

@@ -26,6 +26,7 @@ import {
   type KvLocation,
 } from '../handoff/descriptor';
 import type { Crc32c } from '../handoff/checksum';
+import { kvBlobPool } from '../handoff/blob-pool';
 import { encodeKvBlob, kvBlobChecksum } from '../handoff/kv-blob';
 import type { RoutingMode } from './routing';
 import type { RequestTracker } from './tracker';
@@ -169,17 +170,21 @@ export async function handOff(
   let kv: KvLocation = { kind: 'none' };
   let storedKey: string | null = null;
   if (output.kv) {
-    const blob = encodeKvBlob(output.kv, deps.crc32c ? { crc32c: deps.crc32c } : {});
+    const blob = encodeKvBlob(output.kv, { pool: kvBlobPool, ...(deps.crc32c ? { crc32c: deps.crc32c } : {}) });
     const checksum = kvBlobChecksum(blob);
     const bytes = blob.length;
     if (fitsInline(bytes)) {
       kv = inlineKv(blob, checksum);
+      kvBlobPool.release(blob);
     } else {
       storedKey = deps.randomKey();
       kv = refKv(storedKey, blob, checksum);
       // The blob is handed over: a store in another thread takes its buffer without a copy, so it is not read after.
       const key = storedKey;
       await handoffStep('kv_put', deps.handoffRetry ?? HANDOFF_RETRY, () => deps.kv.put(key, blob, config.kvTtlMs));
+      // A store that copied or sent the bytes is done with them; one that keeps them, decode gives them back.
+      // After a failed put they are not given back: a command still queued in the client may yet read them.
+      if (deps.kv.copiesOnPut === true) kvBlobPool.release(blob);
     }
     tracker.stamp('kv_put', { bytes, inline: storedKey === null });
   }

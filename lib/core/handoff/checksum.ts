@@ -4,7 +4,8 @@
  * and is the CRC that S3 and most storage stacks offer natively.
  *
  * This is the checksum port and its reference implementation in plain JavaScript. The pipeline
- * checksums every KV blob twice (once encoding, once verifying), so where a native CRC-32C loads,
+ * checksums every KV blob twice (once encoding, once verifying; once only when the in-memory store hands
+ * decode the very array prefill encoded, see decodeKvBlob's trustOwnEncoding), so where a native CRC-32C loads,
  * an adapter injects it (lib/adapters/checksum-native.ts); this one is the fallback, and the
  * definition the native one is tested against.
  */

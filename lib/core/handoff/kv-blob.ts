@@ -27,6 +27,7 @@
  * 4-byte aligned, and per-layer chunks let a reader (or a transfer model) go layer by layer.
  */
 import type { KvCache } from '../ports';
+import type { KvBlobPool } from './blob-pool';
 import { crc32c as javascriptCrc32c, type Crc32c } from './checksum';
 
 export const KV_BLOB_MAGIC = 'DKV1';
@@ -83,6 +84,14 @@ export interface KvBlobCodecOptions {
   readonly crc32c?: Crc32c;
 }
 
+export interface KvBlobWriteOptions extends KvBlobCodecOptions {
+  /**
+   * Where the blob's memory comes from: a pool lends it (and takes it back once the blob is done, see
+   * blob-pool.ts). Default a fresh allocation.
+   */
+  readonly pool?: KvBlobPool;
+}
+
 export interface KvBlobReadOptions extends KvBlobLimits, KvBlobCodecOptions {
   /**
    * false: the caller hands the bytes over (it fetched them and writes to them no more), so the
@@ -90,7 +99,20 @@ export interface KvBlobReadOptions extends KvBlobLimits, KvBlobCodecOptions {
    * Default true: the result never aliases `bytes`.
    */
   readonly copy?: boolean;
+  /**
+   * true: the caller vouches that nothing wrote to `bytes` since they left the encoder (a store handed back the
+   * very array it was given). When they are exactly the array encodeKvBlob returned in this thread, their body
+   * checksum is the one the encoder computed over them, so it is not computed again; once per blob, as any later
+   * decode of the same array verifies in full. Any other bytes are verified as usual. Default false.
+   */
+  readonly trustOwnEncoding?: boolean;
 }
+
+/**
+ * Blobs this thread's encoder returned, with the body CRC it wrote into each: a blob handed back as the very
+ * same array (the in-memory store's handover) need not be checksummed twice. Weak, so a blob is still collected.
+ */
+const ownEncodings = new WeakMap<Uint8Array, number>();
 
 /** Exact encoded size in bytes of a float32 KV blob with this shape. */
 export function kvBlobByteLength(shape: KvBlobShape): number {
@@ -98,7 +120,7 @@ export function kvBlobByteLength(shape: KvBlobShape): number {
   return byteLength(modelBytes(shape.model).length, shape.layers, shape.kvHeads * shape.headDim * shape.tokens, 4);
 }
 
-export function encodeKvBlob(kv: KvCache, options: KvBlobCodecOptions = {}): Uint8Array {
+export function encodeKvBlob(kv: KvCache, options: KvBlobWriteOptions = {}): Uint8Array {
   const crc32c = options.crc32c ?? javascriptCrc32c;
   checkShape(kv);
   const model = modelBytes(kv.model);
@@ -114,8 +136,9 @@ export function encodeKvBlob(kv: KvCache, options: KvBlobCodecOptions = {}): Uin
     );
   }
   const total = byteLength(model.length, kv.layers, elems, 4);
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
+  // A pooled buffer holds an older blob: every byte below is written, the model id's zero padding included.
+  const out = options.pool ? options.pool.acquire(total) : new Uint8Array(total);
+  const view = new DataView(out.buffer, out.byteOffset, total);
 
   out.set(MAGIC_BYTES, 0);
   view.setUint16(4, KV_BLOB_VERSION, true);
@@ -128,6 +151,7 @@ export function encodeKvBlob(kv: KvCache, options: KvBlobCodecOptions = {}): Uin
   view.setUint16(26, 0, true);
   view.setUint32(HEADER_CRC_OFFSET, crc32c(out.subarray(0, HEADER_CRC_OFFSET)), true);
   out.set(model, FIXED_HEADER_BYTES);
+  out.fill(0, FIXED_HEADER_BYTES + model.length, FIXED_HEADER_BYTES + align4(model.length));
 
   let off = FIXED_HEADER_BYTES + align4(model.length);
   for (let l = 0; l < kv.layers; l++) {
@@ -151,7 +175,9 @@ export function encodeKvBlob(kv: KvCache, options: KvBlobCodecOptions = {}): Uin
     writeFloats(out, view, off, values);
     off += elems * 4;
   }
-  view.setUint32(off, crc32c(out.subarray(0, off)), true);
+  const bodyCrc = crc32c(out.subarray(0, off));
+  view.setUint32(off, bodyCrc, true);
+  ownEncodings.set(out, bodyCrc);
   return out;
 }
 
@@ -270,7 +296,8 @@ function decode(bytes: Uint8Array, options: KvBlobReadOptions | undefined): KvCa
 
   const body = n - TRAILER_BYTES;
   const stored = view.getUint32(body, true);
-  const computed = crc32c(bytes.subarray(0, body));
+  const computed =
+    options?.trustOwnEncoding === true ? ownEncodingCrc(bytes, body, crc32c) : crc32c(bytes.subarray(0, body));
   if (stored !== computed) {
     throw new KvBlobError(
       'checksum_mismatch',
@@ -311,6 +338,14 @@ function decode(bytes: Uint8Array, options: KvBlobReadOptions | undefined): KvCa
     off += elems * elemBytes;
   }
   return { model, layers, kvHeads, headDim, tokens, keys, values };
+}
+
+/** The body CRC the encoder wrote into `bytes` if they are its own output (forgotten as it is used), else computed. */
+function ownEncodingCrc(bytes: Uint8Array, body: number, crc32c: Crc32c): number {
+  const sealed = ownEncodings.get(bytes);
+  if (sealed === undefined) return crc32c(bytes.subarray(0, body));
+  ownEncodings.delete(bytes);
+  return sealed;
 }
 
 function byteLength(modelLen: number, layers: number, elems: number, elemBytes: number): number {
