@@ -1,11 +1,13 @@
 /**
  * Simulator speed: each trace file (`--traces DIR`, default samples/) and a million synthetic requests, loaded
  * and simulated in a fresh Node process (bench/simulator-run.ts), so its peak RSS is that run's alone; median wall time of load + simulate over a few runs, and its CPU time as
- * a ratio to a fixed CPU floor timed in the same process, compared with the ratio recorded before the
- * orchestration work of this benchmark's issue (the simulator must stay within 10% of it).
+ * a ratio to a fixed CPU floor timed in the same process, compared with the baseline simulator's ratio (the
+ * simulator must stay within 10% of it). The baseline is the simulator of commit BASELINE_COMMIT, timed in the
+ * same run, its processes interleaved with this one's, when git has that commit; else the ratio recorded for it.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmt, median, ratioRow, type BenchRow } from './results';
@@ -25,6 +27,8 @@ const MEMORY_TARGET_MB = 1024;
 const AZURE_BASELINE = 11.6;
 const MOONCAKE_BASELINE = 11.9;
 const BASELINE_NOTE = 'median of 12 fresh processes, 2026-12-01, simulator of commit c5ecc26, load average 7 on 2 CPUs';
+/** The simulator the baseline ratios were recorded on; its tree is timed beside this one when git has it. */
+const BASELINE_COMMIT = 'c5ecc26';
 
 /**
  * The inputs: the two traces from `--traces DIR` (default the repository's samples/, the first rows of each; a
@@ -89,6 +93,32 @@ interface Run {
   readonly maxRssKb: number;
 }
 
+/**
+ * BASELINE_COMMIT's source tree (its lib/, package.json and tsconfig.json from `git archive`) in a temporary
+ * folder, running on this checkout's node_modules; or why it could not be had (no git, or not that commit).
+ */
+function baselineTree(): { readonly dir: string } | { readonly why: string } {
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  const git = (args: readonly string[]) => spawnSync('git', ['-C', repo, ...args], { maxBuffer: 1 << 30 });
+  const found = git(['cat-file', '-e', `${BASELINE_COMMIT}^{commit}`]);
+  if (found.error || found.status !== 0) {
+    return { why: found.error ? 'git is not available' : `this clone has no commit ${BASELINE_COMMIT}` };
+  }
+  const tar = git(['archive', '--format=tar', BASELINE_COMMIT, 'lib', 'package.json', 'tsconfig.json']);
+  if (tar.status !== 0) return { why: `git archive ${BASELINE_COMMIT} failed: ${String(tar.stderr).trim()}` };
+  const dir = mkdtempSync(join(tmpdir(), 'disagg-sim-baseline-'));
+  const archive = join(dir, 'tree.tar');
+  writeFileSync(archive, tar.stdout);
+  const untar = spawnSync('tar', ['-xf', archive, '-C', dir]);
+  rmSync(archive);
+  if (untar.error || untar.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return { why: `tar could not unpack ${BASELINE_COMMIT}'s tree` };
+  }
+  symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  return { dir };
+}
+
 export function simulatorBench(
   progress: (line: string) => void,
   quick = false,
@@ -96,22 +126,46 @@ export function simulatorBench(
 ): BenchRow[] {
   const runner = fileURLToPath(new URL('simulator-run.ts', import.meta.url));
   const rows: BenchRow[] = [];
-  for (const trace of INPUTS) {
+  const spawnRun = (file: string, spec: string, root?: string): Run => {
+    const res = spawnSync(process.execPath, ['--import', 'tsx', runner, file, spec, ...(root ? [root] : [])], {
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
+    if (res.status !== 0) throw new Error(`simulator run failed: ${res.stderr || res.error?.message}`);
+    return JSON.parse(res.stdout) as Run;
+  };
+  // Made only when a whole published trace is there, the one input the baseline is compared on.
+  const baseline: { tree?: ReturnType<typeof baselineTree> } = {};
+  try {
+    for (const trace of INPUTS) {
+      rows.push(...inputRows(trace));
+    }
+  } finally {
+    if (baseline.tree && 'dir' in baseline.tree) rmSync(baseline.tree.dir, { recursive: true, force: true });
+  }
+  return rows;
+
+  function inputRows(trace: BenchInput): BenchRow[] {
+    const rows: BenchRow[] = [];
     const file = trace.pattern === null ? `synthetic:${MILLION}:5` : traceIn(tracesDir, trace.pattern);
     if (file === null) {
       progress(`simulator: no ${trace.name} trace in ${tracesDir}; its rows are skipped`);
-      continue;
+      return rows;
     }
     const count = quick ? 2 : trace.pattern === null ? MILLION_RUNS : RUNS;
     progress(`simulator: ${trace.name}, ${count} fresh processes`);
-    const runs: Run[] = [];
+    const runs: Run[] = [spawnRun(file, trace.spec)];
+    // The baseline ratio was measured on the whole published trace: compared only when that is what ran.
+    const whole = trace.baseline !== undefined && trace.baseline.requests === runs[0]!.requests;
+    if (whole) baseline.tree ??= baselineTree();
+    const tree = whole ? baseline.tree : undefined;
+    const baselineDir = tree && 'dir' in tree ? tree.dir : null;
+    if (baselineDir) progress(`simulator: ${trace.name}, each run followed by one of ${BASELINE_COMMIT}'s simulator`);
+    const baselineRuns: Run[] = [];
     for (let i = 0; i < count; i++) {
-      const res = spawnSync(process.execPath, ['--import', 'tsx', runner, file, trace.spec], {
-        encoding: 'utf8',
-        timeout: 600_000,
-      });
-      if (res.status !== 0) throw new Error(`simulator run failed: ${res.stderr || res.error?.message}`);
-      runs.push(JSON.parse(res.stdout) as Run);
+      // Interleaved, so a change in the machine's load falls on both sides alike.
+      if (i > 0) runs.push(spawnRun(file, trace.spec));
+      if (baselineDir) baselineRuns.push(spawnRun(file, trace.spec, baselineDir));
     }
     const wallS = median(runs.map((r) => r.loadMs + r.simulateMs)) / 1000;
     const rssMb = Math.max(...runs.map((r) => r.maxRssKb)) / 1024;
@@ -139,25 +193,49 @@ export function simulatorBench(
       pass: rssMb < MEMORY_TARGET_MB,
       note: 'the whole process (VmHWM: Node and the tsx loader included), highest of the runs',
     });
-    // The baseline ratio was measured on the whole published trace: compared only when that is what ran.
-    const baseline = trace.baseline && trace.baseline.requests === requests ? trace.baseline.ratio : null;
+    const floor = 'the JavaScript CRC-32C over 32 MB, same process';
+    const ratioOf = (r: Run): number => r.cpuMs / r.floorCpuMs;
+    // The baseline: its simulator's ratio in this run when it ran, else the one recorded for it.
+    let compared: { readonly ratio: number; readonly note: string } | null = null;
+    if (baselineDir) {
+      const measured = ratioRow(
+        {
+          section,
+          metric: `CPU time of load + simulate, as a ratio: the baseline simulator (commit ${BASELINE_COMMIT})`,
+          floor,
+          note: `the same input and system on ${BASELINE_COMMIT}'s lib/ (this checkout's node_modules and floor), its ${count} fresh processes interleaved with this simulator's; recorded earlier: ${fmt(trace.baseline!.ratio)}x (${BASELINE_NOTE}); median CPU ${fmt(median(baselineRuns.map((r) => r.cpuMs)))} ms`,
+        },
+        baselineRuns.map(ratioOf),
+      );
+      rows.push(measured);
+      compared = {
+        ratio: measured.value,
+        note: `baseline ${fmt(measured.value)}x (commit ${BASELINE_COMMIT}'s simulator, interleaved in this run)`,
+      };
+    } else if (whole) {
+      const why = tree && 'why' in tree ? tree.why : 'not run';
+      compared = {
+        ratio: trace.baseline!.ratio,
+        note: `baseline ${fmt(trace.baseline!.ratio)}x recorded (${BASELINE_NOTE}), since ${BASELINE_COMMIT}'s simulator could not run here: ${why}`,
+      };
+    }
     rows.push(
       ratioRow(
         {
           section,
           metric: `CPU time of ${synthetic ? 'generate' : 'load'} + simulate, as a ratio`,
-          floor: 'the JavaScript CRC-32C over 32 MB, same process',
-          note: `${baseline === null ? 'no baseline for this input' : `baseline ${fmt(baseline)}x (${BASELINE_NOTE})`}; median CPU ${fmt(median(runs.map((r) => r.cpuMs)))} ms`,
+          floor,
+          note: `${compared === null ? 'no baseline for this input' : compared.note}; median CPU ${fmt(median(runs.map((r) => r.cpuMs)))} ms`,
         },
-        runs.map((r) => r.cpuMs / r.floorCpuMs),
-        baseline === null
+        runs.map(ratioOf),
+        compared === null
           ? undefined
           : {
-              text: `<= ${fmt(baseline * SLOWDOWN_LIMIT)}x (baseline + 10%)`,
-              ok: (s) => s.median <= baseline * SLOWDOWN_LIMIT,
+              text: `<= ${fmt(compared.ratio * SLOWDOWN_LIMIT)}x (baseline + 10%)`,
+              ok: (s) => s.median <= compared.ratio * SLOWDOWN_LIMIT,
             },
       ),
     );
+    return rows;
   }
-  return rows;
 }
