@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmt, median, ratioRow, type BenchRow } from './results';
+import { fmt, median, ratioRow, spreadOf, type BenchRow } from './results';
 
 const RUNS = 5;
 /** Fresh processes for the million-request input (each takes seconds). */
@@ -208,9 +208,11 @@ export function simulatorBench(
         baselineRuns.map(ratioOf),
       );
       rows.push(measured);
+      // Each run's CPU over the baseline run right after it: the machine's load at that moment cancels.
+      const paired = spreadOf(runs.map((r, k) => r.cpuMs / baselineRuns[k]!.cpuMs));
       compared = {
         ratio: measured.value,
-        note: `baseline ${fmt(measured.value)}x (commit ${BASELINE_COMMIT}'s simulator, interleaved in this run)`,
+        note: `baseline ${fmt(measured.value)}x (commit ${BASELINE_COMMIT}'s simulator, interleaved in this run); CPU over the baseline's, run by run: ${fmt(paired.median)} [${fmt(paired.min)}, ${fmt(paired.max)}]`,
       };
     } else if (whole) {
       const why = tree && 'why' in tree ? tree.why : 'not run';

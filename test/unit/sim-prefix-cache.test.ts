@@ -90,4 +90,16 @@ describe('prefix cache', () => {
       }
     }
   });
+
+  it('grows past its first table and arrays, keeping every block, then evicts the oldest', () => {
+    const capacity = 70_000;
+    const cache = new PrefixCache(capacity);
+    // Hashes spread over the whole safe range, so probes start all over the table.
+    const hashOf = (k: number): number => (k * 2_654_435_761) % Number.MAX_SAFE_INTEGER;
+    for (let k = 0; k < 100_000; k += 100) cache.insert(Array.from({ length: 100 }, (_, j) => hashOf(k + j)));
+    expect(cache.size).toBe(capacity);
+    for (let k = 0; k < 100_000; k += 997) {
+      expect(cache.lookup([hashOf(k)], 1e6)).toBe(k < 100_000 - capacity ? 0 : 512);
+    }
+  });
 });

@@ -17,11 +17,13 @@ import { BLOCK_TOKENS } from './workload';
 const NONE = 0;
 const SENTINEL = 0;
 const TWO_32 = 4_294_967_296;
+/** Capacity the first table and arrays are sized for; a larger cache grows them as it fills. */
+const PRESIZE_BLOCKS = 32_768;
 
 export class PrefixCache {
   /**
-   * Open addressing, at most half full: entry e is (hash, slot) at 2e and 2e + 1, found by its hash (slot
-   * NONE: empty).
+   * Open addressing, at most a quarter full (short probe runs): entry e is (hash, slot) at 2e and 2e + 1,
+   * found by its hash (slot NONE: empty).
    */
   private table = new Float64Array(0);
   private tableMask = -1;
@@ -77,7 +79,7 @@ export class PrefixCache {
   private newSlot(): number {
     const slot = ++this.used;
     if (slot === this.hashOf.length) this.grow();
-    if (4 * this.used > this.table.length) this.growTable();
+    if (8 * this.used > this.table.length) this.growTable();
     return slot;
   }
 
@@ -142,7 +144,11 @@ export class PrefixCache {
   }
 
   private growTable(): void {
-    const entries = Math.max(1024, this.table.length);
+    // The first table holds the whole capacity (up to PRESIZE_BLOCKS) at once: no rehash as it fills.
+    const entries = Math.max(
+      this.table.length,
+      4 * 2 ** Math.ceil(Math.log2(Math.min(this.capacityBlocks, PRESIZE_BLOCKS))),
+    );
     this.table = new Float64Array(2 * entries);
     this.tableMask = entries - 1;
     this.tableShift = 32 - Math.log2(entries);
@@ -175,7 +181,7 @@ export class PrefixCache {
 
   private grow(): void {
     // Slots 1..capacity and the sentinel.
-    const size = Math.min(this.capacityBlocks + 1, Math.max(1024, this.hashOf.length * 2));
+    const size = Math.min(this.capacityBlocks + 1, Math.max(PRESIZE_BLOCKS + 1, this.hashOf.length * 2));
     const hashOf = new Float64Array(size);
     const links = new Int32Array(2 * size);
     hashOf.set(this.hashOf);
