@@ -640,7 +640,18 @@ interface MutablePassWork {
   kvBytesRead: number;
 }
 
-const emptyWork = (): MutablePassWork => ({ tokens: 0, sequences: 0, logits: 0, attentionFlops: 0, kvBytesRead: 0 });
+/**
+ * A fresh work object. The FLOPs and bytes start as a double (NaN; every pass sets them before use), so the
+ * object's shape does not change when they first outgrow a small integer, which would discard the optimized
+ * code that reads it.
+ */
+const emptyWork = (): MutablePassWork => ({
+  tokens: 0,
+  sequences: 0,
+  logits: 0,
+  attentionFlops: Number.NaN,
+  kvBytesRead: Number.NaN,
+});
 
 /**
  * One pool's forward passes for callers that time many (the simulator's prefills and chunked steps):

@@ -390,7 +390,8 @@ class Simulation {
   private readonly rateSince: Float64Array;
   private readonly bytesEndMs: Float64Array;
 
-  private kvBytesMoved = 0;
+  /** Bytes outgrow a small integer at once: a double from the start (zeroed in the constructor), so the object's shape holds. */
+  private kvBytesMoved = Number.NaN;
   private promptTokensPrefilled = 0;
   private cachedPromptTokens = 0;
   private decodeSteps = 0;
@@ -407,6 +408,7 @@ class Simulation {
     limits: RunLimits,
     private readonly onProgress: ((terminal: number, total: number) => void) | undefined,
   ) {
+    this.kvBytesMoved = 0;
     this.requests = workload.requests;
     const n = (this.n = workload.requests.length);
     const nan = (): Float64Array => new Float64Array(n).fill(NaN);
