@@ -13,6 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { fmt, median, ratioRow, spreadOf, type BenchRow } from './results';
 
 const RUNS = 5;
+/**
+ * Fresh processes per side when the baseline simulator runs beside this one: the two medians are compared
+ * within 10%, and one process's CPU floor can differ from the next by a third on a shared machine.
+ */
+const PAIRED_RUNS = 9;
 /** Fresh processes for the million-request input (each takes seconds). */
 const MILLION_RUNS = 3;
 /** The simulator may get at most this much slower than its baseline. */
@@ -152,15 +157,17 @@ export function simulatorBench(
       progress(`simulator: no ${trace.name} trace in ${tracesDir}; its rows are skipped`);
       return rows;
     }
-    const count = quick ? 2 : trace.pattern === null ? MILLION_RUNS : RUNS;
-    progress(`simulator: ${trace.name}, ${count} fresh processes`);
+    let count = quick ? 2 : trace.pattern === null ? MILLION_RUNS : RUNS;
     const runs: Run[] = [spawnRun(file, trace.spec)];
     // The baseline ratio was measured on the whole published trace: compared only when that is what ran.
     const whole = trace.baseline !== undefined && trace.baseline.requests === runs[0]!.requests;
     if (whole) baseline.tree ??= baselineTree();
     const tree = whole ? baseline.tree : undefined;
     const baselineDir = tree && 'dir' in tree ? tree.dir : null;
-    if (baselineDir) progress(`simulator: ${trace.name}, each run followed by one of ${BASELINE_COMMIT}'s simulator`);
+    if (baselineDir && !quick) count = PAIRED_RUNS;
+    progress(
+      `simulator: ${trace.name}, ${count} fresh processes${baselineDir ? `, each followed by one of ${BASELINE_COMMIT}'s simulator` : ''}`,
+    );
     const baselineRuns: Run[] = [];
     for (let i = 0; i < count; i++) {
       // Interleaved, so a change in the machine's load falls on both sides alike.
