@@ -40,6 +40,22 @@ describe('DecodeStepTimer (the simulator’s fast path)', () => {
   it('an empty batch takes no time', () => {
     expect(new DecodeStepTimer(getModel('llama-3.1-8b'), parsePool('h100x1')).stepMs(0, 0)).toBe(0);
   });
+
+  it('gives decodeStepTime’s step on a wafer for the same batch size again, and past the kept sizes', () => {
+    const model = getModel('llama-3.3-70b');
+    for (const spec of ['cs3x8', 'cs3x1']) {
+      const pool = parsePool(spec);
+      const timer = new DecodeStepTimer(model, pool);
+      // A size's terms are kept after its first step; 1,500 is past the sizes kept (timed without them).
+      for (const n of [3, 3, 700, 700, 1500, 1500]) {
+        for (const base of [100, 9000]) {
+          const contexts = Array.from({ length: n }, (_, k) => base + ((k * 37) % 500));
+          const sum = contexts.reduce((a, c) => a + c, 0);
+          expect(timer.stepMs(n, sum)).toBe(decodeStepTime(model, pool, contexts).ms);
+        }
+      }
+    }
+  });
 });
 
 describe('DecodeStepTimer with speculative decoding', () => {

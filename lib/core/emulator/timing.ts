@@ -570,6 +570,29 @@ function waferParts(w: WaferConstants, kind: PassKind, work: PassWork): PassPart
   return out;
 }
 
+/** Token counts whose decode-pass terms a timer keeps (a step of up to 1,024 tokens: batch x queries). */
+const DECODE_TERMS_TOKENS = 1024;
+
+/**
+ * waferParts(w, 'decode', work).ms for a decode pass of `work.tokens` tokens, each with its logits, the terms
+ * that depend on the token count alone (dense FLOPs, pipeline overlap, hops) kept in `terms` (3 per count, 0:
+ * not yet), with the same operations in the same order.
+ */
+function waferDecodeMs(w: WaferConstants, terms: Float64Array, work: PassWork): number {
+  const tokens = work.tokens;
+  if (tokens >= DECODE_TERMS_TOKENS || work.logits !== tokens) return waferParts(w, 'decode', work).ms;
+  const at = 3 * tokens;
+  if (!((terms[at + 1] as number) > 0)) {
+    const systems = w.systems;
+    terms[at] = w.flopsPerToken * tokens + w.headFlopsPerLogit * tokens;
+    terms[at + 1] = (tokens + systems - 1) / (tokens * systems);
+    terms[at + 2] = (systems - 1) * (w.hopLatencyS + (tokens * w.hiddenSize * ACTIVATION_BYTES) / w.linkBandwidth);
+  }
+  const computeS = (((terms[at] as number) + work.attentionFlops) / w.computeRate) * (terms[at + 1] as number);
+  const kvS = work.kvBytesRead / w.kvRate;
+  return (w.fixedS + computeS + kvS + (terms[at + 2] as number)) * MS;
+}
+
 /**
  * A speculative draft's pass: a full copy on one device of the pool, no collectives, fused into the
  * target's step (no step overhead of its own), as NxD Inference's fused speculation runs it.
@@ -796,6 +819,9 @@ export class DecodeStepTimer {
   /** The same for the speculative draft's pass (a full copy on one device, fused: draftFactors). */
   private readonly draftTarget: PassConstants | null;
   private readonly work = emptyWork();
+  /** On a wafer, the target's and the draft's per-token-count decode terms (waferDecodeMs). */
+  private readonly targetTerms = new Float64Array(3 * DECODE_TERMS_TOKENS);
+  private readonly draftTerms = new Float64Array(3 * DECODE_TERMS_TOKENS);
   /** The draft's KV bytes per layer and token, and its attention FLOPs per key. */
   private readonly draftKvPerLayerToken: number;
   private readonly draftFlopsPerKey: number;
@@ -842,7 +868,10 @@ export class DecodeStepTimer {
     work.attentionFlops = this.draftFlopsPerKey * draftKeys;
     work.kvBytesRead = this.draftKvPerLayerToken * draftKeys;
     // The draft pass's time alone (rawDraftPass's), without its breakdown.
-    const rawMs = rawPassMs(this.draftTarget as PassConstants, 'decode', work, this.draftCache);
+    const draftTarget = this.draftTarget as PassConstants;
+    const rawMs = draftTarget.wafer
+      ? waferDecodeMs(draftTarget.wafer, this.draftTerms, work)
+      : rawPassMs(draftTarget, 'decode', work, this.draftCache);
     return (spec.draftTokens * (rawMs * this.bandScale) + verify) / this.tokensPerRound;
   }
 
@@ -870,7 +899,9 @@ export class DecodeStepTimer {
     work.attentionFlops = this.attentionFlopsPerKey * keys;
     work.kvBytesRead = this.kvBytesPerLayerToken * read;
     // passFromWork's pass and band scale, without the breakdown.
-    const ms = rawPassMs(this.target, 'decode', work, cache);
+    const ms = this.target.wafer
+      ? waferDecodeMs(this.target.wafer, this.targetTerms, work)
+      : rawPassMs(this.target, 'decode', work, cache);
     return this.bandScale === 1 ? ms : ms * this.bandScale;
   }
 }
