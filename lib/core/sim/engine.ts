@@ -434,47 +434,15 @@ class Simulation {
     this.jsq = opts.routing === 'jsq-tokens';
     this.loneStepMs = new Float64Array(opts.model.maxContext + 1);
 
-    // Session follow-ups arrive when their previous turn ends; everything else at its arrival time.
-    const lastOfSession = new Map<string, number>();
-    const isFollower = new Uint8Array(n);
     const kvNeed = (this.kvNeed = new Float64Array(n));
     this.kvTokens = new Int32Array(n);
-    const maxContext = opts.model.maxContext;
-    for (let i = 0; i < n; i++) {
-      const r = this.requests[i] as SimRequest;
-      if (!(r.promptTokens >= 1 && r.outputTokens >= 1 && Number.isFinite(r.arrivalMs))) {
-        throw new RangeError(`request ${r.id}: prompt and output tokens must be at least 1 and arrivalMs finite`);
-      }
-      this.times.promptTokens[i] = r.promptTokens;
-      const output = Math.min(r.outputTokens, limits.maxTokens);
-      if (output < r.outputTokens) this.truncatedAnswers += 1;
-      this.times.outputTokens[i] = output;
-      // The client's max_tokens fits the context after its prompt (the live API refuses more), and is at
-      // least the answer it got.
-      const cap = Math.max(output, Math.min(limits.maxTokens, maxContext - r.promptTokens));
-      this.kvTokens[i] = r.promptTokens + cap;
-      kvNeed[i] = kvNeedBytes(opts.model, r.promptTokens, cap, opts.compute);
-      if (r.sessionId === undefined) continue;
-      const previous = lastOfSession.get(r.sessionId);
-      if (r.thinkMs !== undefined && previous !== undefined) {
-        this.nextInSession[previous] = i;
-        isFollower[i] = 1;
-      }
-      lastOfSession.set(r.sessionId, i);
-    }
-    const open: number[] = [];
-    for (let i = 0; i < n; i++) if (!isFollower[i]) open.push(i);
-    // By arrival, ties by index: a total order, so a trace already in order (most are) needs no sort.
-    let sorted = true;
-    for (let k = 1; k < open.length && sorted; k++) {
-      const earlier = (this.requests[open[k - 1] as number] as SimRequest).arrivalMs;
-      sorted = earlier <= (this.requests[open[k] as number] as SimRequest).arrivalMs;
-    }
-    if (!sorted) {
-      open.sort(
-        (a, b) => (this.requests[a] as SimRequest).arrivalMs - (this.requests[b] as SimRequest).arrivalMs || a - b,
-      );
-    }
+    const { truncated, open } = prepareRequests(this.requests, limits.maxTokens, opts, {
+      times: this.times,
+      kvNeed,
+      kvTokens: this.kvTokens,
+      nextInSession: this.nextInSession,
+    });
+    this.truncatedAnswers += truncated;
     this.openLoop = Int32Array.from(open);
 
     const maxBatch = limits.decodeBatchMax;
@@ -1211,6 +1179,66 @@ class Simulation {
       this.events.push(this.now + think, EVENT_ARRIVAL, next);
     }
   }
+}
+
+/**
+ * The per-request set-up of a run, a function of its own so that the optimizing compiler, entering its loops,
+ * compiles them and not the whole constructor: each request's prompt, answer (at most max_tokens), KV need and
+ * reservation, and session links into `into`; returns the answers cut short and the open-loop arrivals in
+ * order. Session follow-ups arrive when their previous turn ends; everything else at its arrival time.
+ */
+function prepareRequests(
+  requests: readonly SimRequest[],
+  maxTokens: number,
+  opts: ResolvedSimOptions,
+  into: {
+    readonly times: RequestTimes;
+    readonly kvNeed: Float64Array;
+    readonly kvTokens: Int32Array;
+    readonly nextInSession: Int32Array;
+  },
+): { truncated: number; open: number[] } {
+  const n = requests.length;
+  const { times, kvNeed, kvTokens, nextInSession } = into;
+  const lastOfSession = new Map<string, number>();
+  const isFollower = new Uint8Array(n);
+  const maxContext = opts.model.maxContext;
+  let truncated = 0;
+  for (let i = 0; i < n; i++) {
+    const r = requests[i] as SimRequest;
+    if (!(r.promptTokens >= 1 && r.outputTokens >= 1 && Number.isFinite(r.arrivalMs))) {
+      throw new RangeError(`request ${r.id}: prompt and output tokens must be at least 1 and arrivalMs finite`);
+    }
+    times.promptTokens[i] = r.promptTokens;
+    const output = Math.min(r.outputTokens, maxTokens);
+    if (output < r.outputTokens) truncated += 1;
+    times.outputTokens[i] = output;
+    // The client's max_tokens fits the context after its prompt (the live API refuses more), and is at
+    // least the answer it got.
+    const cap = Math.max(output, Math.min(maxTokens, maxContext - r.promptTokens));
+    kvTokens[i] = r.promptTokens + cap;
+    kvNeed[i] = kvNeedBytes(opts.model, r.promptTokens, cap, opts.compute);
+    if (r.sessionId === undefined) continue;
+    const previous = lastOfSession.get(r.sessionId);
+    if (r.thinkMs !== undefined && previous !== undefined) {
+      nextInSession[previous] = i;
+      isFollower[i] = 1;
+    }
+    lastOfSession.set(r.sessionId, i);
+  }
+  const open: number[] = [];
+  for (let i = 0; i < n; i++) if (!isFollower[i]) open.push(i);
+  // By arrival, ties by index: a total order, so a trace already in order (most are) needs no sort.
+  let sorted = true;
+  for (let k = 1; k < open.length && sorted; k++) {
+    sorted =
+      (requests[open[k - 1] as number] as SimRequest).arrivalMs <=
+      (requests[open[k] as number] as SimRequest).arrivalMs;
+  }
+  if (!sorted) {
+    open.sort((a, b) => (requests[a] as SimRequest).arrivalMs - (requests[b] as SimRequest).arrivalMs || a - b);
+  }
+  return { truncated, open };
 }
 
 function removeItem(list: number[], value: number): void {
