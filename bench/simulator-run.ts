@@ -2,24 +2,33 @@
  * One simulator timing, run by bench/simulator.ts in a fresh process so peak RSS is this run's: loads a trace
  * file, simulates it on one system, then times a fixed CPU floor in the same process (the JavaScript CRC-32C
  * over 32 MB), so the simulator's speed can be compared across runs and machines as a ratio. Prints JSON.
- * Usage: simulator-run.ts <trace file | synthetic:REQUESTS:RATE> <system spec>; `synthetic:1000000:5` is a
- * million Poisson arrivals at 5 req/s with the Azure 2023 conversation trace's lognormal lengths (seed 1).
+ * Usage: simulator-run.ts <trace file | synthetic:REQUESTS:RATE> <system spec> [SOURCE ROOT]; `synthetic:1000000:5`
+ * is a million Poisson arrivals at 5 req/s with the Azure 2023 conversation trace's lognormal lengths (seed 1).
+ * SOURCE ROOT (default this checkout) is a source tree whose lib/ simulates: bench/simulator.ts passes an
+ * earlier commit's tree there to time the baseline simulator beside this one; the floor is always this
+ * checkout's, so both ratios share it.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { crc32c } from '../lib/core/handoff/checksum';
-import { loadTraceFile } from '../lib/adapters/trace-files';
-import { getModel } from '../lib/core/emulator';
-import {
-  DEFAULT_OUTPUT_SIGMA,
-  DEFAULT_PROMPT_SIGMA,
-  parseSystemSpec,
-  simulate,
-  syntheticWorkload,
-  type Workload,
-} from '../lib/core/sim';
+import type * as TraceFiles from '../lib/adapters/trace-files';
+import type * as Emulator from '../lib/core/emulator';
+import type * as Sim from '../lib/core/sim';
+import type { Workload } from '../lib/core/sim';
 
-const [file, spec] = process.argv.slice(2);
-if (!file || !spec) throw new Error('usage: simulator-run.ts <trace file | synthetic:REQUESTS:RATE> <system spec>');
+const [file, spec, sourceRoot] = process.argv.slice(2);
+if (!file || !spec) {
+  throw new Error('usage: simulator-run.ts <trace file | synthetic:REQUESTS:RATE> <system spec> [source root]');
+}
+const root = sourceRoot ?? fileURLToPath(new URL('..', import.meta.url));
+// The same entry points in every tree since the baseline: a trace loader, a model, a spec parser, simulate.
+const from = (path: string): string => pathToFileURL(join(root, path)).href;
+const { loadTraceFile } = (await import(from('lib/adapters/trace-files.ts'))) as typeof TraceFiles;
+const { getModel } = (await import(from('lib/core/emulator/index.ts'))) as typeof Emulator;
+const { DEFAULT_OUTPUT_SIGMA, DEFAULT_PROMPT_SIGMA, parseSystemSpec, simulate, syntheticWorkload } = (await import(
+  from('lib/core/sim/index.ts')
+)) as typeof Sim;
 const cpu = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -27,6 +36,7 @@ const cpu = (): number => {
 const t0 = performance.now();
 const c0 = cpu();
 const synthetic = /^synthetic:(\d+):([\d.]+)$/.exec(file);
+if (synthetic && typeof syntheticWorkload !== 'function') throw new Error(`${root} has no synthetic workload`);
 const workload: Workload = synthetic
   ? syntheticWorkload({
       ratePerSecond: Number(synthetic[2]),

@@ -272,21 +272,12 @@ function passFromWork(
   opts: ComputeOptions,
   cache: HbmLayerCache,
 ): PassBreakdown {
-  const resolved = resolveFactors(pool.device, opts);
-  const f = resolved.factors;
-  const raw =
+  const f = resolveFactors(pool.device, opts).factors;
+  const parts =
     f.kind === 'wafer'
-      ? waferPass(model, pool, work, kind, f, opts)
-      : hbmPass(model, pool, work, kind, f, opts, cache, STACKS[resolved.stack].moeDispatch);
-  const scale = bandScale(pool.device, opts);
-  if (scale === 1) return raw;
-  return {
-    ms: raw.ms * scale,
-    kernelMs: raw.kernelMs * scale,
-    communicationMs: raw.communicationMs * scale,
-    overheadMs: raw.overheadMs * scale,
-    flops: raw.flops,
-  };
+      ? waferParts(waferConstants(model, pool, f, opts), kind, work)
+      : hbmParts(hbmConstants(model, pool, f, opts), kind, work, cache);
+  return breakdownOf(parts, bandScale(pool.device, opts));
 }
 
 /** One matrix multiply's shape per layer: K x N weights, read at `bytesPerParam`. */
@@ -325,102 +316,179 @@ function hbmPass(
   f: HbmFactors,
   opts: ComputeOptions,
   cache: HbmLayerCache,
-  dispatch: MoeDispatch,
 ): PassBreakdown {
+  return breakdownOf(hbmParts(hbmConstants(model, pool, f, opts), kind, work, cache));
+}
+
+/** A pass's terms in seconds (its ms already summed), as hbmParts and waferParts give them. */
+interface PassParts {
+  ms: number;
+  kernelS: number;
+  communicationS: number;
+  overheadS: number;
+  flops: number;
+}
+
+/** The pass's breakdown in ms, device times scaled by `scale` (the error band's; x 1 leaves a time as it is). */
+function breakdownOf(parts: PassParts, scale = 1): PassBreakdown {
+  return {
+    ms: parts.ms * scale,
+    kernelMs: parts.kernelS * MS * scale,
+    communicationMs: parts.communicationS * MS * scale,
+    overheadMs: parts.overheadS * MS * scale,
+    flops: parts.flops,
+  };
+}
+
+/** What an HBM pass's time takes from its model, pool and factors alone (the same for every pass). */
+interface HbmConstants {
+  readonly model: ModelProfile;
+  readonly device: DeviceProfile;
+  readonly f: HbmFactors;
+  readonly t: number;
+  readonly ranks: number;
+  readonly stages: number;
+  readonly peak: number;
+  readonly bw: number;
+  /** Attention's compute and memory rates over the tensor-parallel group. */
+  readonly attentionRate: number;
+  readonly kvRate: number;
+  /** Elementwise activation values per token (the bytes are these x tokens x ACTIVATION_BYTES). */
+  readonly elementwisePerToken: number;
+  /** Fixed cost of a prefill pass and of a decode step, s. */
+  readonly prefillStepS: number;
+  readonly decodeStepS: number;
+  /** hbmGemms' inputs: the layers' multiplies (layerGemmTerms), the MoE layers and experts, the head's bytes. */
+  readonly gemmTerms: Float64Array;
+  readonly moeLayers: number;
+  readonly expertParams: number;
+  readonly mlpBytes: number;
+  readonly headBytes: number;
+  /** How the pool's stack runs the routed experts (routedExpertWork). */
+  readonly dispatch: MoeDispatch;
+}
+
+function hbmConstants(model: ModelProfile, pool: DevicePool, f: HbmFactors, opts: ComputeOptions): HbmConstants {
   const device = DEVICES[pool.device];
   const layout = poolLayout(pool);
   const t = layout.tensorParallel;
   const ranks = t * device.ranksPerDevice;
-  const n = work.tokens;
-  const peak = peakFlops(device, opts.weightDtype);
   const bw = device.memoryBandwidth * f.bandwidthEfficiency;
+  const activeIntermediate = model.moe
+    ? (model.moe.activeExperts + model.moe.sharedExperts) * model.moe.expertIntermediate
+    : model.intermediateSize;
+  const p = parameterCounts(model);
+  const bytes = weightPartBytes(opts.weightDtype);
+  return {
+    model,
+    device,
+    f,
+    t,
+    ranks,
+    stages: layout.pipelineStages,
+    peak: peakFlops(device, opts.weightDtype),
+    bw,
+    attentionRate: t * device.bf16Flops * f.attentionEfficiency,
+    kvRate: t * bw,
+    elementwisePerToken: f.elementwiseVectors * model.hiddenSize + (mlpMatrices(model) * activeIntermediate) / t,
+    prefillStepS: (f.prefillOverheadUs + f.prefillOverheadPerHopUs * Math.log2(ranks)) * US,
+    decodeStepS: (f.stepOverheadUs + f.stepOverheadPerHopUs * Math.log2(ranks)) * US,
+    gemmTerms: layerGemmTerms(model, opts.weightDtype),
+    moeLayers: p.moeLayers,
+    expertParams: p.expertParams,
+    mlpBytes: bytes.mlp,
+    headBytes: model.hiddenSize * model.vocabSize * bytes.other,
+    dispatch: STACKS[resolveFactors(pool.device, opts).stack].moeDispatch,
+  };
+}
+
+/** A pass's terms; one object reused (callers read it before the next pass). */
+const partsScratch: PassParts = { ms: 0, kernelS: 0, communicationS: 0, overheadS: 0, flops: 0 };
+
+function hbmParts(c: HbmConstants, kind: PassKind, work: PassWork, cache: HbmLayerCache): PassParts {
+  const { model, device, f, t, ranks } = c;
+  const n = work.tokens;
 
   // Matrix multiplies of all layers and the head, memoized per token count and (NxD's MoE dispatch only)
   // whether every sequence advances by one token: they depend on nothing else.
-  const oneEach = dispatch === 'nxd' && model.moe !== null && n === work.sequences;
+  const oneEach = c.dispatch === 'nxd' && model.moe !== null && n === work.sequences;
   const key = (n * 1e6 + work.logits) * 2 + (oneEach ? 1 : 0);
   let g = cache.byTokens.get(key);
   if (g === undefined) {
-    g = hbmGemms(model, t, n, work.logits, peak, bw, f, opts.weightDtype, routedExpertWork(model, dispatch, n, oneEach));
+    g = hbmGemms(c, n, work.logits, oneEach);
     cache.byTokens.set(key, g);
   }
 
   // Attention over the KV actually read, all layers: the larger of its compute and its memory time.
-  const attentionS = Math.max(
-    work.attentionFlops / (t * device.bf16Flops * f.attentionEfficiency),
-    work.kvBytesRead / (t * bw),
-  );
-  const activeIntermediate = model.moe
-    ? (model.moe.activeExperts + model.moe.sharedExperts) * model.moe.expertIntermediate
-    : model.intermediateSize;
-  const elementwiseBytes =
-    n * (f.elementwiseVectors * model.hiddenSize + (mlpMatrices(model) * activeIntermediate) / t) * ACTIVATION_BYTES;
-  const elementwiseS = (model.layers * elementwiseBytes) / bw;
+  const attentionS = Math.max(work.attentionFlops / c.attentionRate, work.kvBytesRead / c.kvRate);
+  const elementwiseBytes = n * c.elementwisePerToken * ACTIVATION_BYTES;
+  const elementwiseS = (model.layers * elementwiseBytes) / c.bw;
   const activationBytes = n * model.hiddenSize * ACTIVATION_BYTES;
   const allReduceS = ranks > 1 ? 2 * model.layers * allReduceSeconds(activationBytes, device, t, ranks, f) : 0;
   const layerOverheadS = model.layers * (f.layerOverheadUs + f.sequenceOverheadUs * work.sequences) * US;
-  const fixedUs = kind === 'prefill' ? f.prefillOverheadUs : f.stepOverheadUs;
-  const perHopUs = kind === 'prefill' ? f.prefillOverheadPerHopUs : f.stepOverheadPerHopUs;
-  const stepS = (fixedUs + perHopUs * Math.log2(ranks)) * US;
+  const stepS = kind === 'prefill' ? c.prefillStepS : c.decodeStepS;
 
   // Pipeline stages run one after another; chunked prefill overlaps them ((chunks + stages - 1) / (chunks x stages)).
-  const exposed = pipelineFactor(kind, n, layout.pipelineStages);
+  const exposed = pipelineFactor(kind, n, c.stages);
   const kernelS = (g.gemmS + attentionS + elementwiseS) * exposed;
   const layersS = kernelS + (allReduceS + layerOverheadS) * exposed;
-  const hopsS = pipelineHopsSeconds(model, device, layout.pipelineStages, n);
-  const ms = (stepS + layersS + hopsS) * MS;
-  return {
-    ms,
-    kernelMs: kernelS * MS,
-    communicationMs: (allReduceS * exposed + hopsS) * MS,
-    overheadMs: (stepS + layerOverheadS * exposed) * MS,
-    flops: g.flops + work.attentionFlops,
-  };
+  const hopsS = pipelineHopsSeconds(model, device, c.stages, n);
+  const out = partsScratch;
+  out.ms = (stepS + layersS + hopsS) * MS;
+  out.kernelS = kernelS;
+  out.communicationS = allReduceS * exposed + hopsS;
+  out.overheadS = stepS + layerOverheadS * exposed;
+  out.flops = g.flops + work.attentionFlops;
+  return out;
+}
+
+/**
+ * The dense matrix multiplies of every layer, as (k, n, bytes per parameter, layers) in a flat array: the
+ * attention projections over all layers, then the dense MLP over the dense layers (layerGemms' order).
+ */
+function layerGemmTerms(model: ModelProfile, dtype: Dtype): Float64Array {
+  const shapes = layerGemms(model, dtype);
+  const denseLayers = model.layers - parameterCounts(model).moeLayers;
+  const terms: number[] = [];
+  for (const shape of shapes.attention) terms.push(shape.k, shape.n, shape.bytesPerParam, model.layers);
+  for (const shape of shapes.denseMlp) terms.push(shape.k, shape.n, shape.bytesPerParam, denseLayers);
+  return Float64Array.from(terms);
 }
 
 /** Matrix multiplies of a pass over `n` tokens: all layers, plus the output head for `logits` positions. */
-function hbmGemms(
-  model: ModelProfile,
-  t: number,
-  n: number,
-  logits: number,
-  peak: number,
-  bw: number,
-  f: HbmFactors,
-  dtype: Dtype,
-  routed: RoutedWork,
-): { gemmS: number; flops: number } {
-  const gemm = (flops: number, bytes: number): number => gemmSeconds(flops / t, bytes / t, peak, bw, f);
-  const shapes = layerGemms(model, dtype);
-  const p = parameterCounts(model);
+function hbmGemms(c: HbmConstants, n: number, logits: number, oneEach: boolean): { gemmS: number; flops: number } {
+  const { model, t, peak, bw, f } = c;
+  const terms = c.gemmTerms;
   let seconds = 0;
   let flops = 0;
-  const run = (shape: Gemm, tokens: number, layers: number): void => {
-    const fl = 2 * tokens * shape.k * shape.n;
-    seconds += layers * gemm(fl, shape.k * shape.n * shape.bytesPerParam);
+  // One device's share of each multiply (gemmSeconds of FLOPs / t and bytes / t).
+  for (let j = 0; j < terms.length; j += 4) {
+    const k = terms[j] as number;
+    const cols = terms[j + 1] as number;
+    const layers = terms[j + 3] as number;
+    const fl = 2 * n * k * cols;
+    seconds += layers * gemmSeconds(fl / t, (k * cols * (terms[j + 2] as number)) / t, peak, bw, f);
     flops += layers * fl;
-  };
-  for (const shape of shapes.attention) run(shape, n, model.layers);
-  const denseLayers = model.layers - p.moeLayers;
-  for (const shape of shapes.denseMlp) run(shape, n, denseLayers);
+  }
   if (model.moe) {
-    const b = weightPartBytes(dtype);
-    const expert = p.expertParams;
+    const moeLayers = c.moeLayers;
+    const expert = c.expertParams;
     // Routed experts as one multiply over the rows the stack computes, reading the expert copies it loads.
+    const routed = routedExpertWork(model, c.dispatch, n, oneEach);
     const routedFlops = 2 * routed.rows * expert;
-    const routedBytes = routed.expertReads * expert * b.mlp;
-    seconds += p.moeLayers * gemm(routedFlops, routedBytes);
-    flops += p.moeLayers * routedFlops;
+    const routedBytes = routed.expertReads * expert * c.mlpBytes;
+    seconds += moeLayers * gemmSeconds(routedFlops / t, routedBytes / t, peak, bw, f);
+    flops += moeLayers * routedFlops;
     if (model.moe.sharedExperts > 0) {
       const sharedFlops = 2 * n * model.moe.sharedExperts * expert;
-      seconds += p.moeLayers * gemm(sharedFlops, model.moe.sharedExperts * expert * b.mlp);
-      flops += p.moeLayers * sharedFlops;
+      const sharedBytes = model.moe.sharedExperts * expert * c.mlpBytes;
+      seconds += moeLayers * gemmSeconds(sharedFlops / t, sharedBytes / t, peak, bw, f);
+      flops += moeLayers * sharedFlops;
     }
   }
   // Output head: only the positions whose logits are sampled.
   const headFlops = 2 * logits * model.hiddenSize * model.vocabSize;
-  const headBytes = model.hiddenSize * model.vocabSize * weightPartBytes(dtype).other;
-  const headS = gemm(headFlops, headBytes);
+  const headS = gemmSeconds(headFlops / t, c.headBytes / t, peak, bw, f);
   return { gemmS: seconds + headS, flops: flops + headFlops };
 }
 
@@ -496,30 +564,86 @@ function waferPass(
   f: WaferFactors,
   opts: ComputeOptions,
 ): PassBreakdown {
+  return breakdownOf(waferParts(waferConstants(model, pool, f, opts), kind, work));
+}
+
+/** What a wafer pass's time takes from its model, pool and factors alone (the same for every pass). */
+interface WaferConstants {
+  readonly systems: number;
+  /** The pass's fixed cost plus its layers' walk (latency and resident reads), summed as the pass sums them. */
+  readonly fixedS: number;
+  /** Dense FLOPs per token, and the head's per logit (linearFlops). */
+  readonly flopsPerToken: number;
+  readonly headFlopsPerLogit: number;
+  readonly computeRate: number;
+  readonly kvRate: number;
+  readonly hopLatencyS: number;
+  readonly hiddenSize: number;
+  readonly linkBandwidth: number;
+}
+
+function waferConstants(model: ModelProfile, pool: DevicePool, f: WaferFactors, opts: ComputeOptions): WaferConstants {
   const device = DEVICES[pool.device];
   const systems = pool.count;
   const residentPerWafer = weightBytes(model, opts.weightDtype) / systems;
   const layerS =
     model.layers * (f.layerLatencyUs * US + residentPerWafer / (device.memoryBandwidth * f.residentReadEfficiency));
-  const flops = linearFlops(model, work) + work.attentionFlops;
-  const units = kind === 'prefill' ? Math.max(1, Math.ceil(work.tokens / PREFILL_PIPELINE_CHUNK_TOKENS)) : work.tokens;
-  const overlap = (units + systems - 1) / (units * systems);
-  const computeS = (flops / (device.bf16Flops * f.matmulEfficiency)) * overlap;
-  const kvS = work.kvBytesRead / (device.memoryBandwidth * f.kvBandwidthEfficiency);
-  // Hops between systems: the fitted hand-over latency plus the activations over the system I/O.
-  const link = LINKS[device.interLink];
-  const hopsS =
-    (systems - 1) * (f.hopLatencyUs * US + (work.tokens * model.hiddenSize * ACTIVATION_BYTES) / link.bandwidth);
   const stepS = f.stepOverheadUs * US;
-  const ms = (stepS + layerS + computeS + kvS + hopsS) * MS;
-  return { ms, kernelMs: (computeS + kvS) * MS, communicationMs: hopsS * MS, overheadMs: (stepS + layerS) * MS, flops };
+  const p = parameterCounts(model);
+  return {
+    systems,
+    fixedS: stepS + layerS,
+    flopsPerToken: 2 * (p.active - p.embedding - p.outputHead),
+    headFlopsPerLogit: 2 * p.outputHead,
+    computeRate: device.bf16Flops * f.matmulEfficiency,
+    kvRate: device.memoryBandwidth * f.kvBandwidthEfficiency,
+    hopLatencyS: f.hopLatencyUs * US,
+    hiddenSize: model.hiddenSize,
+    linkBandwidth: LINKS[device.interLink].bandwidth,
+  };
 }
 
-/** Dense FLOPs of a pass's weight multiplies: active parameters per token, the head only where logits are taken. */
-function linearFlops(model: ModelProfile, work: PassWork): number {
-  const p = parameterCounts(model);
-  const perToken = 2 * (p.active - p.embedding - p.outputHead);
-  return perToken * work.tokens + 2 * p.outputHead * work.logits;
+function waferParts(w: WaferConstants, kind: PassKind, work: PassWork): PassParts {
+  const systems = w.systems;
+  const tokens = work.tokens;
+  // Dense FLOPs of the weight multiplies: active parameters per token, the head only where logits are taken.
+  const flops = w.flopsPerToken * tokens + w.headFlopsPerLogit * work.logits + work.attentionFlops;
+  const units = kind === 'prefill' ? Math.max(1, Math.ceil(tokens / PREFILL_PIPELINE_CHUNK_TOKENS)) : tokens;
+  const overlap = (units + systems - 1) / (units * systems);
+  const computeS = (flops / w.computeRate) * overlap;
+  const kvS = work.kvBytesRead / w.kvRate;
+  // Hops between systems: the fitted hand-over latency plus the activations over the system I/O.
+  const hopsS = (systems - 1) * (w.hopLatencyS + (tokens * w.hiddenSize * ACTIVATION_BYTES) / w.linkBandwidth);
+  const out = partsScratch;
+  out.ms = (w.fixedS + computeS + kvS + hopsS) * MS;
+  out.kernelS = computeS + kvS;
+  out.communicationS = hopsS;
+  out.overheadS = w.fixedS;
+  out.flops = flops;
+  return out;
+}
+
+/** Token counts whose decode-pass terms a timer keeps (a step of up to 1,024 tokens: batch x queries). */
+const DECODE_TERMS_TOKENS = 1024;
+
+/**
+ * waferParts(w, 'decode', work).ms for a decode pass of `work.tokens` tokens, each with its logits, the terms
+ * that depend on the token count alone (dense FLOPs, pipeline overlap, hops) kept in `terms` (3 per count, 0:
+ * not yet), with the same operations in the same order.
+ */
+function waferDecodeMs(w: WaferConstants, terms: Float64Array, work: PassWork): number {
+  const tokens = work.tokens;
+  if (tokens >= DECODE_TERMS_TOKENS || work.logits !== tokens) return waferParts(w, 'decode', work).ms;
+  const at = 3 * tokens;
+  if (!((terms[at + 1] as number) > 0)) {
+    const systems = w.systems;
+    terms[at] = w.flopsPerToken * tokens + w.headFlopsPerLogit * tokens;
+    terms[at + 1] = (tokens + systems - 1) / (tokens * systems);
+    terms[at + 2] = (systems - 1) * (w.hopLatencyS + (tokens * w.hiddenSize * ACTIVATION_BYTES) / w.linkBandwidth);
+  }
+  const computeS = (((terms[at] as number) + work.attentionFlops) / w.computeRate) * (terms[at + 1] as number);
+  const kvS = work.kvBytesRead / w.kvRate;
+  return (w.fixedS + computeS + kvS + (terms[at + 2] as number)) * MS;
 }
 
 /**
@@ -561,6 +685,102 @@ function draftFactors(f: HbmFactors | WaferFactors): HbmFactors | WaferFactors {
   return d;
 }
 
+/** A pool's constant pass terms, for whichever kind of device it has. */
+interface PassConstants {
+  readonly wafer: WaferConstants | null;
+  readonly hbm: HbmConstants | null;
+}
+
+function passConstants(
+  model: ModelProfile,
+  pool: DevicePool,
+  f: HbmFactors | WaferFactors,
+  opts: ComputeOptions,
+): PassConstants {
+  return f.kind === 'wafer'
+    ? { wafer: waferConstants(model, pool, f, opts), hbm: null }
+    : { wafer: null, hbm: hbmConstants(model, pool, f, opts) };
+}
+
+/** The pass's time before the error band's scale, as waferPass or hbmPass gives it. */
+function rawPassMs(c: PassConstants, kind: PassKind, work: PassWork, cache: HbmLayerCache): number {
+  return c.wafer ? waferParts(c.wafer, kind, work).ms : hbmParts(c.hbm as HbmConstants, kind, work, cache).ms;
+}
+
+/** A pass's work, filled in place by the timers below (one object per timer, no allocation per pass). */
+interface MutablePassWork {
+  tokens: number;
+  sequences: number;
+  logits: number;
+  attentionFlops: number;
+  kvBytesRead: number;
+}
+
+/**
+ * A fresh work object. The FLOPs and bytes start as a double (NaN; every pass sets them before use), so the
+ * object's shape does not change when they first outgrow a small integer, which would discard the optimized
+ * code that reads it.
+ */
+const emptyWork = (): MutablePassWork => ({
+  tokens: 0,
+  sequences: 0,
+  logits: 0,
+  attentionFlops: Number.NaN,
+  kvBytesRead: Number.NaN,
+});
+
+/**
+ * One pool's forward passes for callers that time many (the simulator's prefills and chunked steps):
+ * forwardPassTime(...).ms, with the pool's constant terms computed once, its matrix-multiply memo kept
+ * across passes, and the pass's sequences summed as they are added (passWork's sums, in the same order).
+ * Use: timer.start().add(newTokens, contextTokens)...ms().
+ */
+export class PassTimer {
+  private readonly constants: PassConstants;
+  private readonly bandScale: number;
+  private readonly cache = new HbmLayerCache();
+  private readonly work = emptyWork();
+
+  constructor(
+    private readonly model: ModelProfile,
+    pool: DevicePool,
+    private readonly kind: PassKind,
+    private readonly opts: ComputeOptions = DEFAULT_COMPUTE,
+  ) {
+    this.constants = passConstants(model, pool, resolveFactors(pool.device, opts).factors, opts);
+    this.bandScale = bandScale(pool.device, opts);
+  }
+
+  start(): this {
+    const w = this.work;
+    w.tokens = 0;
+    w.sequences = 0;
+    w.attentionFlops = 0;
+    w.kvBytesRead = 0;
+    return this;
+  }
+
+  /** One sequence: `newTokens` computed after `contextTokens` whose KV is there (a prompt's cached prefix). */
+  add(newTokens: number, contextTokens: number): this {
+    if (newTokens <= 0) return this;
+    const w = this.work;
+    w.tokens += newTokens;
+    w.sequences += 1;
+    w.attentionFlops += attentionFlops(this.model, newTokens, contextTokens);
+    w.kvBytesRead += kvBytesForContext(this.model, contextTokens + newTokens, this.opts.kvDtype);
+    return this;
+  }
+
+  /** The pass's time, ms (0 with no tokens to compute). */
+  ms(): number {
+    const w = this.work;
+    if (w.tokens === 0) return 0;
+    w.logits = this.kind === 'prefill' ? w.sequences : w.tokens;
+    const ms = rawPassMs(this.constants, this.kind, w, this.cache);
+    return this.bandScale === 1 ? ms : ms * this.bandScale;
+  }
+}
+
 /** A draft's pass before the error band's scale: the callers apply it (bandScale). */
 function rawDraftPass(
   draft: ModelProfile,
@@ -573,7 +793,7 @@ function rawDraftPass(
   const f = draftFactors(resolveFactors(pool.device, opts).factors);
   return f.kind === 'wafer'
     ? waferPass(draft, one, work, 'decode', f, opts)
-    : hbmPass(draft, one, work, 'decode', f, opts, cache, STACKS[resolveFactors(pool.device, opts).stack].moeDispatch);
+    : hbmPass(draft, one, work, 'decode', f, opts, cache);
 }
 
 export interface PrefillItem {
@@ -642,6 +862,22 @@ export class DecodeStepTimer {
   private readonly verifyCache = new HbmLayerCache();
   /** Output tokens a speculative round keeps, on average (fixed for the timer's draft). */
   private readonly tokensPerRound: number;
+  /** The error band's scale of the pool's device time (passFromWork's and the draft's). */
+  private readonly bandScale: number;
+  /**
+   * The pass's constant terms, so a step computes only what its shape changes, with the same
+   * floating-point operations as passFromWork's waferPass or hbmPass.
+   */
+  private readonly target: PassConstants;
+  /** The same for the speculative draft's pass (a full copy on one device, fused: draftFactors). */
+  private readonly draftTarget: PassConstants | null;
+  private readonly work = emptyWork();
+  /** On a wafer, the target's and the draft's per-token-count decode terms (waferDecodeMs). */
+  private readonly targetTerms = new Float64Array(3 * DECODE_TERMS_TOKENS);
+  private readonly draftTerms = new Float64Array(3 * DECODE_TERMS_TOKENS);
+  /** The draft's KV bytes per layer and token, and its attention FLOPs per key. */
+  private readonly draftKvPerLayerToken: number;
+  private readonly draftFlopsPerKey: number;
 
   constructor(
     private readonly model: ModelProfile,
@@ -655,7 +891,13 @@ export class DecodeStepTimer {
     this.kvBytesPerLayerToken = 2 * model.kvHeads * model.headDim * DTYPE_BYTES[opts.kvDtype];
     this.attentionFlopsPerKey = 4 * model.heads * model.headDim;
     this.tokensPerRound = speculative ? expectedTokensPerStep(speculative.draftTokens, speculative.acceptanceRate) : 1;
-    resolveFactors(pool.device, opts);
+    const f = resolveFactors(pool.device, opts).factors;
+    this.bandScale = bandScale(pool.device, opts);
+    this.target = passConstants(model, pool, f, opts);
+    const draft = speculative?.draft.model;
+    this.draftTarget = draft ? passConstants(draft, { device: pool.device, count: 1 }, draftFactors(f), opts) : null;
+    this.draftKvPerLayerToken = draft ? 2 * draft.kvHeads * draft.headDim * DTYPE_BYTES[opts.kvDtype] : 0;
+    this.draftFlopsPerKey = draft ? 4 * draft.heads * draft.headDim : 0;
   }
 
   /**
@@ -671,20 +913,19 @@ export class DecodeStepTimer {
     // Verification: k + 1 queries per request after its context; query j (1-based) sees context + j keys.
     const q = spec.draftTokens + 1;
     const verify = this.passMs(requests, q, contextSum, windowedKeySum, this.verifyCache);
-    const draft = spec.draft.model;
-    const draftKeys = draft.layers * (contextSum + requests);
-    const draftKvPerLayerToken = 2 * draft.kvHeads * draft.headDim * DTYPE_BYTES[this.opts.kvDtype];
-    const draftWork: PassWork = {
-      tokens: requests,
-      sequences: requests,
-      logits: requests,
-      attentionFlops: 4 * draft.heads * draft.headDim * draftKeys,
-      kvBytesRead: draftKvPerLayerToken * draftKeys,
-    };
-    // The draft pass's time alone: the per-step path needs no breakdown.
-    const draftMs =
-      rawDraftPass(draft, this.pool, draftWork, this.opts, this.draftCache).ms * bandScale(this.pool.device, this.opts);
-    return (spec.draftTokens * draftMs + verify) / this.tokensPerRound;
+    const draftKeys = spec.draft.model.layers * (contextSum + requests);
+    const work = this.work;
+    work.tokens = requests;
+    work.sequences = requests;
+    work.logits = requests;
+    work.attentionFlops = this.draftFlopsPerKey * draftKeys;
+    work.kvBytesRead = this.draftKvPerLayerToken * draftKeys;
+    // The draft pass's time alone (rawDraftPass's), without its breakdown.
+    const draftTarget = this.draftTarget as PassConstants;
+    const rawMs = draftTarget.wafer
+      ? waferDecodeMs(draftTarget.wafer, this.draftTerms, work)
+      : rawPassMs(draftTarget, 'decode', work, this.draftCache);
+    return (spec.draftTokens * (rawMs * this.bandScale) + verify) / this.tokensPerRound;
   }
 
   /** A pass of `q` query tokens for each of `requests` requests (q = 1: a plain decode step). */
@@ -704,14 +945,17 @@ export class DecodeStepTimer {
     // Each request reads its KV once per pass: context + q tokens (windowed layers: capped).
     const read =
       this.globalLayers * (contextSum + requests * q) + (w > 0 ? w * (windowedKeySum + requests * (q - 1)) : 0);
-    const work: PassWork = {
-      tokens: requests * q,
-      sequences: requests,
-      logits: requests * q,
-      attentionFlops: this.attentionFlopsPerKey * keys,
-      kvBytesRead: this.kvBytesPerLayerToken * read,
-    };
-    return passFromWork(this.model, this.pool, work, 'decode', this.opts, cache).ms;
+    const work = this.work;
+    work.tokens = requests * q;
+    work.sequences = requests;
+    work.logits = requests * q;
+    work.attentionFlops = this.attentionFlopsPerKey * keys;
+    work.kvBytesRead = this.kvBytesPerLayerToken * read;
+    // passFromWork's pass and band scale, without the breakdown.
+    const ms = this.target.wafer
+      ? waferDecodeMs(this.target.wafer, this.targetTerms, work)
+      : rawPassMs(this.target, 'decode', work, cache);
+    return this.bandScale === 1 ? ms : ms * this.bandScale;
   }
 }
 

@@ -20,16 +20,13 @@
 import {
   DecodeStepTimer,
   DEVICES,
-  forwardPassTime,
   kvBytesForContext,
   kvTransferTime,
   LINKS,
+  PassTimer,
   poolBandwidth,
-  prefillTime,
   stackSpeculation,
   type DevicePool,
-  type PassSequence,
-  type PrefillItem,
 } from '../emulator';
 import { admit } from '../engine/admission';
 import {
@@ -159,9 +156,13 @@ const OP_PREFILL = 2;
 /** A chunked step: decode tokens for the running batch plus prompt chunks. */
 const OP_MIXED = 3;
 
-/** The step memo has 2^STEP_MEMO_BITS slots (20 bytes each: 10 MB at 19 bits). */
-const STEP_MEMO_BITS = 19;
-const STEP_MEMO_SHIFT = 32 - STEP_MEMO_BITS;
+/**
+ * The step memo has 2^STEP_MEMO_BITS slots of STEP_MEMO_STRIDE doubles (32 bytes: 8 MB at 18 bits), a slot's
+ * context sum, batch size and step ms side by side, so a probe reads one cache line.
+ */
+const STEP_MEMO_BITS = 18;
+const STEP_MEMO_STRIDE = 4;
+const STEP_MEMO_MASK = (1 << STEP_MEMO_BITS) - 1;
 
 const SESSION_REJECTED = 'an earlier turn of its session was rejected';
 
@@ -229,7 +230,9 @@ function checkFit(spec: SystemSpec, opts: ResolvedSimOptions, workload: Workload
 function medianPrompt(workload: Workload): number {
   const n = workload.requests.length;
   if (n === 0) return 1;
-  const prompts = Float64Array.from(workload.requests, (r) => r.promptTokens).sort();
+  const prompts = new Float64Array(n);
+  for (let i = 0; i < n; i++) prompts[i] = (workload.requests[i] as SimRequest).promptTokens;
+  prompts.sort();
   return prompts[Math.min(n - 1, Math.max(0, Math.ceil(0.5 * n) - 1))] as number;
 }
 
@@ -363,16 +366,16 @@ class Simulation {
   private readonly timer: DecodeStepTimer;
   private readonly maxPrefillQueue: number;
   private readonly maxDecodeQueue: number;
-  private readonly prefillItem: { newTokens: number; cachedTokens: number } = { newTokens: 0, cachedTokens: 0 };
-  private readonly prefillBatch: PrefillItem[] = [this.prefillItem];
+  /** Prefill passes on prefill replicas (null: colocated), and passes on batch replicas (prefills, chunked steps). */
+  private readonly prefillTimer: PassTimer | null;
+  private readonly batchPassTimer: PassTimer;
   /** Single-prompt prefill ms by (new, cached) tokens: most prompts repeat a shape. */
   private readonly prefillMemo = new Map<number, number>();
   private readonly batchPrefillMemo = new Map<number, number>();
   /** Decode step ms by (context sum, batch size), for models without windowed attention. */
-  private readonly stepMemoSum = new Float64Array(1 << STEP_MEMO_BITS).fill(-1);
-  private readonly stepMemoBatch = new Int32Array(1 << STEP_MEMO_BITS);
-  private readonly stepMemoMs = new Float64Array(1 << STEP_MEMO_BITS);
-  /** Step ms of a batch of one, by its context (-1: not yet computed); up to the model's context. */
+  /** (sum, batch, ms) per slot; a slot whose batch is 0 is empty (a step has at least one request). */
+  private readonly stepMemo = new Float64Array(STEP_MEMO_STRIDE << STEP_MEMO_BITS);
+  /** Step ms of a batch of one, by its context (0: not yet computed); up to the model's context. */
   private readonly loneStepMs: Float64Array;
 
   // KV transfers: each prefill replica's send link and each decode replica's receive link are shared
@@ -387,7 +390,8 @@ class Simulation {
   private readonly rateSince: Float64Array;
   private readonly bytesEndMs: Float64Array;
 
-  private kvBytesMoved = 0;
+  /** Bytes outgrow a small integer at once: a double from the start (zeroed in the constructor), so the object's shape holds. */
+  private kvBytesMoved = Number.NaN;
   private promptTokensPrefilled = 0;
   private cachedPromptTokens = 0;
   private decodeSteps = 0;
@@ -404,6 +408,7 @@ class Simulation {
     limits: RunLimits,
     private readonly onProgress: ((terminal: number, total: number) => void) | undefined,
   ) {
+    this.kvBytesMoved = 0;
     this.requests = workload.requests;
     const n = (this.n = workload.requests.length);
     const nan = (): Float64Array => new Float64Array(n).fill(NaN);
@@ -427,41 +432,17 @@ class Simulation {
     this.replicaOf = new Int32Array(n).fill(-1);
     this.nextInSession = new Int32Array(n).fill(-1);
     this.jsq = opts.routing === 'jsq-tokens';
-    this.loneStepMs = new Float64Array(opts.model.maxContext + 1).fill(-1);
+    this.loneStepMs = new Float64Array(opts.model.maxContext + 1);
 
-    // Session follow-ups arrive when their previous turn ends; everything else at its arrival time.
-    const lastOfSession = new Map<string, number>();
-    const isFollower = new Uint8Array(n);
     const kvNeed = (this.kvNeed = new Float64Array(n));
     this.kvTokens = new Int32Array(n);
-    const maxContext = opts.model.maxContext;
-    for (let i = 0; i < n; i++) {
-      const r = this.requests[i] as SimRequest;
-      if (!(r.promptTokens >= 1 && r.outputTokens >= 1 && Number.isFinite(r.arrivalMs))) {
-        throw new RangeError(`request ${r.id}: prompt and output tokens must be at least 1 and arrivalMs finite`);
-      }
-      this.times.promptTokens[i] = r.promptTokens;
-      const output = Math.min(r.outputTokens, limits.maxTokens);
-      if (output < r.outputTokens) this.truncatedAnswers += 1;
-      this.times.outputTokens[i] = output;
-      // The client's max_tokens fits the context after its prompt (the live API refuses more), and is at
-      // least the answer it got.
-      const cap = Math.max(output, Math.min(limits.maxTokens, maxContext - r.promptTokens));
-      this.kvTokens[i] = r.promptTokens + cap;
-      kvNeed[i] = kvNeedBytes(opts.model, r.promptTokens, cap, opts.compute);
-      if (r.sessionId === undefined) continue;
-      const previous = lastOfSession.get(r.sessionId);
-      if (r.thinkMs !== undefined && previous !== undefined) {
-        this.nextInSession[previous] = i;
-        isFollower[i] = 1;
-      }
-      lastOfSession.set(r.sessionId, i);
-    }
-    const open: number[] = [];
-    for (let i = 0; i < n; i++) if (!isFollower[i]) open.push(i);
-    open.sort(
-      (a, b) => (this.requests[a] as SimRequest).arrivalMs - (this.requests[b] as SimRequest).arrivalMs || a - b,
-    );
+    const { truncated, open } = prepareRequests(this.requests, limits.maxTokens, opts, {
+      times: this.times,
+      kvNeed,
+      kvTokens: this.kvTokens,
+      nextInSession: this.nextInSession,
+    });
+    this.truncatedAnswers += truncated;
     this.openLoop = Int32Array.from(open);
 
     const maxBatch = limits.decodeBatchMax;
@@ -505,6 +486,8 @@ class Simulation {
       stackSpeculation(opts.model, this.batchPool, opts.compute),
     );
     this.batchLimits = { maxBatch, kvBudgetBytes: kvBudgetBytes(opts.model, this.batchPool, opts.compute) };
+    this.prefillTimer = this.prefillPool && new PassTimer(opts.model, this.prefillPool, 'prefill', opts.compute);
+    this.batchPassTimer = new PassTimer(opts.model, this.batchPool, 'prefill', opts.compute);
 
     // The same links and latency as kvTransferTime, so a transfer alone on its links takes what it says.
     const from = this.prefillPool ?? this.batchPool;
@@ -560,7 +543,8 @@ class Simulation {
       const arrivalTime =
         nextOpen < open.length ? (this.requests[open[nextOpen] as number] as SimRequest).arrivalMs : Infinity;
       this.nextArrivalMs = arrivalTime;
-      if (eventTime === Infinity && arrivalTime === Infinity) break;
+      // Both comparisons at once (no branch left without type feedback until the end).
+      if (Math.min(eventTime, arrivalTime) === Infinity) break;
       // Completions at the same instant go first: they free the resources an arrival may take.
       if (eventTime <= arrivalTime) {
         events.pop();
@@ -688,13 +672,11 @@ class Simulation {
   }
 
   /** One prompt's whole prefill on a pool, memoised by its shape (pool, new tokens, cached tokens). */
-  private prefillMs(pool: DevicePool, memo: Map<number, number>, newTokens: number, cached: number): number {
+  private prefillMs(timer: PassTimer, memo: Map<number, number>, newTokens: number, cached: number): number {
     const key = newTokens * 4_194_304 + cached;
     let ms = memo.get(key);
     if (ms === undefined) {
-      this.prefillItem.newTokens = newTokens;
-      this.prefillItem.cachedTokens = cached;
-      ms = prefillTime(this.opts.model, pool, this.prefillBatch, this.opts.compute).ms;
+      ms = timer.start().add(newTokens, cached).ms();
       memo.set(key, ms);
     }
     return ms;
@@ -705,7 +687,7 @@ class Simulation {
    * its new tokens stay within the budget (a prompt over the budget runs alone; budget 0: one prompt).
    */
   private startPrefills(): void {
-    const pool = this.prefillPool as DevicePool;
+    const timer = this.prefillTimer as PassTimer;
     for (let r = 0; r < this.prefillBatches.length; r++) {
       const batch = this.prefillBatches[r] as number[];
       if (batch.length > 0) continue;
@@ -716,7 +698,9 @@ class Simulation {
       }
       const cache = this.prefillCaches[r] ?? null;
       let tokens = 0;
-      let items: PrefillItem[] | null = null;
+      // The first prompt's shape: a pass of one prompt is memoised by it.
+      let firstNew = 0;
+      let firstCached = 0;
       while (queue.length > 0) {
         const i = queue.peek();
         const prompt = this.times.promptTokens[i] as number;
@@ -727,18 +711,14 @@ class Simulation {
         batch.push(i);
         this.times.prefillStartMs[i] = this.now;
         const cached = this.lookupCache(i, cache);
-        (items ??= []).push({ newTokens: prompt - cached, cachedTokens: cached });
+        if (batch.length === 1) {
+          firstNew = prompt - cached;
+          firstCached = cached;
+          timer.start();
+        }
+        timer.add(prompt - cached, cached);
       }
-      const only = items as PrefillItem[];
-      const ms =
-        only.length === 1
-          ? this.prefillMs(
-              pool,
-              this.batchPrefillMemo,
-              (only[0] as PrefillItem).newTokens,
-              (only[0] as PrefillItem).cachedTokens,
-            )
-          : prefillTime(this.opts.model, pool, only, this.opts.compute).ms;
+      const ms = batch.length === 1 ? this.prefillMs(timer, this.batchPrefillMemo, firstNew, firstCached) : timer.ms();
       this.prefillPasses += 1;
       this.prefillPassPrompts += batch.length;
       this.prefillOpMs[r] = ms;
@@ -788,30 +768,36 @@ class Simulation {
    * share: bytes sent so far are counted at the old rate, and the end is rescheduled where the rate changed.
    */
   private reshare(r: number, d: number): void {
-    const touched = new Set<number>([
-      ...(this.sending[r] as number[]),
-      ...(this.replicas[d] as BatchReplica).transfers,
-    ]);
-    for (const i of touched) {
-      const src = this.transferSource[i] as number;
-      const dst = this.replicaOf[i] as number;
-      const rate = Math.min(
-        this.sendBandwidth / (this.sending[src] as number[]).length,
-        this.receiveBandwidth / (this.replicas[dst] as BatchReplica).transfers.length,
-      );
-      if (rate === this.rate[i]) continue;
-      const old = this.rate[i] as number;
-      if (old > 0)
-        this.bytesLeft[i] = Math.max(
-          0,
-          (this.bytesLeft[i] as number) - (old * (this.now - (this.rateSince[i] as number))) / 1000,
-        );
-      this.rate[i] = rate;
-      this.rateSince[i] = this.now;
-      const end = this.now + ((this.bytesLeft[i] as number) / rate) * 1000;
-      this.bytesEndMs[i] = end;
-      this.events.push(end, EVENT_TRANSFER_BYTES, i);
+    const sending = this.sending[r] as number[];
+    const receiving = (this.replicas[d] as BatchReplica).transfers;
+    // Each transfer once, in the order of a set of both lists: the sender's, then the receiver's others.
+    for (let k = 0; k < sending.length; k++) this.rerate(sending[k] as number);
+    for (let k = 0; k < receiving.length; k++) {
+      const i = receiving[k] as number;
+      if (this.transferSource[i] !== r) this.rerate(i);
     }
+  }
+
+  /** Transfer `i`'s rate is its share now: bytes sent so far count at the old rate, and its end moves. */
+  private rerate(i: number): void {
+    const src = this.transferSource[i] as number;
+    const dst = this.replicaOf[i] as number;
+    const rate = Math.min(
+      this.sendBandwidth / (this.sending[src] as number[]).length,
+      this.receiveBandwidth / (this.replicas[dst] as BatchReplica).transfers.length,
+    );
+    if (rate === this.rate[i]) return;
+    const old = this.rate[i] as number;
+    if (old > 0)
+      this.bytesLeft[i] = Math.max(
+        0,
+        (this.bytesLeft[i] as number) - (old * (this.now - (this.rateSince[i] as number))) / 1000,
+      );
+    this.rate[i] = rate;
+    this.rateSince[i] = this.now;
+    const end = this.now + ((this.bytesLeft[i] as number) / rate) * 1000;
+    this.bytesEndMs[i] = end;
+    this.events.push(end, EVENT_TRANSFER_BYTES, i);
   }
 
   private transferBytesDone(i: number): void {
@@ -914,7 +900,12 @@ class Simulation {
       this.times.prefillStartMs[i] = this.now;
       this.replicaOf[i] = d;
       const cached = this.lookupCache(i, replica.cache);
-      ms = this.prefillMs(this.batchPool, this.prefillMemo, (this.times.promptTokens[i] as number) - cached, cached);
+      ms = this.prefillMs(
+        this.batchPassTimer,
+        this.prefillMemo,
+        (this.times.promptTokens[i] as number) - cached,
+        cached,
+      );
       replica.kvBytes += this.kvNeed[i] as number;
       if (this.jsq) replica.pendingKvTokens += this.kvTokens[i] as number;
       replica.op = OP_PREFILL;
@@ -989,19 +980,14 @@ class Simulation {
     if (replica.runningCount === 0 && chunks.length === 1) {
       const i = replica.prefilling[0] as number;
       const done = this.prefilled[i] as number;
-      return this.prefillMs(this.batchPool, this.prefillMemo, chunks[0] as number, done);
+      return this.prefillMs(this.batchPassTimer, this.prefillMemo, chunks[0] as number, done);
     }
-    const seqs: PassSequence[] = [];
-    for (let k = 0; k < replica.runningCount; k++) {
-      seqs.push({ newTokens: 1, contextTokens: this.context[replica.running[k] as number] as number });
-    }
+    const timer = this.batchPassTimer.start();
+    for (let k = 0; k < replica.runningCount; k++) timer.add(1, this.context[replica.running[k] as number] as number);
     for (let k = 0; k < chunks.length; k++) {
-      seqs.push({
-        newTokens: chunks[k] as number,
-        contextTokens: this.prefilled[replica.prefilling[k] as number] as number,
-      });
+      timer.add(chunks[k] as number, this.prefilled[replica.prefilling[k] as number] as number);
     }
-    return forwardPassTime(this.opts.model, this.batchPool, seqs, 'prefill', this.opts.compute).ms;
+    return timer.ms();
   }
 
   private stepMs(replica: BatchReplica): number {
@@ -1027,17 +1013,24 @@ class Simulation {
     // A lone request (the common case when steps are short): indexed by its context, no hashing.
     if (n === 1 && sum < this.loneStepMs.length) {
       const known = this.loneStepMs[sum] as number;
-      if (known >= 0) return known;
+      // A step takes time (its fixed costs); were one to take 0 ms, it would only be recomputed each time.
+      if (known > 0) return known;
       const ms = this.timer.stepMs(1, sum);
       this.loneStepMs[sum] = ms;
       return ms;
     }
-    const slot = (Math.imul(sum, 0x9e3779b1) ^ Math.imul(n, 0x85ebca77)) >>> STEP_MEMO_SHIFT;
-    if (this.stepMemoSum[slot] === sum && this.stepMemoBatch[slot] === n) return this.stepMemoMs[slot] as number;
+    // A scramble per batch size, xor the sum: a batch's steps (sum + n, + 2n, ...) probe slots near each other.
+    const at = ((Math.imul(n, 0x9e3779b1) ^ sum) & STEP_MEMO_MASK) * STEP_MEMO_STRIDE;
+    const memo = this.stepMemo;
+    // All three read on every call, so a first hit seen in optimized code finds their type feedback.
+    const knownSum = memo[at] as number;
+    const knownBatch = memo[at + 1] as number;
+    const knownMs = memo[at + 2] as number;
+    if (Number(knownSum === sum) * Number(knownBatch === n) === 1) return knownMs;
     const ms = this.timer.stepMs(n, sum);
-    this.stepMemoSum[slot] = sum;
-    this.stepMemoBatch[slot] = n;
-    this.stepMemoMs[slot] = ms;
+    memo[at] = sum;
+    memo[at + 1] = n;
+    memo[at + 2] = ms;
     return ms;
   }
 
@@ -1123,7 +1116,7 @@ class Simulation {
     replica.opMs = ms;
     this.decodeSteps += steps;
     this.decodeBatchSum += steps * n;
-    if (n > this.decodeBatchMax) this.decodeBatchMax = n;
+    this.decodeBatchMax = Math.max(this.decodeBatchMax, n);
   }
 
   private finishOp(replica: BatchReplica): void {
@@ -1186,6 +1179,66 @@ class Simulation {
       this.events.push(this.now + think, EVENT_ARRIVAL, next);
     }
   }
+}
+
+/**
+ * The per-request set-up of a run, a function of its own so that the optimizing compiler, entering its loops,
+ * compiles them and not the whole constructor: each request's prompt, answer (at most max_tokens), KV need and
+ * reservation, and session links into `into`; returns the answers cut short and the open-loop arrivals in
+ * order. Session follow-ups arrive when their previous turn ends; everything else at its arrival time.
+ */
+function prepareRequests(
+  requests: readonly SimRequest[],
+  maxTokens: number,
+  opts: ResolvedSimOptions,
+  into: {
+    readonly times: RequestTimes;
+    readonly kvNeed: Float64Array;
+    readonly kvTokens: Int32Array;
+    readonly nextInSession: Int32Array;
+  },
+): { truncated: number; open: number[] } {
+  const n = requests.length;
+  const { times, kvNeed, kvTokens, nextInSession } = into;
+  const lastOfSession = new Map<string, number>();
+  const isFollower = new Uint8Array(n);
+  const maxContext = opts.model.maxContext;
+  let truncated = 0;
+  for (let i = 0; i < n; i++) {
+    const r = requests[i] as SimRequest;
+    if (!(r.promptTokens >= 1 && r.outputTokens >= 1 && Number.isFinite(r.arrivalMs))) {
+      throw new RangeError(`request ${r.id}: prompt and output tokens must be at least 1 and arrivalMs finite`);
+    }
+    times.promptTokens[i] = r.promptTokens;
+    const output = Math.min(r.outputTokens, maxTokens);
+    if (output < r.outputTokens) truncated += 1;
+    times.outputTokens[i] = output;
+    // The client's max_tokens fits the context after its prompt (the live API refuses more), and is at
+    // least the answer it got.
+    const cap = Math.max(output, Math.min(maxTokens, maxContext - r.promptTokens));
+    kvTokens[i] = r.promptTokens + cap;
+    kvNeed[i] = kvNeedBytes(opts.model, r.promptTokens, cap, opts.compute);
+    if (r.sessionId === undefined) continue;
+    const previous = lastOfSession.get(r.sessionId);
+    if (r.thinkMs !== undefined && previous !== undefined) {
+      nextInSession[previous] = i;
+      isFollower[i] = 1;
+    }
+    lastOfSession.set(r.sessionId, i);
+  }
+  const open: number[] = [];
+  for (let i = 0; i < n; i++) if (!isFollower[i]) open.push(i);
+  // By arrival, ties by index: a total order, so a trace already in order (most are) needs no sort.
+  let sorted = true;
+  for (let k = 1; k < open.length && sorted; k++) {
+    sorted =
+      (requests[open[k - 1] as number] as SimRequest).arrivalMs <=
+      (requests[open[k] as number] as SimRequest).arrivalMs;
+  }
+  if (!sorted) {
+    open.sort((a, b) => (requests[a] as SimRequest).arrivalMs - (requests[b] as SimRequest).arrivalMs || a - b);
+  }
+  return { truncated, open };
 }
 
 function removeItem(list: number[], value: number): void {

@@ -1,6 +1,9 @@
 /**
  * The simulator's event queue: a binary min-heap of (time, sequence) over parallel typed arrays,
  * so pushing and popping allocate nothing once grown. Equal times pop in push order (deterministic).
+ * Comparisons read both keys and combine them without short-circuiting, so the rare tie branch never
+ * lacks the type feedback the optimizing compiler needs (a tie first seen in optimized code would
+ * otherwise send the heap back to the interpreter).
  */
 export class EventQueue {
   private times = new Float64Array(64);
@@ -29,8 +32,7 @@ export class EventQueue {
     // Sift up.
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      const pt = this.times[parent] as number;
-      if (pt < time || (pt === time && (this.seqs[parent] as number) < seq)) break;
+      if (precedes(this.times[parent] as number, this.seqs[parent] as number, time, seq)) break;
       this.move(parent, i);
       i = parent;
     }
@@ -57,8 +59,7 @@ export class EventQueue {
         const right = left + 1;
         let child = left;
         if (right < last && this.before(right, left)) child = right;
-        const ct = this.times[child] as number;
-        if (ct > time || (ct === time && (this.seqs[child] as number) > seq)) break;
+        if (precedes(time, seq, this.times[child] as number, this.seqs[child] as number)) break;
         this.move(child, i);
         i = child;
       }
@@ -68,9 +69,7 @@ export class EventQueue {
   }
 
   private before(a: number, b: number): boolean {
-    const ta = this.times[a] as number;
-    const tb = this.times[b] as number;
-    return ta < tb || (ta === tb && (this.seqs[a] as number) < (this.seqs[b] as number));
+    return precedes(this.times[a] as number, this.seqs[a] as number, this.times[b] as number, this.seqs[b] as number);
   }
 
   private move(from: number, to: number): void {
@@ -102,4 +101,9 @@ export class EventQueue {
     this.kinds = kinds;
     this.targets = targets;
   }
+}
+
+/** Whether (time a, sequence a) comes before (time b, sequence b): every comparison made, none skipped. */
+function precedes(ta: number, sa: number, tb: number, sb: number): boolean {
+  return Number(ta < tb) + Number(ta === tb) * Number(sa < sb) > 0;
 }

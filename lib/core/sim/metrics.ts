@@ -5,7 +5,7 @@
  */
 import { DEVICES, type DevicePool } from '../emulator';
 import type { RequestTimes, RunCounters, RunLimits } from './engine';
-import type { ResolvedSimOptions, SystemSpec } from './system-spec';
+import type { ResolvedSimOptions, Slo, SystemSpec } from './system-spec';
 
 /**
  * Latency percentiles over every request of the workload: a rejected request counts as +Infinity (it never
@@ -135,14 +135,18 @@ export function systemPricePerHour(system: SystemSpec, cs3PricePerHour: number |
   return total;
 }
 
-export function summarise(
-  spec: string,
-  system: SystemSpec,
-  opts: ResolvedSimOptions,
-  t: RequestTimes,
-  counters: RunCounters,
-  limits: RunLimits,
-): SystemMetrics {
+/**
+ * summarise's passes over every request are functions of their own: the optimizing compiler, entering a long
+ * loop, then compiles only the loop's function, not all of summarise.
+ */
+function tally(t: RequestTimes): {
+  completed: number;
+  rejectedCount: number;
+  multiToken: number;
+  disaggregated: number;
+  start: number;
+  end: number;
+} {
   const n = t.arrivalMs.length;
   let completed = 0;
   let rejectedCount = 0;
@@ -160,12 +164,20 @@ export function summarise(
     if ((t.outputTokens[i] as number) > 1) multiToken += 1;
     if (t.mode[i] === 0) disaggregated += 1;
   }
-  // Completed first, then the rejected as +Infinity (filled in below the loop).
-  const ttft = new Float64Array(completed + rejectedCount);
-  const tpot = new Float64Array(multiToken + rejectedCount);
-  const e2e = new Float64Array(completed + rejectedCount);
-  const prefillWait = new Float64Array(completed);
-  const decodeWait = new Float64Array(disaggregated);
+  return { completed, rejectedCount, multiToken, disaggregated, start, end };
+}
+
+/** The completed requests' latencies and waits, in request order; their output tokens, and how many met the SLO. */
+function latencies(
+  t: RequestTimes,
+  slo: Slo,
+  ttft: Float64Array,
+  tpot: Float64Array,
+  e2e: Float64Array,
+  prefillWait: Float64Array,
+  decodeWait: Float64Array,
+): { outputTokens: number; good: number } {
+  const n = t.arrivalMs.length;
   let c = 0;
   let m = 0;
   let d = 0;
@@ -189,8 +201,28 @@ export function summarise(
       tpot[m++] = tpotMs;
     }
     if (t.mode[i] === 0) decodeWait[d++] = (t.decodeJoinMs[i] as number) - (t.decodeReadyMs[i] as number);
-    if (ttftMs <= opts.slo.ttftMs && tpotMs <= opts.slo.tpotMs) good += 1;
+    if (ttftMs <= slo.ttftMs && tpotMs <= slo.tpotMs) good += 1;
   }
+  return { outputTokens, good };
+}
+
+export function summarise(
+  spec: string,
+  system: SystemSpec,
+  opts: ResolvedSimOptions,
+  t: RequestTimes,
+  counters: RunCounters,
+  limits: RunLimits,
+): SystemMetrics {
+  const n = t.arrivalMs.length;
+  const { completed, rejectedCount, multiToken, disaggregated, start, end } = tally(t);
+  // Completed first, then the rejected as +Infinity (filled in below).
+  const ttft = new Float64Array(completed + rejectedCount);
+  const tpot = new Float64Array(multiToken + rejectedCount);
+  const e2e = new Float64Array(completed + rejectedCount);
+  const prefillWait = new Float64Array(completed);
+  const decodeWait = new Float64Array(disaggregated);
+  const { outputTokens, good } = latencies(t, opts.slo, ttft, tpot, e2e, prefillWait, decodeWait);
   ttft.fill(Infinity, completed);
   tpot.fill(Infinity, multiToken);
   e2e.fill(Infinity, completed);
