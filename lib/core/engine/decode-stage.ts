@@ -386,7 +386,11 @@ export class DecodeBatcher {
     const next = batch.length === 1 ? this.nextToken(batch[0]!) : Promise.all(batch.map((r) => this.nextToken(r)));
     const charged = this.deps.clock.charge(stepMs);
     const renewed = this.deps.claims && this.held.length > 0 ? this.renewHeldClaims() : null;
-    const [got] = await Promise.all([next, charged, renewed]);
+    // The tokens never reject (a backend failure is an error token), so they are awaited last, each promise awaited
+    // without a Promise.all of its own where nothing else can fail meanwhile.
+    if (renewed) await Promise.all([charged, renewed]);
+    else await charged;
+    const got = await next;
     const tokens: readonly TokenOrError[] = batch.length === 1 ? [got as TokenOrError] : (got as TokenOrError[]);
     // By time, not per step: a cancellation is seen within cancelCheckEveryMs (plus one step) of being marked.
     const now = this.deps.wallClockMs();
@@ -450,7 +454,7 @@ export class DecodeBatcher {
       if (r.emitted >= sampling.maxTokens) return this.end(r, 'completed', undefined, 'length');
       return undefined;
     }
-    const stopAt = firstStop(r.text + token.text, sampling.stop);
+    const stopAt = sampling.stop && sampling.stop.length > 0 ? firstStop(r.text + token.text, sampling.stop) : -1;
     const piece = stopAt === -1 ? token.text : (r.text + token.text).slice(r.text.length, stopAt);
     const delivered = r.job.delivered;
     if (delivered && r.emitted < delivered.length) {
