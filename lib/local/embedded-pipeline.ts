@@ -166,6 +166,8 @@ class EventProgress implements RequestProgress {
   private readonly queued: string[] = [];
   private record: RequestRecord | null = null;
   private wake: (() => void) | null = null;
+  /** Whether a token wakes the waiter: pieces() wants each one; outcome() only the end (one timer, not one per token). */
+  private wakeOnToken = true;
   private readonly unsubscribe: () => void;
   private closed = false;
 
@@ -176,14 +178,17 @@ class EventProgress implements RequestProgress {
     private readonly read: () => Promise<RequestRecord | null>,
   ) {
     this.unsubscribe = events.subscribe(id, (event) => {
-      if (event.type === 'token') this.queued.push(event.text);
-      else if (event.type === 'done') this.record = event.record;
+      if (event.type === 'token') {
+        this.queued.push(event.text);
+        if (!this.wakeOnToken) return;
+      } else if (event.type === 'done') this.record = event.record;
       else return;
       this.notify();
     });
   }
 
   async *pieces(): AsyncGenerator<string> {
+    this.wakeOnToken = true;
     for (;;) {
       while (this.queued.length > 0) yield this.queued.shift()!;
       if (this.record || this.closed || !(await this.waitForEvent())) return;
@@ -191,6 +196,7 @@ class EventProgress implements RequestProgress {
   }
 
   async outcome(): Promise<RequestRecord> {
+    this.wakeOnToken = false;
     while (!this.record && !this.closed && (await this.waitForEvent()));
     if (this.record) return this.record;
     // The deadline (or close) came first: the record as stored now.

@@ -159,6 +159,22 @@ describe('handoff descriptor round trip', () => {
     expect(inlineKvBytes(d.kv)).toEqual(blob);
   });
 
+  it('decodes inline KV bytes once on the way in, hands them out once, and never trusts base64 changed since', () => {
+    const d = decodeDescriptor(encodeDescriptor(sample({ kv: inlineKv(blob) })));
+    if (d.kv.kind !== 'inline') throw new Error('expected inline kv');
+    const first = inlineKvBytes(d.kv);
+    const second = inlineKvBytes(d.kv);
+    expect(first).toEqual(blob);
+    expect(second).toEqual(blob);
+    // The second read decodes again: the first holder may keep (and view) its array.
+    expect(second).not.toBe(first);
+    // A location inlineKv built, with its base64 replaced after: checked in full again when encoded.
+    const kv = inlineKv(blob) as { data: string };
+    kv.data = `${kv.data.slice(0, -8)}!!!!${kv.data.slice(-4)}`;
+    const bad = sample({ kv: kv as HandoffDescriptor['kv'] });
+    expect(expectDescriptorError(() => encodeDescriptor(bad), 'invalid').field).toBe('kv.data');
+  });
+
   it('rejects inline KV bytes whose checksum or length does not match, naming the field', () => {
     const kv = inlineKv(blob);
     if (kv.kind !== 'inline') throw new Error('expected inline kv');
@@ -431,7 +447,22 @@ describe('base64 helpers', () => {
   });
 
   it('reject anything but canonical padded base64', () => {
-    for (const bad of ['A', 'AB=', 'A===', '====', 'AB C', 'AA=A', '=AAA', 'AAA\n', 'AB-_', 'ÿÿÿÿ', 'QUJD\u0100']) {
+    // Past the first group too, in the last group, and code units above 255 whose low byte is in the alphabet.
+    const later = ['QUJDQ!==', 'QUJDREU\u0141', 'QUJD\u0141UJD', 'QUJDRA=A', 'QUJD=UJD'];
+    for (const bad of [
+      'A',
+      'AB=',
+      'A===',
+      '====',
+      'AB C',
+      'AA=A',
+      '=AAA',
+      'AAA\n',
+      'AB-_',
+      'ÿÿÿÿ',
+      'QUJD\u0100',
+      ...later,
+    ]) {
       expect(base64DecodedLength(bad), bad).toBe(-1);
       expect(() => base64ToBytes(bad)).toThrow(RangeError);
     }

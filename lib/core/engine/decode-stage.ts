@@ -375,51 +375,73 @@ export class DecodeBatcher {
     }
   }
 
+  // Runs once per output token of the whole batch: with one request in it (the common case at low load), it
+  // allocates no arrays of its own and awaits only what can be pending (the token, the clock, a due claim renewal).
   private async step(): Promise<void> {
-    const batch = [...this.running];
+    const batch = this.running.slice();
+    const contexts = new Array<number>(batch.length);
+    for (let i = 0; i < batch.length; i++) contexts[i] = batch[i]!.context;
     // Per output token, with the speculative decoding the decode stack publishes for the model (if any).
-    const stepMs = decodeBatchTokenTime(
-      this.config.model,
-      this.pool,
-      batch.map((r) => r.context),
-      this.config.compute,
-      this.speculation,
-    );
-    const [tokens] = await Promise.all([
-      Promise.all(batch.map((r) => this.nextToken(r))),
-      this.deps.clock.charge(stepMs),
-      this.renewHeldClaims(),
-    ]);
+    const stepMs = decodeBatchTokenTime(this.config.model, this.pool, contexts, this.config.compute, this.speculation);
+    const next = batch.length === 1 ? this.nextToken(batch[0]!) : Promise.all(batch.map((r) => this.nextToken(r)));
+    const charged = this.deps.clock.charge(stepMs);
+    const renewed = this.deps.claims && this.held.length > 0 ? this.renewHeldClaims() : null;
+    // The tokens never reject (a backend failure is an error token), so they are awaited last, each promise awaited
+    // without a Promise.all of its own where nothing else can fail meanwhile.
+    if (renewed) await Promise.all([charged, renewed]);
+    else await charged;
+    const got = await next;
+    const tokens: readonly TokenOrError[] = batch.length === 1 ? [got as TokenOrError] : (got as TokenOrError[]);
     // By time, not per step: a cancellation is seen within cancelCheckEveryMs (plus one step) of being marked.
     const now = this.deps.wallClockMs();
-    const checkCancel = batch.map((r) => {
-      const due = now - r.lastCancelCheckMs >= this.config.cancelCheckEveryMs;
-      if (due) r.lastCancelCheckMs = now;
-      return due;
-    });
-    await Promise.all(batch.map((r, i) => this.advance(r, tokens[i] as TokenOrError, stepMs, checkCancel[i]!)));
+    const advanced: Promise<void>[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      const checkCancel = now - r.lastCancelCheckMs >= this.config.cancelCheckEveryMs;
+      if (checkCancel) r.lastCancelCheckMs = now;
+      const done = this.advance(r, tokens[i]!, stepMs, checkCancel);
+      if (done) advanced.push(done);
+    }
+    if (advanced.length === 1) await advanced[0];
+    else if (advanced.length > 1) await Promise.all(advanced);
   }
 
-  private async nextToken(r: Running): Promise<TokenOrError> {
+  /** The request's next token: the one prefill left, or the session's (a backend failure as an error, not a throw). */
+  private nextToken(r: Running): TokenOrError | Promise<TokenOrError> {
+    if (r.pendingFirst) {
+      const first = r.pendingFirst;
+      r.pendingFirst = null;
+      return first;
+    }
     try {
-      if (r.pendingFirst) {
-        const first = r.pendingFirst;
-        r.pendingFirst = null;
-        return first;
-      }
-      return await r.job.session.next();
+      return r.job.session.next().catch(backendError);
     } catch (err) {
-      return { error: { code: 'backend_error', message: `generation backend failed: ${(err as Error).message}` } };
+      return backendError(err);
     }
   }
 
-  private async advance(r: Running, token: TokenOrError, stepMs: number, checkCancel: boolean): Promise<void> {
-    const { tracker, sampling, deadlineMs } = r.job;
+  /**
+   * Takes the request one token on. Synchronous (undefined) when there is nothing to wait for, the usual step of a
+   * request that goes on; otherwise the promise of its store calls and, at its end, of its terminal save.
+   */
+  private advance(r: Running, token: TokenOrError, stepMs: number, checkCancel: boolean): Promise<void> | undefined {
+    const { tracker } = r.job;
     tracker.decodeEmulatedMs += stepMs;
     if (r.emitted === 0 && !r.firstFromPrefill) r.firstStepMs = stepMs;
     if (token !== null && 'error' in token) return this.end(r, 'failed', token.error);
-    if (checkCancel && (await this.cancelMarked(tracker.record.id))) return this.end(r, 'cancelled');
+    if (checkCancel || this.claimRenewalDue(r)) return this.advanceChecked(r, token, checkCancel);
+    return this.advanceToken(r, token);
+  }
+
+  /** advance's store calls first: the cancellation marker (when due) and the claim (when due). */
+  private async advanceChecked(r: Running, token: GeneratedToken | null, checkCancel: boolean): Promise<void> {
+    if (checkCancel && (await this.cancelMarked(r.job.tracker.record.id))) return this.end(r, 'cancelled');
     if (!(await this.renewClaim(r))) return this.abandon(r);
+    return this.advanceToken(r, token);
+  }
+
+  private advanceToken(r: Running, token: GeneratedToken | null): Promise<void> | undefined {
+    const { tracker, sampling, deadlineMs } = r.job;
     if (this.deps.wallClockMs() > deadlineMs) {
       return this.end(r, 'failed', {
         code: 'timeout',
@@ -430,9 +452,9 @@ export class DecodeBatcher {
     if (token.toolCall) {
       this.emitToolCall(r, token.toolCall);
       if (r.emitted >= sampling.maxTokens) return this.end(r, 'completed', undefined, 'length');
-      return;
+      return undefined;
     }
-    const stopAt = firstStop(r.text + token.text, sampling.stop);
+    const stopAt = sampling.stop && sampling.stop.length > 0 ? firstStop(r.text + token.text, sampling.stop) : -1;
     const piece = stopAt === -1 ? token.text : (r.text + token.text).slice(r.text.length, stopAt);
     const delivered = r.job.delivered;
     if (delivered && r.emitted < delivered.length) {
@@ -449,6 +471,7 @@ export class DecodeBatcher {
     } else if (piece.length > 0 || stopAt === -1) this.emit(r, piece);
     if (stopAt !== -1) return this.end(r, 'completed', undefined, 'stop');
     if (r.emitted >= sampling.maxTokens) return this.end(r, 'completed', undefined, 'length');
+    return undefined;
   }
 
   /**
@@ -484,14 +507,19 @@ export class DecodeBatcher {
     this.wakeRoomWaiters();
   }
 
-  /** Renews the decode claim about three times per lease; false when another worker has taken it over. */
-  private async renewClaim(r: { readonly job: DecodeJob; lastRenewMs: number }): Promise<boolean> {
+  /** Whether the job's decode claim is due for renewal: about three times per lease, and only for a delivery that took one. */
+  private claimRenewalDue(r: { readonly job: DecodeJob; lastRenewMs: number }): boolean {
     const claims = this.deps.claims;
     // Only a delivery that took a claim renews one (a colocated job never crossed the queue).
-    if (!claims || !r.job.claimOwner) return true;
-    const now = this.deps.wallClockMs();
-    if (now - r.lastRenewMs < claims.leaseMs / 3) return true;
-    r.lastRenewMs = now;
+    if (!claims || !r.job.claimOwner) return false;
+    return this.deps.wallClockMs() - r.lastRenewMs >= claims.leaseMs / 3;
+  }
+
+  /** Renews the decode claim when due (claimRenewalDue); false when another worker has taken it over. */
+  private async renewClaim(r: { readonly job: DecodeJob; lastRenewMs: number }): Promise<boolean> {
+    const claims = this.deps.claims;
+    if (!claims || !r.job.claimOwner || !this.claimRenewalDue(r)) return true;
+    r.lastRenewMs = this.deps.wallClockMs();
     return claims.store.claim(r.job.tracker.record.id, r.job.claimOwner, claims.leaseMs);
   }
 
@@ -603,6 +631,10 @@ export class DecodeBatcher {
 }
 
 type TokenOrError = GeneratedToken | null | { error: RequestError };
+
+function backendError(err: unknown): TokenOrError {
+  return { error: { code: 'backend_error', message: `generation backend failed: ${(err as Error).message}` } };
+}
 
 /** Index where the earliest stop sequence starts in `text`, or -1. */
 function firstStop(text: string, stop: readonly string[] | undefined): number {

@@ -4,7 +4,7 @@
  * plus everything decode needs to continue the request.
  */
 import type { ChatMessage, GeneratedToken, SamplingParams, ToolOffer } from '../ports';
-import { base64DecodedLength, base64ToBytes, bytesToBase64 } from './base64';
+import { base64DecodedLength, base64LengthOfCanonical, base64ToBytes, bytesToBase64 } from './base64';
 import { crc32c } from './checksum';
 import { TRACEPARENT_CHARS, validTraceparent } from './traceparent';
 
@@ -147,9 +147,12 @@ function decode(text: string): HandoffDescriptor {
       },
     );
   }
-  validate(raw);
+  validate(raw, true);
   return raw;
 }
+
+/** The bytes decode found in an inline location's base64, for inlineKvBytes to take once. */
+const decodedHere = new WeakMap<object, { readonly data: string; readonly blob: Uint8Array }>();
 
 /**
  * True when `text` is under the limit whatever its characters: a UTF-16 unit is at most 3 UTF-8 bytes
@@ -185,8 +188,16 @@ function utf8ByteLength(s: string): number {
  * CRC-32C of the bytes; the pipeline passes kvBlobChecksum(blob), the CRC the KV blob format carries.
  */
 export function inlineKv(blob: Uint8Array, checksum = crc32c(blob)): KvLocation {
-  return { kind: 'inline', data: bytesToBase64(blob), bytes: blob.length, checksum };
+  const location = { kind: 'inline', data: bytesToBase64(blob), bytes: blob.length, checksum } as const;
+  encodedHere.set(location, location.data);
+  return location;
 }
+
+/**
+ * Inline locations inlineKv built, with the base64 it wrote: while a location still holds that very text, encoding
+ * its descriptor need not check every character of it again (a KV blob of up to 192 KiB) to know it is canonical.
+ */
+const encodedHere = new WeakMap<object, string>();
 
 /** A location pointing at `blob` stored under `key` in the KV store (checksum as for inlineKv). */
 export function refKv(key: string, blob: Uint8Array, checksum = crc32c(blob)): KvLocation {
@@ -231,8 +242,12 @@ export function inlineKvBytes(
   checksumOf: (bytes: Uint8Array) => number = crc32c,
 ): Uint8Array {
   let blob: Uint8Array;
+  const decoded = decodedHere.get(kv);
   try {
-    blob = base64ToBytes(kv.data);
+    if (decoded && decoded.data === kv.data) {
+      decodedHere.delete(kv);
+      blob = decoded.blob;
+    } else blob = base64ToBytes(kv.data);
   } catch (err) {
     throw new DescriptorError('invalid', 'kv.data is not canonical base64', 'kv.data', { cause: err });
   }
@@ -340,7 +355,8 @@ function validateTools(raw: unknown): void {
 }
 const MODES: readonly string[] = ['disaggregated', 'colocated'];
 
-function validate(raw: unknown): asserts raw is HandoffDescriptor {
+/** `fromWire`: the descriptor was parsed from text, and an inline KV's base64 is decoded as it is checked. */
+function validate(raw: unknown, fromWire = false): asserts raw is HandoffDescriptor {
   if (!isObj(raw)) fail('(root)', `must be a JSON object, got ${kindOf(raw)}`);
   const d = raw;
   // The version goes first: another version may have different fields, so name the version, not a field.
@@ -420,7 +436,20 @@ function validate(raw: unknown): asserts raw is HandoffDescriptor {
     if (typeof kv.data !== 'string') fail('kv.data', `must be a base64 string, got ${kindOf(kv.data)}`);
     const bytes = int(kv.bytes, 'kv.bytes', 0);
     int(kv.checksum, 'kv.checksum', 0, U32_MAX);
-    const decoded = base64DecodedLength(kv.data);
+    let decoded: number;
+    if (encodedHere.get(kv) === kv.data) decoded = base64LengthOfCanonical(kv.data);
+    else if (fromWire) {
+      // A descriptor read from the wire: its bytes decoded once, here, every character checked as it goes, and kept
+      // for inlineKvBytes.
+      let blob: Uint8Array;
+      try {
+        blob = base64ToBytes(kv.data);
+      } catch {
+        fail('kv.data', 'must be canonical padded base64');
+      }
+      decodedHere.set(kv, { data: kv.data, blob });
+      decoded = blob.length;
+    } else decoded = base64DecodedLength(kv.data);
     if (decoded < 0) fail('kv.data', 'must be canonical padded base64');
     if (decoded !== bytes) fail('kv.bytes', `is ${bytes} but kv.data holds ${decoded} bytes`);
   } else if (kv.kind === 'none') {
