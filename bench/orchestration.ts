@@ -104,10 +104,14 @@ async function interleaved(
 
 const ms = (values: readonly number[]): string => `${fmt(median(values))} ms`;
 
+
 export async function orchestrationBench(ctx: OrchestrationContext): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const blocks = ctx.quick ? 3 : 5;
-  const perBlock = ctx.quick ? 30 : 60;
+  // Requests a block, each side alike. A bare round trip costs 0.03-0.07 ms of CPU: a block of 60 is a few ms of
+  // CPU, which the server's first requests after sitting idle through the other side's block dominate (per-block
+  // floors of 0.08-0.23 ms, three times their steady cost); 600 keep that under a few percent.
+  const perBlock = ctx.quick ? 60 : 600;
   // Requests of each prompt each server answers before its first timed block (the floor too).
   const warmup = ctx.quick ? 100 : 400;
   const floor = await startServerProcess('floor');
@@ -176,7 +180,8 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
         ['--workers', workers],
       ] as const) {
         ctx.progress(`orchestration: throughput at concurrency ${concurrency}, ${label}`);
-        const requests = Math.round((ctx.quick ? 0.5 : 1) * Math.max(60, concurrency * 4));
+        // Long enough for the bare server too (it answers 10-30k requests/s): a block of 60 is over in a few ms.
+        const requests = Math.round((ctx.quick ? 0.5 : 1) * Math.max(300, concurrency * 8));
         const t = await interleaved(
           floor,
           server,
