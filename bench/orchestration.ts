@@ -108,9 +108,8 @@ const ms = (values: readonly number[]): string => `${fmt(median(values))} ms`;
 export async function orchestrationBench(ctx: OrchestrationContext): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const blocks = ctx.quick ? 3 : 5;
-  // Requests a block, each side alike. A bare round trip costs 0.03-0.07 ms of CPU: a block of 60 is a few ms of
-  // CPU, which the server's first requests after sitting idle through the other side's block dominate (per-block
-  // floors of 0.08-0.23 ms, three times their steady cost); 600 keep that under a few percent.
+  // Requests a block, each side alike. A bare round trip costs 0.03-0.09 ms of CPU: blocks of 60 (a few ms of CPU)
+  // measured it at 0.08-0.23 ms, three times what blocks of 600 measure.
   const perBlock = ctx.quick ? 60 : 600;
   // Requests of each prompt each server answers before its first timed block (the floor too).
   const warmup = ctx.quick ? 100 : 400;
