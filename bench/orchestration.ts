@@ -104,7 +104,6 @@ async function interleaved(
 
 const ms = (values: readonly number[]): string => `${fmt(median(values))} ms`;
 
-
 export async function orchestrationBench(ctx: OrchestrationContext): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const blocks = ctx.quick ? 3 : 5;

@@ -223,7 +223,7 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
       note:
         `${tokensPerS} output tokens/s${h100 ? ' per GPU' : ''}, as a static batch's end-to-end time (batch x output ` +
         'tokens / throughput). Compared, not fitted: the C++ session benchmark has no server in its steps, which the ' +
-        "single-user points gpu-2025 is fitted to include" +
+        'single-user points gpu-2025 is fitted to include' +
         (GQA_DECODE_BEFORE_XQA.has(model)
           ? ". Grouped-query model: these tables predate TensorRT-LLM's Hopper XQA kernels for it (0.10.0 release " +
             'notes), and the long-output rows run at about the pace of a decode that reads each KV head once per query ' +
