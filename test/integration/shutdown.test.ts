@@ -33,8 +33,9 @@ async function privateRedisOrSkip(ctx: { skip: () => never }): Promise<PrivateRe
 
 describe('SIGTERM with streams in flight', () => {
   it('stops accepting first, lets every admitted stream finish, then exits 0', async () => {
-    // timeScale 1: 400 tokens take a few seconds of emulated decode, so the signal lands mid-stream.
-    const served = serve(['--no-auth', '--time-scale', '1', '--drain-timeout', '30']);
+    // timeScale 10 (emulated time slept ten times over): a reply, which may end at its own stop after about a hundred
+    // tokens, takes seconds, so the signal lands mid-stream however fast the server's own work is.
+    const served = serve(['--no-auth', '--time-scale', '10', '--drain-timeout', '30']);
     const url = await servedUrl(served);
     const streams = await openStreams(url, 6, 400);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -52,8 +53,9 @@ describe('SIGTERM with streams in flight', () => {
   }, 60_000);
 
   it('at the drain deadline ends what is left failed, in-band with the reason, and still exits 0', async () => {
-    // A drain deadline of 0: whatever runs at the signal is what the deadline finds.
-    const served = serve(['--no-auth', '--time-scale', '1', '--drain-timeout', '0']);
+    // A drain deadline of 0: whatever runs at the signal is what the deadline finds. timeScale 10, as above: at 1 a
+    // reply could reach its own stop (after 134 tokens once) before the signal.
+    const served = serve(['--no-auth', '--time-scale', '10', '--drain-timeout', '0']);
     const url = await servedUrl(served);
     const streams = await openStreams(url, 3, 4000);
     await new Promise((resolve) => setTimeout(resolve, 300));
