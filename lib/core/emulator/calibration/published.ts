@@ -53,6 +53,20 @@ const TRT_THROUGHPUT =
   'NVIDIA TensorRT-LLM docs/source/performance.md, peak-throughput tables (H100 FP8 v0.6.1, A100 FP16 v0.5): static batches, gptSessionBenchmark';
 const NXDI_405B =
   'AWS Neuron NxD Inference tutorial "Llama-3.1-405B on trn2.48xlarge" (llama405b_perf_comparison.csv): TP 64, LNC 2, batch 1, 10k in / 1.5k out, LLMPerf p50';
+/** The 405B tutorial's FP8 row (rescaled weights, fused speculation with a Llama 3.2 1B draft): its two points. */
+const NXDI_405B_FP8_SPEC = {
+  stack: 'nxdi',
+  device: 'trn2',
+  count: 16,
+  model: 'llama-3.1-405b',
+  weightDtype: 'fp8',
+  batch: 1,
+  promptTokens: 10_000,
+  outputTokens: 1500,
+  speculative: { draft: 'llama-3.2-1b', draftTokens: 7, acceptanceKey: 'llama-3.2-1b>llama-70b' },
+  source: NXDI_405B,
+  quote: 'Fused speculative decoding + rescaled weights (Llama 3.2 1B Draft),2255,8.27,102.41',
+} as const;
 const VLLM_BENCH =
   'vLLM nightly performance benchmark (Buildkite vllm/performance-benchmark build 9515), latency tests on H200: batch 8, 32 in / 128 out, median';
 const EAGLE_8B =
@@ -312,38 +326,18 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     role: 'fit',
   },
   {
+    ...NXDI_405B_FP8_SPEC,
     id: 'nxdi-trn2x16-405b-fp8-spec-tpot',
-    stack: 'nxdi',
-    device: 'trn2',
-    count: 16,
-    model: 'llama-3.1-405b',
-    weightDtype: 'fp8',
-    batch: 1,
-    promptTokens: 10_000,
-    outputTokens: 1500,
     metric: 'tpotMs',
     measured: 8.27,
-    speculative: { draft: 'llama-3.2-1b', draftTokens: 7, acceptanceKey: 'llama-3.2-1b>llama-70b' },
-    source: NXDI_405B,
-    quote: 'Fused speculative decoding + rescaled weights (Llama 3.2 1B Draft),2255,8.27,102.41',
     role: 'fit',
     note: 'FP8 weights (MLP quantised) and fused speculation with a Llama 3.2 1B draft, speculation length 7',
   },
   {
+    ...NXDI_405B_FP8_SPEC,
     id: 'nxdi-trn2x16-405b-fp8-spec-ttft',
-    stack: 'nxdi',
-    device: 'trn2',
-    count: 16,
-    model: 'llama-3.1-405b',
-    weightDtype: 'fp8',
-    batch: 1,
-    promptTokens: 10_000,
-    outputTokens: 1500,
     metric: 'ttftMs',
     measured: 2255,
-    speculative: { draft: 'llama-3.2-1b', draftTokens: 7, acceptanceKey: 'llama-3.2-1b>llama-70b' },
-    source: NXDI_405B,
-    quote: 'Fused speculative decoding + rescaled weights (Llama 3.2 1B Draft),2255,8.27,102.41',
     role: 'check',
     note: "compared, not fitted: the FP8 run's time to first token (the model charges the target's prefill, not the draft's)",
   },
