@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import type { ChildReply, ChildRequest, ProjectOptions } from './server-child';
+import type { ChildReply, ChildRequest, ProjectOptions, RedisFloorOptions } from './server-child';
 
 export interface ServerProcess {
   readonly url: string;
@@ -21,8 +21,16 @@ export const OUTPUT_TOKENS = 100;
 
 const CHILD = fileURLToPath(new URL('server-child.ts', import.meta.url));
 
-export async function startServerProcess(kind: 'floor' | ProjectOptions): Promise<ServerProcess> {
-  const args = kind === 'floor' ? ['floor'] : ['project', JSON.stringify(kind)];
+/** A server child: the bare floor, the bare floor with a request's KV traffic through Redis, or the project. */
+export async function startServerProcess(
+  kind: 'floor' | { readonly redisFloor: RedisFloorOptions } | ProjectOptions,
+): Promise<ServerProcess> {
+  const args =
+    kind === 'floor'
+      ? ['floor']
+      : 'redisFloor' in kind
+        ? ['floor-redis', JSON.stringify(kind.redisFloor)]
+        : ['project', JSON.stringify(kind)];
   const child: ChildProcess = fork(CHILD, args, {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

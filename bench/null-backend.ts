@@ -16,6 +16,8 @@ import type {
 const LAYERS = 4;
 const KV_HEADS = 2;
 const HEAD_DIM = 16;
+/** KV bytes a prompt token adds to the blob: keys and values of every layer, float32. */
+export const KV_BYTES_PER_TOKEN = LAYERS * 2 * KV_HEADS * HEAD_DIM * Float32Array.BYTES_PER_ELEMENT;
 
 export class NullBackend implements GenerationBackend {
   readonly name = 'null';

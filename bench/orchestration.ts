@@ -15,6 +15,7 @@ import {
   type LoadSpec,
   type ServerProcess,
 } from './load-client';
+import { KV_BYTES_PER_TOKEN } from './null-backend';
 import type { BenchPrompt } from './prompts';
 import { deleteAllButLeaks, describeLeaks, leakCount } from '../scripts/redis-leaks';
 import { commandCounts, countsBetween } from './redis-private';
@@ -137,7 +138,7 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
     const single: Partial<Record<Store, ServerProcess>> = {};
     for (const store of stores) {
       single[store] = await project(store, false);
-      rows.push(...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, perBlock)));
+      rows.push(...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, perBlock, warmup)));
     }
     ctx.progress('orchestration: 100-event SSE against the SSE floor');
     const chat = ctx.prompts[0]!;
@@ -171,7 +172,7 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
     );
 
     const workers = await project('memory', true);
-    rows.push(...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perBlock)));
+    rows.push(...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perBlock, warmup)));
     for (const concurrency of CONCURRENCIES) {
       for (const [label, server] of [
         ['one thread', single.memory!],
@@ -244,6 +245,54 @@ function spec(
   };
 }
 
+/** Non-streamed requests of one prompt at concurrency 1, floor and project in interleaved blocks. */
+function jsonAtConcurrencyOne(
+  floor: ServerProcess,
+  server: ServerProcess,
+  prompt: BenchPrompt,
+  blocks: number,
+  perBlock: number,
+): Promise<BlockRatios> {
+  const floorSpec = spec(prompt, false, 1, perBlock, floorCheck, '/json');
+  return interleaved(floor, server, floorSpec, spec(prompt, false, 1, perBlock, jsonCheck), blocks);
+}
+
+/**
+ * The Redis rows' CPU against a floor that also moves the request's KV blob through Redis (one SET and one
+ * GETDEL of that many bytes, same client library): what the project adds beyond the traffic its handoff
+ * cannot avoid, beside the bare round trip's ratio the target is judged on.
+ */
+async function againstRedisFloor(
+  ctx: OrchestrationContext,
+  server: ServerProcess,
+  prompt: BenchPrompt,
+  section: string,
+  blocks: number,
+  perBlock: number,
+  warmup: number,
+): Promise<BenchRow> {
+  const blobBytes = Math.round(median(prompt.tokens)) * KV_BYTES_PER_TOKEN;
+  const redisFloor = await startServerProcess({
+    redisFloor: { redisUrl: ctx.redis!.url, redisPrefix: `disagg-bench:${randomUUID()}:`, blobBytes },
+  });
+  try {
+    await runLoad(redisFloor, spec(prompt, false, 1, warmup, floorCheck, '/json'));
+    ctx.progress(`orchestration: redis stores, concurrency 1, ${prompt.name} prompt, against the Redis floor`);
+    const r = await jsonAtConcurrencyOne(redisFloor, server, prompt, blocks, perBlock);
+    return ratioRow(
+      {
+        section,
+        metric: 'server CPU per request, beyond the KV blob through Redis',
+        floor: "bare node:http JSON round trip + SET and GETDEL of the request's KV blob, same client",
+        note: `project ${ms(r.project.cpuMs)}, floor ${ms(r.floor.cpuMs)} CPU per request; a ${fmt(blobBytes / 1e6)} MB blob (${KV_BYTES_PER_TOKEN} bytes per prompt token, the null backend's KV)`,
+      },
+      r.cpu,
+    );
+  } finally {
+    await redisFloor.close();
+  }
+}
+
 /** CPU per request and p50 at concurrency 1 for each prompt, against the bare JSON round trip; Redis commands too. */
 async function concurrencyOne(
   ctx: OrchestrationContext,
@@ -253,6 +302,7 @@ async function concurrencyOne(
   label: 'one thread' | '--workers',
   blocks: number,
   perBlock: number,
+  warmup: number,
 ): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const commands = new Map<string, number>();
@@ -260,13 +310,7 @@ async function concurrencyOne(
   for (const prompt of ctx.prompts) {
     ctx.progress(`orchestration: ${store} stores, ${label}, concurrency 1, ${prompt.name} prompt`);
     const before = ctx.redis && store === 'redis' ? await commandCounts(ctx.redis.client) : null;
-    const r = await interleaved(
-      floor,
-      server,
-      spec(prompt, false, 1, perBlock, floorCheck, '/json'),
-      spec(prompt, false, 1, perBlock, jsonCheck),
-      blocks,
-    );
+    const r = await jsonAtConcurrencyOne(floor, server, prompt, blocks, perBlock);
     if (before) {
       const between = countsBetween(before, await commandCounts(ctx.redis!.client));
       for (const [name, n] of between) commands.set(name, (commands.get(name) ?? 0) + n);
@@ -295,6 +339,9 @@ async function concurrencyOne(
         r.p50,
       ),
     );
+    if (ctx.redis && store === 'redis' && label === 'one thread') {
+      rows.push(await againstRedisFloor(ctx, server, prompt, section, blocks, perBlock, warmup));
+    }
   }
   if (requests > 0) {
     const total = [...commands.values()].reduce((a, b) => a + b, 0);
