@@ -119,11 +119,19 @@ function compile(family: TemplatedFamily) {
 /** The conversation rendered by the family's template, with an open assistant turn; client text escaped. */
 export function renderChat(family: TemplatedFamily, conversation: readonly ConversationMessage[]): string {
   const vocabulary = TEMPLATE_VOCABULARIES[family];
-  const { template, escape, unset } = compile(family);
+  const { escape } = compile(family);
   const text = (s: string): string => s.replace(escape, (m) => (m === MARK ? MARK + MARK : m[0] + MARK + m.slice(1)));
   const messages = (vocabulary.alternating ? alternatingTurns(conversation) : conversation).map((m) =>
     templateMessage(m, text),
   );
+  const plan = renderPlan(family, messages);
+  return plan ? applyPlan(plan, messages) : render(family, messages);
+}
+
+/** The family's template rendered by the engine over these (escaped) messages. */
+function render(family: TemplatedFamily, messages: readonly Record<string, unknown>[]): string {
+  const vocabulary = TEMPLATE_VOCABULARIES[family];
+  const { template, unset } = compile(family);
   try {
     return template.render({
       ...unset,
@@ -141,6 +149,110 @@ export function renderChat(family: TemplatedFamily, conversation: readonly Conve
       'invalid_messages',
     );
   }
+}
+
+/** What a template did to a content's whitespace where it inserted it: kept, trimmed, or trimmed at one end. */
+type Trim = 'none' | 'both' | 'start' | 'end';
+
+/**
+ * A render as the text around the messages' contents, for conversations of one structure: `literals[0]`, then
+ * per slot the content of message `slots[k].message` (trimmed as the template trims it) and `literals[k + 1]`.
+ */
+interface RenderPlan {
+  readonly literals: readonly string[];
+  readonly slots: readonly { readonly message: number; readonly trim: Trim }[];
+}
+
+/**
+ * Plans by structure: the family, then each message's role and whether its content is empty. A structure is
+ * planned the second time it is seen (so one that never comes back costs no planning renders); one whose render
+ * no plan reproduces is held as null. Bounded; past the bound the oldest structure goes.
+ */
+const plans = new Map<string, RenderPlan | null | 'seen'>();
+const MAX_PLANS = 256;
+
+/** Stand-ins for the contents while a structure is planned: private use, never in a vocabulary's specials. */
+const PROBE_OPEN = '\uE001';
+const PROBE_CLOSE = '\uE002';
+/** Whitespace around a stand-in: the first probe tells a trimmed content from one inserted as it is... */
+const PAD = ' \n ';
+/** ...and the second checks the plan against the engine with other whitespace (a template that strips only \n). */
+const CHECK_PAD = '\n\t\n';
+
+/**
+ * The template rendered once per conversation structure instead of once per request: most of a render's cost is
+ * the engine interpreting the template, and what the published templates do with a plain text message's content
+ * is insert it, trimmed or not, at places that follow from the roles and which contents are empty (the one
+ * property of a content they branch on; the special-token spellings they test for are escaped out of client
+ * text). The engine renders the structure with stand-in contents, twice, and a plan is kept only when it
+ * reproduces the second render exactly; anything else (tool calls, names, a template that changes a content in
+ * another way, one that refuses the structure) is rendered by the engine on every request.
+ */
+function renderPlan(family: TemplatedFamily, messages: readonly Record<string, unknown>[]): RenderPlan | null {
+  let key: string = family;
+  for (const m of messages) {
+    if (Object.keys(m).length !== 2 || typeof m.role !== 'string' || typeof m.content !== 'string') return null;
+    // Whitespace only: empty once trimmed, which a template could branch on after trimming.
+    if (m.content !== '' && m.content.trim() === '') return null;
+    key += `|${m.role}${m.content === '' ? '' : '+'}`;
+  }
+  const known = plans.get(key);
+  if (known !== undefined && known !== 'seen') return known;
+  const plan = known === 'seen' ? makePlan(family, messages) : null;
+  if (known === undefined && plans.size >= MAX_PLANS) plans.delete(plans.keys().next().value!);
+  plans.set(key, plan ?? (known === 'seen' ? null : 'seen'));
+  return plan;
+}
+
+function makePlan(family: TemplatedFamily, messages: readonly Record<string, unknown>[]): RenderPlan | null {
+  const probe = (pad: string, tag: string) =>
+    messages.map((m, i) => ({
+      role: m.role,
+      content: m.content === '' ? '' : `${pad}${PROBE_OPEN}${tag}${i}${PROBE_CLOSE}${pad}`,
+    }));
+  let first: string;
+  let second: string;
+  const firstProbe = probe(PAD, 'a');
+  const secondProbe = probe(CHECK_PAD, 'b');
+  try {
+    first = render(family, firstProbe);
+    second = render(family, secondProbe);
+  } catch {
+    return null; // refused: every request of this structure gets the engine's own error
+  }
+  const literals: string[] = [];
+  const slots: { message: number; trim: Trim }[] = [];
+  const found = new RegExp(`(${escapeRegExp(PAD)})?${PROBE_OPEN}a(\\d+)${PROBE_CLOSE}(${escapeRegExp(PAD)})?`, 'g');
+  let from = 0;
+  for (const match of first.matchAll(found)) {
+    const kept = [match[1] !== undefined, match[3] !== undefined];
+    const trim: Trim = kept[0] ? (kept[1] ? 'none' : 'end') : kept[1] ? 'start' : 'both';
+    literals.push(first.slice(from, match.index));
+    slots.push({ message: Number(match[2]), trim });
+    from = match.index + match[0].length;
+  }
+  literals.push(first.slice(from));
+  const plan = { literals, slots };
+  if (literals.some((l) => l.includes(PROBE_OPEN) || l.includes(PROBE_CLOSE))) return null;
+  return applyPlan(plan, secondProbe) === second ? plan : null;
+}
+
+function applyPlan(plan: RenderPlan, messages: readonly Record<string, unknown>[]): string {
+  let out = plan.literals[0]!;
+  for (let k = 0; k < plan.slots.length; k++) {
+    const { message, trim } = plan.slots[k]!;
+    out += trimmed(messages[message]!.content as string, trim) + plan.literals[k + 1]!;
+  }
+  return out;
+}
+
+function trimmed(content: string, trim: Trim): string {
+  if (trim === 'none') return content;
+  return trim === 'both' ? content.trim() : trim === 'start' ? content.trimStart() : content.trimEnd();
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /**

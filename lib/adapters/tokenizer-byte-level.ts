@@ -6,7 +6,7 @@
  */
 import { BytePairEncodingCore } from 'gpt-tokenizer/BytePairEncodingCore';
 import type { Tokenizer } from '../core/ports';
-import { encodeByPieces, LruCache } from './tokenizer-pieces';
+import { encodeByPieces, LruCache, type PieceEncoderOptions } from './tokenizer-pieces';
 import { rankDecoder, type ByteLevelVocabulary } from './tokenizer-vocabulary';
 
 /**
@@ -35,6 +35,8 @@ export class ByteLevelTokenizer implements Tokenizer {
   private readonly specials: ReadonlyMap<string, number>;
   /** One past the largest id, mergeable or special. */
   readonly vocabularySize: number;
+  /** How encode splits and caches, made once. */
+  private readonly pieces: PieceEncoderOptions;
 
   constructor(
     readonly name: string,
@@ -51,18 +53,19 @@ export class ByteLevelTokenizer implements Tokenizer {
     this.specials = new Map(Object.entries(vocabulary.specials));
     for (const [spelling, id] of this.specials) if (!this.specialsById.has(id)) this.specialsById.set(id, spelling);
     this.vocabularySize = Math.max(ranks.length, ...this.specialsById.keys()) + 1;
+    this.pieces = {
+      split: options.split,
+      encode: (piece) => this.core.encodeNative(piece),
+      cache: this.cache,
+      chunkChars: BYTE_LEVEL_CHUNK_CHARS,
+      ...(options.scan ? { scan: options.scan } : {}),
+    };
   }
 
   /** Plain text to ids: no BOS/EOS, and special-token spellings are encoded as ordinary text. */
   encode(text: string): number[] {
     const normalized = this.options.normalize ? this.options.normalize(text) : text;
-    return encodeByPieces(normalized, {
-      split: this.options.split,
-      encode: (piece) => this.core.encodeNative(piece),
-      cache: this.cache,
-      chunkChars: BYTE_LEVEL_CHUNK_CHARS,
-      ...(this.options.scan ? { scan: this.options.scan } : {}),
-    });
+    return encodeByPieces(normalized, this.pieces);
   }
 
   decode(ids: readonly number[]): string {

@@ -86,8 +86,9 @@ export interface PieceEncoderOptions {
 export function encodeByPieces(text: string, o: PieceEncoderOptions): number[] {
   const ids: number[] = [];
   const maxCached = o.maxCachedChars ?? 64;
-  const split = new RegExp(o.split.source, o.split.flags);
   const scan = o.scan;
+  // Made on first use: with a scan, ASCII text never needs it.
+  let split: RegExp | undefined;
   let end = 0;
   let at = 0;
   for (;;) {
@@ -97,6 +98,7 @@ export function encodeByPieces(text: string, o: PieceEncoderOptions): number[] {
       piece = text.slice(at, scanned);
       end = scanned;
     } else {
+      split ??= new RegExp(o.split.source, o.split.flags);
       split.lastIndex = at;
       const match = split.exec(text);
       if (match === null) break;

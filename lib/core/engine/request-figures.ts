@@ -25,41 +25,62 @@ export interface RequestFigures {
   readonly measured: PhaseFigures;
 }
 
-function stampedAt(record: RequestRecord, event: TimelineEventName): number | undefined {
-  return record.timeline.find((t) => t.event === event)?.measuredMs;
-}
-
 const TERMINAL_EVENTS: readonly TimelineEventName[] = ['completed', 'failed', 'cancelled', 'rejected'];
 
-/** The figures of a request in its terminal state (a running one gives what it has so far). */
+/**
+ * The figures of a request in its terminal state (a running one gives what it has so far). Read at the end of
+ * every request (metrics, the dashboard feed, the request log), so the timeline is read in one pass and each
+ * figure set as it applies, in the order the fields are listed in PhaseFigures.
+ */
 export function requestFigures(record: RequestRecord): RequestFigures {
   const e = record.emulated;
   const m = record.measured;
-  const firstTokenAt = stampedAt(record, 'first_token');
-  const endAt = [...record.timeline].reverse().find((t) => TERMINAL_EVENTS.includes(t.event))?.measuredMs;
-  const prefilled = stampedAt(record, 'prefill_end') !== undefined;
-  const handedOff = record.mode === 'disaggregated' && stampedAt(record, 'kv_get') !== undefined;
-  const decoded = stampedAt(record, 'decode_start') !== undefined;
+  // The first stamp of each event the figures depend on, and the last terminal one.
+  let firstTokenAt: number | undefined;
+  let endAt: number | undefined;
+  let queued = false;
+  let prefilled = false;
+  let fetched = false;
+  let decoded = false;
+  for (const t of record.timeline) {
+    switch (t.event) {
+      case 'first_token':
+        firstTokenAt ??= t.measuredMs;
+        break;
+      case 'prefill_start':
+        queued = true;
+        break;
+      case 'prefill_end':
+        prefilled = true;
+        break;
+      case 'kv_get':
+        fetched = true;
+        break;
+      case 'decode_start':
+        decoded = true;
+        break;
+      default:
+        if (TERMINAL_EVENTS.includes(t.event)) endAt = t.measuredMs;
+    }
+  }
+  const handedOff = record.mode === 'disaggregated' && fetched;
   const tokens = record.completionTokens;
-  const emulatedDecodeMs = Math.max(0, e.e2eMs - e.prefillMs - e.transferMs);
-  const emulated: PhaseFigures = {
-    ...(firstTokenAt !== undefined ? { ttftMs: e.ttftMs } : {}),
-    ...(tokens > 1 ? { tpotMs: e.tpotMs } : {}),
-    ...(endAt !== undefined ? { e2eMs: e.e2eMs } : {}),
-    ...(prefilled ? { prefillMs: e.prefillMs } : {}),
-    ...(handedOff ? { transferMs: e.transferMs } : {}),
-    ...(decoded && endAt !== undefined ? { decodeMs: emulatedDecodeMs } : {}),
-  };
-  const measured: PhaseFigures = {
-    ...(firstTokenAt !== undefined ? { ttftMs: firstTokenAt } : {}),
-    ...(tokens > 1 && firstTokenAt !== undefined && endAt !== undefined
-      ? { tpotMs: Math.max(0, endAt - firstTokenAt) / (tokens - 1) }
-      : {}),
-    ...(endAt !== undefined ? { e2eMs: m.totalMs } : {}),
-    ...(stampedAt(record, 'prefill_start') !== undefined ? { queueMs: m.queueMs } : {}),
-    ...(prefilled ? { prefillMs: m.prefillMs } : {}),
-    ...(handedOff ? { transferMs: m.handoffMs } : {}),
-    ...(decoded && endAt !== undefined ? { decodeMs: m.decodeMs } : {}),
-  };
+  const emulated: { -readonly [K in keyof PhaseFigures]: PhaseFigures[K] } = {};
+  if (firstTokenAt !== undefined) emulated.ttftMs = e.ttftMs;
+  if (tokens > 1) emulated.tpotMs = e.tpotMs;
+  if (endAt !== undefined) emulated.e2eMs = e.e2eMs;
+  if (prefilled) emulated.prefillMs = e.prefillMs;
+  if (handedOff) emulated.transferMs = e.transferMs;
+  if (decoded && endAt !== undefined) emulated.decodeMs = Math.max(0, e.e2eMs - e.prefillMs - e.transferMs);
+  const measured: { -readonly [K in keyof PhaseFigures]: PhaseFigures[K] } = {};
+  if (firstTokenAt !== undefined) measured.ttftMs = firstTokenAt;
+  if (tokens > 1 && firstTokenAt !== undefined && endAt !== undefined) {
+    measured.tpotMs = Math.max(0, endAt - firstTokenAt) / (tokens - 1);
+  }
+  if (endAt !== undefined) measured.e2eMs = m.totalMs;
+  if (queued) measured.queueMs = m.queueMs;
+  if (prefilled) measured.prefillMs = m.prefillMs;
+  if (handedOff) measured.transferMs = m.handoffMs;
+  if (decoded && endAt !== undefined) measured.decodeMs = m.decodeMs;
   return { emulated, measured };
 }
