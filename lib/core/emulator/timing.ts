@@ -875,9 +875,13 @@ export class DecodeStepTimer {
   /** On a wafer, the target's and the draft's per-token-count decode terms (waferDecodeMs). */
   private readonly targetTerms = new Float64Array(3 * DECODE_TERMS_TOKENS);
   private readonly draftTerms = new Float64Array(3 * DECODE_TERMS_TOKENS);
-  /** The draft's KV bytes per layer and token, and its attention FLOPs per key. */
-  private readonly draftKvPerLayerToken: number;
-  private readonly draftFlopsPerKey: number;
+  /**
+   * The draft's KV bytes per layer and token, and its attention FLOPs per key. Doubles from the start (NaN until
+   * the constructor sets them), so their products with a step's key count are compiled as double multiplies: as
+   * small integers they would overflow once the contexts grow long, discarding the optimized step code.
+   */
+  private readonly draftKvPerLayerToken: number = Number.NaN;
+  private readonly draftFlopsPerKey: number = Number.NaN;
 
   constructor(
     private readonly model: ModelProfile,

@@ -103,7 +103,10 @@ export class PrefixCache {
     const table = this.table;
     const mask = this.tableMask;
     if (mask < 0) return NONE;
-    for (let at = this.home(hash); ; at = (at + 1) & mask) {
+    // From its home on, the step taken before each probe, so it has type feedback from the first lookup (a
+    // collision first met in optimized code would send it back to the interpreter).
+    for (let at = (this.home(hash) - 1) & mask; ;) {
+      at = (at + 1) & mask;
       const slot = table[2 * at + 1] as number;
       if (slot === NONE || table[2 * at] === hash) return slot;
     }
@@ -114,8 +117,10 @@ export class PrefixCache {
     const table = this.table;
     const mask = this.tableMask;
     const hash = this.hashOf[slot] as number;
-    let at = this.home(hash);
-    while (table[2 * at + 1] !== NONE) at = (at + 1) & mask;
+    // From its home on, stepping first (find's loop).
+    let at = (this.home(hash) - 1) & mask;
+    do at = (at + 1) & mask;
+    while (table[2 * at + 1] !== NONE);
     table[2 * at] = hash;
     table[2 * at + 1] = slot;
   }

@@ -109,14 +109,17 @@ function finish(
     throw new TraceError(source, problems.listed, problems.count, `${source}: no requests in the trace`);
   // Arrival order, relative to the earliest request; a stable sort keeps file order among equal times.
   const t0 = rows.reduce((min, r) => Math.min(min, r.atMs), Infinity);
-  rows.sort((a, b) => a.atMs - b.atMs);
-  const requests: SimRequest[] = rows.map((r) => ({
-    id: `line-${r.line}`,
-    arrivalMs: r.atMs - t0,
-    promptTokens: r.prompt,
-    outputTokens: r.output,
-    ...(r.hashes ? { blockHashes: r.hashes } : {}),
-  }));
+  // A trace already in order (most are) is what the stable sort would give back.
+  let sorted = true;
+  for (let k = 1; k < rows.length && sorted; k++) sorted = (rows[k - 1] as Row).atMs <= (rows[k] as Row).atMs;
+  if (!sorted) rows.sort((a, b) => a.atMs - b.atMs);
+  const requests: SimRequest[] = rows.map((r) => {
+    const id = `line-${r.line}`;
+    const arrivalMs = r.atMs - t0;
+    return r.hashes
+      ? { id, arrivalMs, promptTokens: r.prompt, outputTokens: r.output, blockHashes: r.hashes }
+      : { id, arrivalMs, promptTokens: r.prompt, outputTokens: r.output };
+  });
   return { format, workload: { source, requests }, skipped: problems.listed, skippedCount: problems.count };
 }
 
@@ -242,13 +245,23 @@ export function parseAzureCsv(text: string, source = 'trace.csv', opts: ParseOpt
   return finish('azure-csv', source, rows, problems, opts);
 }
 
+const CR = 13;
+const OPEN_BRACE = 123;
+
+function allSafeIntegers(values: readonly unknown[]): boolean {
+  for (let k = 0; k < values.length; k++) if (!Number.isSafeInteger(values[k])) return false;
+  return true;
+}
+
 export function parseMooncakeJsonl(text: string, source = 'trace.jsonl', opts: ParseOptions = {}): ParsedTrace {
   const all = lines(text);
   const problems = new ProblemLog();
   const rows: Row[] = [];
   for (let i = 0; i < all.length; i++) {
-    const line = (all[i] as string).replace(/\r$/, '');
-    if (line.trim() === '') continue;
+    const raw = all[i] as string;
+    const line = raw.charCodeAt(raw.length - 1) === CR ? raw.slice(0, -1) : raw;
+    // A line that opens an object is not blank: only others need trimming to tell.
+    if (line.charCodeAt(0) !== OPEN_BRACE && line.trim() === '') continue;
     let value: unknown;
     try {
       value = JSON.parse(line);
@@ -273,13 +286,17 @@ export function parseMooncakeJsonl(text: string, source = 'trace.jsonl', opts: P
     }
     let hashes: number[] | undefined;
     if (o.hash_ids !== undefined) {
-      if (!Array.isArray(o.hash_ids) || !o.hash_ids.every((h) => Number.isSafeInteger(h))) {
+      if (!Array.isArray(o.hash_ids) || !allSafeIntegers(o.hash_ids)) {
         problems.add(i + 1, 'hash_ids must be an array of whole numbers');
         continue;
       }
       hashes = o.hash_ids as number[];
     }
-    rows.push({ line: i + 1, atMs: o.timestamp, prompt, output, ...(hashes ? { hashes } : {}) });
+    rows.push(
+      hashes
+        ? { line: i + 1, atMs: o.timestamp, prompt, output, hashes }
+        : { line: i + 1, atMs: o.timestamp, prompt, output },
+    );
   }
   return finish('mooncake-jsonl', source, rows, problems, opts);
 }
