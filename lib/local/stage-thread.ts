@@ -130,18 +130,34 @@ function remoteKv(rpc: RpcClient): KvStore {
   };
 }
 
-/** Events published in this thread, sent to the main thread in one message per turn of the event loop. */
+/**
+ * Least wall ms between two messages of tokens and timeline stamps only: a decode step is a turn of the event
+ * loop, so at timeScale 0 a message per turn would be a message (and a wake of the main thread) per token.
+ */
+const RELAY_EVERY_MS = 1;
+
+/**
+ * Events published in this thread, sent to the main thread in one message per turn of the event loop. Tokens
+ * and timeline stamps that follow a message by less than RELAY_EVERY_MS wait for the rest of it, so a burst
+ * of steps travels as a few messages; a token after a pause, a state change and a request's end go at once.
+ */
 class RelayEventBus implements EventBus<RequestEvent> {
   private pending: [string, RequestEvent][] = [];
-  private scheduled = false;
+  private immediate: NodeJS.Immediate | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastSentMs = -Infinity;
 
   constructor(private readonly port: MessagePort) {}
 
   publish(requestId: string, event: RequestEvent): void {
     this.pending.push([requestId, event]);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.flush());
+    if (this.immediate) return;
+    const sinceMs = performance.now() - this.lastSentMs;
+    if ((event.type === 'token' || event.type === 'timeline') && sinceMs < RELAY_EVERY_MS) {
+      this.timer ??= setTimeout(() => this.flush(), RELAY_EVERY_MS - sinceMs);
+      return;
+    }
+    this.immediate = setImmediate(() => this.flush());
   }
 
   /** Nobody listens in a stage thread: the main thread's bus has the listeners. */
@@ -150,10 +166,14 @@ class RelayEventBus implements EventBus<RequestEvent> {
   }
 
   flush(): void {
-    this.scheduled = false;
+    if (this.immediate) clearImmediate(this.immediate);
+    if (this.timer) clearTimeout(this.timer);
+    this.immediate = null;
+    this.timer = null;
     if (this.pending.length === 0) return;
     const events = this.pending;
     this.pending = [];
+    this.lastSentMs = performance.now();
     this.port.postMessage({ events: JSON.stringify(events) } satisfies ThreadMessage);
   }
 }
