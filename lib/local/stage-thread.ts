@@ -1,7 +1,7 @@
 /**
  * One thread of `serve --workers` (started by stage-threads.ts): the store thread, hosting the
- * handoff queue (and, without Redis, the KV blobs, records and cancellation markers); or a stage
- * thread, running the prefill or the decode stage over those stores.
+ * handoff queue (and, without Redis, the records and cancellation markers); or the stage thread,
+ * running the prefill and decode stages over those stores (and, without Redis, its own KV blobs).
  */
 import { randomBytes } from 'node:crypto';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
@@ -10,18 +10,16 @@ import { RealClock } from '../adapters/clock-real';
 import { MemoryQueue } from '../adapters/queue-memory';
 import { createRedis } from '../adapters/redis-connection';
 import { tracingFromEnv } from '../adapters/telemetry';
-import { engineConfig, type EngineConfig } from '../core/engine/config';
+import { engineConfig } from '../core/engine/config';
 import type { CancellationMarker } from '../core/engine/decode-stage';
 import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import { RequestTracker } from '../core/engine/tracker';
-import type { EventBus, KvStore, Queue, QueueMessage } from '../core/ports';
+import type { EventBus, Queue, QueueMessage } from '../core/ports';
 import { createGenerationBackend } from './backends';
 import {
-  KV_METHODS,
   QUEUE_METHODS,
   remoteResultStore,
-  type DecodeControl,
-  type PrefillControl,
+  type StageControl,
   type StoreHost,
   type ThreadData,
   type ThreadMessage,
@@ -70,28 +68,11 @@ class ConsumerView {
   }
 }
 
-/**
- * The KV store as served to the stage threads. A blob is read once (decode frees it right after reading
- * it, loadKv), so reading it here also forgets it and its buffer moves to the reader without a copy.
- */
-function servedKv(kv: KvStore): KvStore {
-  return {
-    put: (key, bytes, ttlMs) => kv.put(key, bytes, ttlMs),
-    get: async (key) => {
-      const bytes = await kv.get(key);
-      if (bytes) await kv.delete(key);
-      return bytes;
-    },
-    delete: (key) => kv.delete(key),
-    count: () => kv.count(),
-  };
-}
-
 function runStore(mainPort: MessagePort): void {
   // Visibility as the one-thread server's: a live decode keeps its delivery; a dead one's is given back on detach.
   const queue = new MemoryQueue({ visibilityTimeoutMs: config.requestTimeoutMs + 60_000, maxReceives: 5 });
-  const stores = pipelineStores(null);
-  const served = { kv: servedKv(stores.kv), results: stores.results, cancellations: stores.cancellations };
+  const { results, cancellations } = pipelineStores(null);
+  const served = { results, cancellations };
   const consumers = new Map<string, ConsumerView>();
   const host: StoreHost = {
     async attach(port, consumer) {
@@ -110,38 +91,33 @@ function runStore(mainPort: MessagePort): void {
 }
 
 /**
- * The store thread's KV store from a stage thread. A read there hands the blob over and forgets it
- * (servedKv), so the delete decode sends right after its read costs no call.
+ * Least wall ms between two messages of tokens and timeline stamps only: a decode step is a turn of the event
+ * loop, so at timeScale 0 a message per turn would be a message (and a wake of the main thread) per token.
  */
-function remoteKv(rpc: RpcClient): KvStore {
-  const remote = rpc.remote<KvStore>('kv', KV_METHODS);
-  const taken = new Set<string>();
-  return {
-    put: (key, bytes, ttlMs) => remote.put(key, bytes, ttlMs),
-    get: async (key) => {
-      const bytes = await remote.get(key);
-      if (bytes) taken.add(key);
-      return bytes;
-    },
-    delete: async (key) => {
-      if (!taken.delete(key)) await remote.delete(key);
-    },
-    count: () => remote.count(),
-  };
-}
+const RELAY_EVERY_MS = 1;
 
-/** Events published in this thread, sent to the main thread in one message per turn of the event loop. */
+/**
+ * Events published in this thread, sent to the main thread in one message per turn of the event loop. Tokens
+ * and timeline stamps that follow a message by less than RELAY_EVERY_MS wait for the rest of it, so a burst
+ * of steps travels as a few messages; a token after a pause, a state change and a request's end go at once.
+ */
 class RelayEventBus implements EventBus<RequestEvent> {
   private pending: [string, RequestEvent][] = [];
-  private scheduled = false;
+  private immediate: NodeJS.Immediate | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastSentMs = -Infinity;
 
   constructor(private readonly port: MessagePort) {}
 
   publish(requestId: string, event: RequestEvent): void {
     this.pending.push([requestId, event]);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.flush());
+    if (this.immediate) return;
+    const sinceMs = performance.now() - this.lastSentMs;
+    if ((event.type === 'token' || event.type === 'timeline') && sinceMs < RELAY_EVERY_MS) {
+      this.timer ??= setTimeout(() => this.flush(), RELAY_EVERY_MS - sinceMs);
+      return;
+    }
+    this.immediate = setImmediate(() => this.flush());
   }
 
   /** Nobody listens in a stage thread: the main thread's bus has the listeners. */
@@ -150,24 +126,27 @@ class RelayEventBus implements EventBus<RequestEvent> {
   }
 
   flush(): void {
-    this.scheduled = false;
+    if (this.immediate) clearImmediate(this.immediate);
+    if (this.timer) clearTimeout(this.timer);
+    this.immediate = null;
+    this.timer = null;
     if (this.pending.length === 0) return;
     const events = this.pending;
     this.pending = [];
+    this.lastSentMs = performance.now();
     this.port.postMessage({ events: JSON.stringify(events) } satisfies ThreadMessage);
   }
 }
 
-async function runStage(role: 'prefill' | 'decode', storePort: MessagePort, controlPort: MessagePort): Promise<void> {
+async function runStage(storePort: MessagePort, controlPort: MessagePort): Promise<void> {
   const { options } = data;
   const store = new RpcClient(storePort);
-  const redis = options.redisUrl
-    ? createRedis({ url: options.redisUrl, connectionName: `disagg-serve-${role}` })
-    : null;
+  const redis = options.redisUrl ? createRedis({ url: options.redisUrl, connectionName: 'disagg-serve-stage' }) : null;
   const stores = redis
     ? pipelineStores(redis, options.redisPrefix)
     : {
-        kv: remoteKv(store),
+        // The blobs stay here, where both stages run: handed over as in one thread, never copied nor cloned.
+        kv: pipelineStores(null).kv,
         results: remoteResultStore<RequestRecord>(store, 'results'),
         cancellations: remoteResultStore<CancellationMarker>(store, 'cancellations'),
       };
@@ -178,7 +157,7 @@ async function runStage(role: 'prefill' | 'decode', storePort: MessagePort, cont
     tracing,
     clock: new RealClock({ timeScale: config.timeScale }),
     queue: store.remote<Queue>('queue', QUEUE_METHODS),
-    // Claims stay in the decode thread: there is one, and its claims die with it, as a dead worker's lapse.
+    // Claims stay in this thread: there is one, and its claims die with it, as a dead worker's lapse.
     ...(options.claimLeaseMs ? { claimLeaseMs: options.claimLeaseMs } : {}),
     ...stores,
     backend: await createGenerationBackend(options.backend),
@@ -186,42 +165,32 @@ async function runStage(role: 'prefill' | 'decode', storePort: MessagePort, cont
     randomKey: () => randomBytes(18).toString('base64url'),
     wallClockMs: () => performance.timeOrigin + performance.now(),
     crc32c: fastestCrc32c().crc32c,
-    onError: (err, context) =>
-      toMain({ log: `error in the ${role} thread while ${context}: ${(err as Error).message}` }),
+    onError: (err, context) => toMain({ log: `error in the stage thread while ${context}: ${(err as Error).message}` }),
   };
-  const stopped = async (stop: () => Promise<void>): Promise<void> => {
-    await stop();
-    events.flush();
-    await tracing.shutdown().catch(() => undefined);
-    if (redis) await redis.quit().catch(() => redis.disconnect());
-  };
-  if (role === 'prefill') serveObjects(controlPort, { stage: prefillControl(config, adapters, stopped) });
-  else {
-    const worker = new DecodeWorker(config, adapters);
-    worker.start();
-    serveObjects(controlPort, { stage: { stop: () => stopped(() => worker.stop()) } satisfies DecodeControl });
-  }
-}
-
-function prefillControl(
-  config: EngineConfig,
-  adapters: RuntimeAdapters,
-  stopped: (stop: () => Promise<void>) => Promise<void>,
-): PrefillControl {
-  const worker = new PrefillWorker(config, adapters, data.options.prefillConcurrency);
-  return {
+  const prefill = new PrefillWorker(config, adapters, options.prefillConcurrency);
+  const decode = new DecodeWorker(config, adapters);
+  decode.start();
+  const stage: StageControl = {
     enqueue: (job, recordJson, emulatedMs) =>
-      worker.enqueue({
+      prefill.enqueue({
         job: { ...job, promptIds: Array.from(job.promptIds) },
         tracker: new RequestTracker(JSON.parse(recordJson) as RequestRecord, trackerDeps(adapters), config.resultTtlMs),
         emulatedMs,
       }),
-    cancel: (id) => worker.cancel(id),
-    stop: () => stopped(() => worker.stop()),
+    cancel: (id) => prefill.cancel(id),
+    async stop() {
+      // Prefill first: what it hands off until it ends still reaches decode.
+      await prefill.stop();
+      await decode.stop();
+      events.flush();
+      await tracing.shutdown().catch(() => undefined);
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+    },
   };
+  serveObjects(controlPort, redis ? { stage } : { stage, kv: stores.kv });
 }
 
 // Last, once the classes above exist.
 if (data.role === 'store') runStore(data.storePort);
-else await runStage(data.role, data.storePort, data.controlPort!);
+else await runStage(data.storePort, data.controlPort!);
 toMain({ ready: true });

@@ -1,14 +1,20 @@
 /**
- * `disagg serve --workers`: the prefill and decode stages each run in a worker thread of their own,
- * so this thread's event loop does HTTP only and the pipeline uses a second core. The stages are
+ * `disagg serve --workers`: the prefill and decode stages run in a worker thread of their own, the stage
+ * thread, so this thread's event loop does HTTP only and the pipeline uses a second core. The stages are
  * connected by the same ports as in one thread: the handoff queue lives in a store thread (with the
- * KV blobs, records and cancellation markers too when there is no Redis), reached over MessagePorts;
- * with Redis, every thread opens its own connection. Decode claims stay in the one decode thread.
+ * records and cancellation markers too when there is no Redis), reached over MessagePorts, so it
+ * outlives the stage thread; with Redis, every thread opens its own connection. Without Redis the KV
+ * blobs stay in the stage thread, where prefill writes them and decode reads them: a 1 MB blob never
+ * crosses threads, and its memory goes back to the pool it came from. Decode claims stay there too.
+ * Both stages in one thread, not one each: their work per request is less than the API thread's, and
+ * two threads of it on the second core cost more than one (the blob's crossing, its checksum verified
+ * again, a fresh buffer for each, and more wakes).
  *
- * A stage thread that dies is replaced. A dead decode thread's deliveries are given back at once and
- * its claims die with it, so its requests are taken over as after any decode worker's crash: regenerated silently
- * up to what the client already has, the consumed KV recomputed. Requests a dead prefill thread held
- * before their handoff are queued again; colocated ones it was decoding end failed (worker_failed).
+ * A stage thread that dies is replaced. Its deliveries are given back at once and its claims die with it,
+ * so its requests in decode are taken over as after any decode worker's crash: regenerated silently up to
+ * what the client already has, the consumed KV recomputed (and, without Redis, that of descriptors still
+ * queued, whose blobs died with it). Requests it held before their handoff are queued again; colocated
+ * ones it was decoding end failed (worker_failed).
  */
 import { randomUUID } from 'node:crypto';
 import { extname } from 'node:path';
@@ -42,15 +48,15 @@ export interface StageThreadsOptions {
   readonly ownerId?: string;
 }
 
-export type ThreadRole = 'store' | 'prefill' | 'decode';
+export type ThreadRole = 'store' | 'stage';
 
 /** What each thread is started with (its workerData). */
 export interface ThreadData {
   readonly role: ThreadRole;
   readonly options: StageThreadsOptions;
-  /** Stage threads: their port to the store thread. The store thread: the main thread's port to it. */
+  /** The stage thread: its port to the store thread. The store thread: the main thread's port to it. */
   readonly storePort: MessagePort;
-  /** Stage threads: the port the main thread calls the stage on, and the stage's events come back by. */
+  /** The stage thread: the port the main thread calls the stages on, and the stages' events come back by. */
   readonly controlPort?: MessagePort;
 }
 
@@ -64,17 +70,13 @@ export type ThreadMessage =
    */
   | { readonly events: string };
 
-/** A prefill job as it crosses to the prefill thread: the prompt ids as one typed array, not 1,000 numbers. */
+/** A prefill job as it crosses to the stage thread: the prompt ids as one typed array, not 1,000 numbers. */
 export type WirePrefillJob = Omit<PrefillJob, 'promptIds'> & { readonly promptIds: Uint32Array };
 
-/** The prefill thread's control surface. The record travels as JSON, as records are stored. */
-export interface PrefillControl {
+/** The stage thread's control surface. The record travels as JSON, as records are stored. */
+export interface StageControl {
   enqueue(job: WirePrefillJob, recordJson: string, emulatedMs: number): Promise<void>;
   cancel(id: string): Promise<RequestRecord | null>;
-  stop(): Promise<void>;
-}
-
-export interface DecodeControl {
   stop(): Promise<void>;
 }
 
@@ -88,6 +90,7 @@ export interface StoreHost {
 }
 
 export const KV_METHODS = ['put', 'get', 'delete', 'count'] as const;
+const STAGE_METHODS = ['enqueue', 'cancel', 'stop'] as const;
 export const QUEUE_METHODS = ['send', 'receive', 'ack', 'release', 'depth', 'deadLetters'] as const;
 
 /**
@@ -143,7 +146,7 @@ interface Tracked {
   nextToken: number;
   /** The record as submitted: what is ended failed if the pipeline breaks with the request in it. */
   readonly record: RequestRecord;
-  /** Kept until the handoff, to queue the request again if the prefill thread dies with it. */
+  /** Kept until the handoff, to queue the request again if the stage thread dies with it. */
   job: PrefillJob | null;
 }
 
@@ -154,8 +157,7 @@ export class StageThreads implements PipelineRuntime {
   private readonly cancellations: ResultStore<CancellationMarker>;
   private readonly tracked = new Map<string, Tracked>();
   private readonly counts = { prefill: 0, handoff: 0, decoding: 0, queuedEmulatedMs: 0 };
-  private prefill!: Thread<PrefillControl>;
-  private decode!: Thread<DecodeControl>;
+  private stage!: Thread<StageControl>;
   private closing = false;
   private halted = false;
   private broken: string | null = null;
@@ -174,13 +176,16 @@ export class StageThreads implements PipelineRuntime {
       this.results = stores.results;
       this.cancellations = stores.cancellations;
     } else {
-      this.kv = store.rpc.remote<KvStore>('kv', KV_METHODS);
+      // The blobs are the stage thread's, whichever thread that is now.
+      this.kv = Object.fromEntries(
+        KV_METHODS.map((method) => [method, (...args: unknown[]) => this.stage.rpc.call('kv', method, args)]),
+      ) as unknown as KvStore;
       this.results = remoteResultStore<RequestRecord>(store.rpc, 'results');
       this.cancellations = remoteResultStore<CancellationMarker>(store.rpc, 'cancellations');
     }
   }
 
-  /** Starts the store thread, then the prefill and decode threads; resolves when all three are ready. */
+  /** Starts the store thread, then the stage thread; resolves when both are ready. */
   static async start(options: StageThreadsOptions, log: (line: string) => void): Promise<StageThreads> {
     const config = engineConfig(options.engine);
     const { port1, port2 } = new MessageChannel();
@@ -197,10 +202,7 @@ export class StageThreads implements PipelineRuntime {
     try {
       await ready(worker, 'store');
       worker.on('exit', (code) => threads.storeExited(code));
-      [threads.prefill, threads.decode] = await Promise.all([
-        threads.startStage<PrefillControl>('prefill'),
-        threads.startStage<DecodeControl>('decode'),
-      ]);
+      threads.stage = await threads.startStage();
     } catch (err) {
       await threads.close();
       throw err;
@@ -245,10 +247,10 @@ export class StageThreads implements PipelineRuntime {
     this.tracked.set(req.id, entry);
     this.count(entry, +1);
     try {
-      await this.prefill.control.enqueue(wireJob(job), JSON.stringify(record), emulatedPrefillMs);
+      await this.stage.control.enqueue(wireJob(job), JSON.stringify(record), emulatedPrefillMs);
     } catch (err) {
       if ((err as Error).name === 'StoreUnavailableError') {
-        // Its record could not be saved: the prefill thread never starts it, and the client is told so.
+        // Its record could not be saved: the stage thread never starts it, and the client is told so.
         this.count(entry, -1);
         this.tracked.delete(req.id);
         deleteWhenBack(this.results, req.id, (e, context) =>
@@ -256,7 +258,7 @@ export class StageThreads implements PipelineRuntime {
         );
         throw new StoreUnavailableError('results', err);
       }
-      // The prefill thread died with it: its replacement queues the request again (prefillExited).
+      // The stage thread died with it: its replacement queues the request again (stageExited).
       this.log(`error while queueing ${req.id} for prefill: ${(err as Error).message}`);
     }
     return { accepted: true, record };
@@ -270,39 +272,39 @@ export class StageThreads implements PipelineRuntime {
     const record = await this.results.get(id);
     if (!record) return null;
     await this.cancellations.put(id, { cancelledAtMs: wallClockMs() }, this.config.resultTtlMs);
-    const fromQueue = await this.prefill.control.cancel(id).catch(() => null);
+    const fromQueue = await this.stage.control.cancel(id).catch(() => null);
     return fromQueue ?? record;
   }
 
   /**
-   * Terminates a stage thread as a crash would (no goodbye, no acks, no record writes); it is replaced
-   * as after any unexpected exit. For fault-injection tests.
+   * Terminates the thread running `role` (the stage thread runs both) as a crash would (no goodbye, no acks,
+   * no record writes); it is replaced as after any unexpected exit. For fault-injection tests.
    */
-  async kill(role: 'prefill' | 'decode'): Promise<void> {
-    await (role === 'prefill' ? this.prefill : this.decode).worker.terminate();
+  async kill(_role: 'prefill' | 'decode'): Promise<void> {
+    await this.stage.worker.terminate();
   }
 
-  /** Ends the stage threads at once, as after a drain deadline (the store thread stays, for the server's last writes). */
+  /** Ends the stage thread at once, as after a drain deadline (the store thread stays, for the server's last writes). */
   async halt(): Promise<void> {
     this.closing = true;
     this.halted = true;
-    await Promise.all([this.decode, this.prefill].map((stage) => stage?.worker.terminate()));
+    await this.stage?.worker.terminate();
   }
 
   /** Stops taking work, lets what is running finish, then ends the threads. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const stage of [this.decode, this.prefill]) {
-      if (!stage) continue;
-      if (!this.halted) await stage.control.stop().catch(() => undefined);
-      await stage.worker.terminate();
+    if (this.stage) {
+      if (!this.halted) await this.stage.control.stop().catch(() => undefined);
+      await this.stage.worker.terminate();
     }
     await this.store.control.close().catch(() => undefined);
     await this.store.worker.terminate();
     if (this.redis) await this.redis.quit().catch(() => this.redis?.disconnect());
   }
 
-  private async startStage<T extends object>(role: 'prefill' | 'decode'): Promise<Thread<T>> {
+  private async startStage(): Promise<Thread<StageControl>> {
+    const role = 'stage';
     const name = `${role}-${randomUUID().slice(0, 8)}`;
     const toStore = new MessageChannel();
     await this.store.control.attach(toStore.port1, name);
@@ -320,9 +322,8 @@ export class StageThreads implements PipelineRuntime {
     });
     worker.on('error', (err) => this.log(`the ${role} thread failed: ${err.stack ?? err.message}`));
     await ready(worker, role);
-    worker.on('exit', (code) => void this.stageExited(role, name, code));
-    const methods = role === 'prefill' ? ['enqueue', 'cancel', 'stop'] : ['stop'];
-    return { worker, rpc, control: rpc.remote<T>('stage', methods as (keyof T & string)[]), name };
+    worker.on('exit', (code) => void this.stageExited(name, code));
+    return { worker, rpc, control: rpc.remote<StageControl>('stage', STAGE_METHODS), name };
   }
 
   /** Events from a stage thread, passed on to this thread's listeners (the HTTP API) in order. */
@@ -356,37 +357,33 @@ export class StageThreads implements PipelineRuntime {
     else if (entry.state === 'decoding') c.decoding += sign;
   }
 
-  private async stageExited(role: 'prefill' | 'decode', name: string, code: number): Promise<void> {
+  private async stageExited(name: string, code: number): Promise<void> {
     if (this.closing || this.broken) return;
-    this.log(`the ${role} thread exited (code ${code}); starting another`);
+    this.log(`the stage thread exited (code ${code}); starting another`);
     try {
-      if (role === 'decode') {
-        const returned = await this.store.control.detach(name);
-        this.decode = await this.startStage<DecodeControl>('decode');
-        this.log(`decode thread replaced; ${returned} delivery(ies) of the dead one given back for takeover`);
-        return;
-      }
-      this.prefill = await this.startStage<PrefillControl>('prefill');
-      await this.requeueAfterPrefillDied();
+      const returned = await this.store.control.detach(name);
+      this.stage = await this.startStage();
+      this.log(`stage thread replaced; ${returned} delivery(ies) of the dead one given back for takeover`);
+      await this.requeueAfterStageDied();
     } catch (err) {
-      this.fatal(`could not replace the ${role} thread: ${(err as Error).message}`);
+      this.fatal(`could not replace the stage thread: ${(err as Error).message}`);
     }
   }
 
-  /** Requests the dead prefill thread held: before their handoff, queued again; colocated ones decoding, failed. */
-  private async requeueAfterPrefillDied(): Promise<void> {
+  /** Requests the dead stage thread held: before their handoff, queued again; colocated ones decoding, failed. */
+  private async requeueAfterStageDied(): Promise<void> {
     for (const [id, entry] of this.tracked) {
       if (entry.job) {
         this.count(entry, -1);
         entry.state = 'queued';
         this.count(entry, +1);
-        await this.prefill.control
+        await this.stage.control
           .enqueue(wireJob(entry.job), JSON.stringify(entry.record), entry.emulatedMs)
           .catch((err: unknown) => {
             this.log(`error while queueing ${id} for prefill again: ${(err as Error).message}`);
           });
       } else if (entry.mode === 'colocated' && !isTerminal(entry.state)) {
-        await this.failTracked(id, 'the prefill thread decoding this colocated request exited');
+        await this.failTracked(id, 'the stage thread decoding this colocated request exited');
       }
     }
   }
