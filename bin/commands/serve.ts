@@ -188,7 +188,7 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     `  timeScale ${c.timeScale} (emulated device time ${c.timeScale === 0 ? 'is not slept' : `is slept x${c.timeScale}`}); decode batch up to ${c.decodeBatchMax}`,
   );
   say(
-    `  stages: ${options.workers ? 'prefill and decode in worker threads of their own (--workers)' : 'in this thread'}`,
+    `  stages: ${options.workers ? 'prefill and decode in a worker thread of their own, the queue and records in another (--workers)' : 'in this thread'}`,
   );
   say(
     `  KV and results: ${options.redisUrl ? `Redis at ${options.redisUrl.replace(/\/\/[^@]*@/, '//***@')}` : 'in memory'}; backend: ${options.backend}`,

@@ -29,7 +29,7 @@ export interface PipelineOptions {
   /** A description (threads build their own backend from it), or a backend to use in this thread. */
   readonly backend: BackendSpec | GenerationBackend;
   readonly prefillConcurrency: number;
-  /** Run prefill and decode in worker threads of their own. */
+  /** Run prefill and decode in a worker thread of their own (with a store thread beside it). */
   readonly workers: boolean;
   readonly log: (line: string) => void;
   /** Stage spans in this thread (stage threads build theirs from the same OTEL_* environment). */

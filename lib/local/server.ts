@@ -45,7 +45,7 @@ export interface ServeOptions {
   /** With `workers`: a module (file URL) whose default export builds the backend in each stage thread. */
   readonly backendModule?: string;
   readonly prefillConcurrency?: number;
-  /** Run the prefill and decode stages in worker threads of their own (`disagg serve --workers`). */
+  /** Run the prefill and decode stages in a worker thread of their own (`disagg serve --workers`). */
   readonly workers?: boolean;
   /** Origins a browser page may call the API from (`*` for any); none by default. */
   readonly corsOrigins?: readonly string[];

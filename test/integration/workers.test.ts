@@ -119,7 +119,7 @@ describe('serve --workers, memory stores', () => {
   );
 
   it(
-    'a killed decode thread: its request is taken over, each token reaches the client once, in order',
+    'a killed stage thread mid-decode: its request is taken over, each token reaches the client once, in order',
     async () => {
       const expected = await complete(single.url, 80, long);
       let killed: Promise<void> | null = null;
@@ -141,7 +141,7 @@ describe('serve --workers, memory stores', () => {
   );
 
   it(
-    'a killed prefill thread: requests it held are queued again on its replacement and complete',
+    'a killed stage thread before the handoff: requests it held are queued again on its replacement and complete',
     async () => {
       const expected = await complete(single.url, 8);
       const threads = workers.runtime as StageThreads;
