@@ -56,7 +56,10 @@ describe('disagg serve', () => {
   it('--workers says the stages run in threads of their own, serves, and exits on SIGTERM', async () => {
     const served = serve(['--no-auth', '--workers']);
     const [, url] = await waitForStdout(served, /disagg serving on (http:\/\/127\.0\.0\.1:\d+)\n/, 60_000);
-    await waitForStdout(served, /stages: prefill and decode in a worker thread of their own, the queue and records in another \(--workers\)/);
+    await waitForStdout(
+      served,
+      /stages: prefill and decode in a worker thread of their own, the queue and records in another \(--workers\)/,
+    );
     const ok = await chat(url!);
     expect(ok.status).toBe(200);
     expect(await terminate(served)).toBe(0);
