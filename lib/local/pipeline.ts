@@ -2,10 +2,11 @@
  * The pipeline behind `disagg serve`: its stores (memory, or Redis for KV, records and cancellation
  * markers), the generation backend and the runtime, in this thread or (workers) in stage threads.
  */
-import { randomBytes, randomFillSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { fastestCrc32c } from '../adapters/checksum-native';
 import { RealClock } from '../adapters/clock-real';
 import { MemoryEventBus } from '../adapters/events-memory';
+import { bufferedRandomKey } from './random-key';
 import { MemoryQueue } from '../adapters/queue-memory';
 import type { Tracing } from '../adapters/telemetry';
 import { createRedis } from '../adapters/redis-connection';
@@ -178,27 +179,4 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
 function describeError(err: unknown): string {
   const e = err as Error;
   return e.cause instanceof Error ? `${e.message} (${e.cause.message})` : e.message;
-}
-
-/** Random bytes in a KV key: 144 bits, as base64url (24 characters). */
-const KEY_BYTES = 18;
-/** Keys drawn from one fill of the buffer. */
-const KEYS_PER_FILL = 128;
-
-/**
- * KV blob keys, one per request: 18 random bytes each, drawn from a buffer the CSPRNG fills 128 keys at a time
- * (as node:crypto's randomUUID buffers its entropy), so a key costs a slice rather than a call into the CSPRNG.
- */
-function bufferedRandomKey(): () => string {
-  const pool = Buffer.alloc(KEY_BYTES * KEYS_PER_FILL);
-  let next = KEYS_PER_FILL;
-  return () => {
-    if (next === KEYS_PER_FILL) {
-      randomFillSync(pool);
-      next = 0;
-    }
-    const at = next * KEY_BYTES;
-    next += 1;
-    return pool.toString('base64url', at, at + KEY_BYTES);
-  };
 }

@@ -3,7 +3,6 @@
  * handoff queue (and, without Redis, the records and cancellation markers); or the stage thread,
  * running the prefill and decode stages over those stores (and, without Redis, its own KV blobs).
  */
-import { randomBytes } from 'node:crypto';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { fastestCrc32c } from '../adapters/checksum-native';
 import { RealClock } from '../adapters/clock-real';
@@ -16,6 +15,7 @@ import type { RequestEvent, RequestRecord } from '../core/engine/record';
 import { RequestTracker } from '../core/engine/tracker';
 import type { EventBus, Queue, QueueMessage } from '../core/ports';
 import { createGenerationBackend } from './backends';
+import { bufferedRandomKey } from './random-key';
 import {
   QUEUE_METHODS,
   remoteResultStore,
@@ -162,7 +162,7 @@ async function runStage(storePort: MessagePort, controlPort: MessagePort): Promi
     ...stores,
     backend: await createGenerationBackend(options.backend),
     events,
-    randomKey: () => randomBytes(18).toString('base64url'),
+    randomKey: bufferedRandomKey(),
     wallClockMs: () => performance.timeOrigin + performance.now(),
     crc32c: fastestCrc32c().crc32c,
     onError: (err, context) => toMain({ log: `error in the stage thread while ${context}: ${(err as Error).message}` }),
