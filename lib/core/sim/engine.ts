@@ -164,6 +164,16 @@ const STEP_MEMO_BITS = 18;
 const STEP_MEMO_STRIDE = 4;
 const STEP_MEMO_MASK = (1 << STEP_MEMO_BITS) - 1;
 
+/** A scramble per batch size, xor the context sum: a batch's steps (sum + n, + 2n, ...) probe slots near each other. */
+function stepMemoScramble(n: number): number {
+  return Math.imul(n, 0x9e3779b1);
+}
+
+/** Where in the step memo the step of a batch (its scramble) at a context sum is kept. */
+function stepMemoSlot(scramble: number, sum: number): number {
+  return ((scramble ^ sum) & STEP_MEMO_MASK) * STEP_MEMO_STRIDE;
+}
+
 const SESSION_REJECTED = 'an earlier turn of its session was rejected';
 
 /** A replica that runs a continuous decode batch: a disaggregated decode replica, or a colocated one. */
@@ -1019,8 +1029,7 @@ class Simulation {
       this.loneStepMs[sum] = ms;
       return ms;
     }
-    // A scramble per batch size, xor the sum: a batch's steps (sum + n, + 2n, ...) probe slots near each other.
-    const at = ((Math.imul(n, 0x9e3779b1) ^ sum) & STEP_MEMO_MASK) * STEP_MEMO_STRIDE;
+    const at = stepMemoSlot(stepMemoScramble(n), sum);
     const memo = this.stepMemo;
     // All three read on every call, so a first hit seen in optimized code finds their type feedback.
     const knownSum = memo[at] as number;
@@ -1101,7 +1110,7 @@ class Simulation {
     // times, and runs them fastest this way also before it is optimized (a call a step costs most then).
     const lone = this.loneStepMs;
     const memo = this.stepMemo;
-    const scramble = Math.imul(n, 0x9e3779b1);
+    const scramble = stepMemoScramble(n);
     while (steps < left - 1 && now + ms < horizon) {
       now += ms;
       busy += ms;
@@ -1111,7 +1120,7 @@ class Simulation {
         const known = lone[sum] as number;
         ms = known > 0 ? known : this.plainStepMs(n, sum);
       } else {
-        const at = ((scramble ^ sum) & STEP_MEMO_MASK) * STEP_MEMO_STRIDE;
+        const at = stepMemoSlot(scramble, sum);
         const knownSum = memo[at] as number;
         const knownBatch = memo[at + 1] as number;
         const knownMs = memo[at + 2] as number;
