@@ -277,10 +277,10 @@ export class StageThreads implements PipelineRuntime {
   }
 
   /**
-   * Terminates the thread running `role` (the stage thread runs both) as a crash would (no goodbye, no acks,
-   * no record writes); it is replaced as after any unexpected exit. For fault-injection tests.
+   * Terminates the stage thread (prefill and decode both) as a crash would (no goodbye, no acks, no record
+   * writes); it is replaced as after any unexpected exit. For fault-injection tests.
    */
-  async kill(_role: 'prefill' | 'decode'): Promise<void> {
+  async kill(): Promise<void> {
     await this.stage.worker.terminate();
   }
 
@@ -304,7 +304,7 @@ export class StageThreads implements PipelineRuntime {
   }
 
   private async startStage(): Promise<Thread<StageControl>> {
-    const role = 'stage';
+    const role: ThreadRole = 'stage';
     const name = `${role}-${randomUUID().slice(0, 8)}`;
     const toStore = new MessageChannel();
     await this.store.control.attach(toStore.port1, name);

@@ -125,7 +125,7 @@ describe('serve --workers, memory stores', () => {
       let killed: Promise<void> | null = null;
       const threads = workers.runtime as StageThreads;
       const { pieces, id } = await stream(workers.url, 80, long, (sofar) => {
-        if (sofar.length === 20 && !killed) killed = threads.kill('decode');
+        if (sofar.length === 20 && !killed) killed = threads.kill();
       });
       expect(killed).not.toBeNull();
       expect(pieces.join('')).toBe(expected.text);
@@ -151,7 +151,7 @@ describe('serve --workers, memory stores', () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       expect(workers.runtime.occupancy().prefillQueue).toBe(4);
-      await threads.kill('prefill');
+      await threads.kill();
       for (const done of await Promise.all(requests)) expect(done.text).toBe(expected.text);
       await drained(workers);
     },
