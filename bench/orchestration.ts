@@ -62,6 +62,11 @@ interface BlockRatios {
   readonly floor: { cpuMs: number[]; p50Ms: number[]; rps: number[] };
 }
 
+interface Side {
+  readonly server: ServerProcess;
+  readonly spec: LoadSpec;
+}
+
 async function interleaved(
   floor: ServerProcess,
   project: ServerProcess,
@@ -69,38 +74,54 @@ async function interleaved(
   projectSpec: LoadSpec,
   blocks: number,
 ): Promise<BlockRatios> {
-  const out: BlockRatios = {
+  const [out] = await interleavedFloors(
+    { server: project, spec: projectSpec },
+    [{ server: floor, spec: floorSpec }],
+    blocks,
+  );
+  return out!;
+}
+
+/**
+ * The project against several floors in the same blocks: each block runs the project once and every floor once,
+ * in an order that rotates from block to block (so none is always first or last), and each floor's ratios are
+ * taken against the same project run. One project run serves several floors, rather than one run per floor.
+ */
+async function interleavedFloors(project: Side, floors: readonly Side[], blocks: number): Promise<BlockRatios[]> {
+  const outs: BlockRatios[] = floors.map(() => ({
     cpu: [],
     p50: [],
     throughput: [],
     project: { cpuMs: [], p50Ms: [], rps: [] },
     floor: { cpuMs: [], p50Ms: [], rps: [] },
-  };
+  }));
+  const sides = [project, ...floors];
   for (let b = 0; b < blocks; b++) {
-    let f: LoadResult;
-    let p: LoadResult;
-    if (b % 2 === 0) {
-      f = await runLoad(floor, floorSpec);
-      p = await runLoad(project, projectSpec);
-    } else {
-      p = await runLoad(project, projectSpec);
-      f = await runLoad(floor, floorSpec);
-    }
-    const fp50 = median(f.latencies);
+    // Rotated by one side a block: block 0 starts with the first floor and ends with the project, block 1 starts
+    // with the next side; with one floor, floor and project alternate as before.
+    const order = sides.map((_, i) => (i + b + 1) % sides.length);
+    const results = new Array<LoadResult>(sides.length);
+    for (const i of order) results[i] = await runLoad(sides[i]!.server, sides[i]!.spec);
+    const p = results[0]!;
     const pp50 = median(p.latencies);
-    const frps = f.latencies.length / f.seconds;
     const prps = p.latencies.length / p.seconds;
-    out.cpu.push(p.cpuMsPerRequest / f.cpuMsPerRequest);
-    out.p50.push(pp50 / fp50);
-    out.throughput.push(prps / frps);
-    out.project.cpuMs.push(p.cpuMsPerRequest);
-    out.project.p50Ms.push(pp50);
-    out.project.rps.push(prps);
-    out.floor.cpuMs.push(f.cpuMsPerRequest);
-    out.floor.p50Ms.push(fp50);
-    out.floor.rps.push(frps);
+    floors.forEach((_, k) => {
+      const f = results[k + 1]!;
+      const out = outs[k]!;
+      const fp50 = median(f.latencies);
+      const frps = f.latencies.length / f.seconds;
+      out.cpu.push(p.cpuMsPerRequest / f.cpuMsPerRequest);
+      out.p50.push(pp50 / fp50);
+      out.throughput.push(prps / frps);
+      out.project.cpuMs.push(p.cpuMsPerRequest);
+      out.project.p50Ms.push(pp50);
+      out.project.rps.push(prps);
+      out.floor.cpuMs.push(f.cpuMsPerRequest);
+      out.floor.p50Ms.push(fp50);
+      out.floor.rps.push(frps);
+    });
   }
-  return out;
+  return outs;
 }
 
 const ms = (values: readonly number[]): string => `${fmt(median(values))} ms`;
@@ -245,52 +266,34 @@ function spec(
   };
 }
 
-/** Non-streamed requests of one prompt at concurrency 1, floor and project in interleaved blocks. */
+/** Non-streamed requests of one prompt at concurrency 1: the project against each floor, in the same blocks. */
 function jsonAtConcurrencyOne(
-  floor: ServerProcess,
+  floors: readonly ServerProcess[],
   server: ServerProcess,
   prompt: BenchPrompt,
   blocks: number,
   perBlock: number,
-): Promise<BlockRatios> {
+): Promise<BlockRatios[]> {
   const floorSpec = spec(prompt, false, 1, perBlock, floorCheck, '/json');
-  return interleaved(floor, server, floorSpec, spec(prompt, false, 1, perBlock, jsonCheck), blocks);
+  return interleavedFloors(
+    { server, spec: spec(prompt, false, 1, perBlock, jsonCheck) },
+    floors.map((f) => ({ server: f, spec: floorSpec })),
+    blocks,
+  );
 }
 
 /**
- * The Redis rows' CPU against a floor that also moves the request's KV blob through Redis (one SET and one
- * GETDEL of that many bytes, same client library): what the project adds beyond the traffic its handoff
- * cannot avoid, beside the bare round trip's ratio the target is judged on.
+ * A floor that also moves the request's KV blob through Redis (one SET and one GETDEL of that many bytes, same
+ * client library): the Redis rows are set against it too, for what the project adds beyond the traffic its
+ * handoff cannot avoid, beside the bare round trip's ratio the target is judged on.
  */
-async function againstRedisFloor(
-  ctx: OrchestrationContext,
-  server: ServerProcess,
-  prompt: BenchPrompt,
-  section: string,
-  blocks: number,
-  perBlock: number,
-  warmup: number,
-): Promise<BenchRow> {
+async function startRedisFloor(ctx: OrchestrationContext, prompt: BenchPrompt, warmup: number) {
   const blobBytes = Math.round(median(prompt.tokens)) * KV_BYTES_PER_TOKEN;
-  const redisFloor = await startServerProcess({
+  const server = await startServerProcess({
     redisFloor: { redisUrl: ctx.redis!.url, redisPrefix: `disagg-bench:${randomUUID()}:`, blobBytes },
   });
-  try {
-    await runLoad(redisFloor, spec(prompt, false, 1, warmup, floorCheck, '/json'));
-    ctx.progress(`orchestration: redis stores, concurrency 1, ${prompt.name} prompt, against the Redis floor`);
-    const r = await jsonAtConcurrencyOne(redisFloor, server, prompt, blocks, perBlock);
-    return ratioRow(
-      {
-        section,
-        metric: 'server CPU per request, beyond the KV blob through Redis',
-        floor: "bare node:http JSON round trip + SET and GETDEL of the request's KV blob, same client",
-        note: `project ${ms(r.project.cpuMs)}, floor ${ms(r.floor.cpuMs)} CPU per request; a ${fmt(blobBytes / 1e6)} MB blob (${KV_BYTES_PER_TOKEN} bytes per prompt token, the null backend's KV)`,
-      },
-      r.cpu,
-    );
-  } finally {
-    await redisFloor.close();
-  }
+  await runLoad(server, spec(prompt, false, 1, warmup, floorCheck, '/json'));
+  return { server, blobBytes };
 }
 
 /** CPU per request and p50 at concurrency 1 for each prompt, against the bare JSON round trip; Redis commands too. */
@@ -308,12 +311,33 @@ async function concurrencyOne(
   const commands = new Map<string, number>();
   let requests = 0;
   for (const prompt of ctx.prompts) {
-    ctx.progress(`orchestration: ${store} stores, ${label}, concurrency 1, ${prompt.name} prompt`);
+    const withRedisFloor = ctx.redis !== null && store === 'redis' && label === 'one thread';
+    const redisFloor = withRedisFloor ? await startRedisFloor(ctx, prompt, warmup) : null;
+    ctx.progress(
+      `orchestration: ${store} stores, ${label}, concurrency 1, ${prompt.name} prompt${redisFloor ? ', against the bare and the Redis floor' : ''}`,
+    );
     const before = ctx.redis && store === 'redis' ? await commandCounts(ctx.redis.client) : null;
-    const r = await jsonAtConcurrencyOne(floor, server, prompt, blocks, perBlock);
+    let r: BlockRatios;
+    let beyondBlob: BlockRatios | undefined;
+    try {
+      [r, beyondBlob] = (await jsonAtConcurrencyOne(
+        redisFloor ? [floor, redisFloor.server] : [floor],
+        server,
+        prompt,
+        blocks,
+        perBlock,
+      )) as [BlockRatios, BlockRatios?];
+    } finally {
+      await redisFloor?.server.close();
+    }
     if (before) {
+      // The Redis floor's own commands are counted too: take out its SET and GETDEL, one each a request.
       const between = countsBetween(before, await commandCounts(ctx.redis!.client));
-      for (const [name, n] of between) commands.set(name, (commands.get(name) ?? 0) + n);
+      if (redisFloor) {
+        for (const name of ['set', 'getdel']) between.set(name, (between.get(name) ?? 0) - blocks * perBlock);
+        between.set('quit', (between.get('quit') ?? 0) - 1);
+      }
+      for (const [name, n] of between) if (n > 0) commands.set(name, (commands.get(name) ?? 0) + n);
       requests += blocks * perBlock;
     }
     const section = `orchestration (${store}, ${label}, concurrency 1, ${prompt.name} prompt)`;
@@ -339,8 +363,18 @@ async function concurrencyOne(
         r.p50,
       ),
     );
-    if (ctx.redis && store === 'redis' && label === 'one thread') {
-      rows.push(await againstRedisFloor(ctx, server, prompt, section, blocks, perBlock, warmup));
+    if (redisFloor && beyondBlob) {
+      rows.push(
+        ratioRow(
+          {
+            section,
+            metric: 'server CPU per request, beyond the KV blob through Redis',
+            floor: "bare node:http JSON round trip + SET and GETDEL of the request's KV blob, same client",
+            note: `project ${ms(beyondBlob.project.cpuMs)}, floor ${ms(beyondBlob.floor.cpuMs)} CPU per request; a ${fmt(redisFloor.blobBytes / 1e6)} MB blob (${KV_BYTES_PER_TOKEN} bytes per prompt token, the null backend's KV); the same project blocks as the row above`,
+          },
+          beyondBlob.cpu,
+        ),
+      );
     }
   }
   if (requests > 0) {

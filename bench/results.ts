@@ -32,6 +32,8 @@ export interface BenchRow {
 export interface BenchResults {
   readonly startedAt: string;
   readonly durationS?: number;
+  /** Wall seconds per section, measured. */
+  readonly sectionsS?: Readonly<Record<string, number>>;
   readonly machine: {
     readonly cpus: number;
     readonly model: string;
