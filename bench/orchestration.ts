@@ -132,6 +132,9 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
   // Requests a block, each side alike. A bare round trip costs 0.03-0.09 ms of CPU: blocks of 60 (a few ms of CPU)
   // measured it at 0.08-0.23 ms, three times what blocks of 600 measure.
   const perBlock = ctx.quick ? 60 : 600;
+  // The rows whose every request costs several ms of CPU (Redis, --workers, SSE, the Redis floor) have long blocks
+  // at half as many: their ratios are per request, so the bare floor keeps its 600 beside them.
+  const perSlowBlock = ctx.quick ? 60 : 300;
   // Requests of each prompt each server answers before its first timed block (the floor too).
   const warmup = ctx.quick ? 100 : 400;
   const floor = await startServerProcess('floor');
@@ -159,7 +162,10 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
     const single: Partial<Record<Store, ServerProcess>> = {};
     for (const store of stores) {
       single[store] = await project(store, false);
-      rows.push(...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, perBlock, warmup)));
+      const requests = store === 'memory' ? perBlock : perSlowBlock;
+      rows.push(
+        ...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, requests, perBlock, warmup)),
+      );
     }
     ctx.progress('orchestration: 100-event SSE against the SSE floor');
     const chat = ctx.prompts[0]!;
@@ -167,7 +173,7 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
       floor,
       single.memory!,
       { ...spec(chat, true, 1, perBlock, floorCheck), path: '/sse' },
-      spec(chat, true, 1, perBlock, sseCheck),
+      spec(chat, true, 1, perSlowBlock, sseCheck),
       blocks,
     );
     const section = `streaming (memory, concurrency 1, ${chat.name} prompt)`;
@@ -193,7 +199,9 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
     );
 
     const workers = await project('memory', true);
-    rows.push(...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perBlock, warmup)));
+    rows.push(
+      ...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perSlowBlock, perBlock, warmup)),
+    );
     for (const concurrency of CONCURRENCIES) {
       for (const [label, server] of [
         ['one thread', single.memory!],
@@ -273,11 +281,15 @@ function jsonAtConcurrencyOne(
   prompt: BenchPrompt,
   blocks: number,
   perBlock: number,
+  bareBlock: number,
 ): Promise<BlockRatios[]> {
-  const floorSpec = spec(prompt, false, 1, perBlock, floorCheck, '/json');
+  // The bare floor (the first) answers at least bareBlock requests a block: it costs 0.03-0.15 ms of CPU each.
   return interleavedFloors(
     { server, spec: spec(prompt, false, 1, perBlock, jsonCheck) },
-    floors.map((f) => ({ server: f, spec: floorSpec })),
+    floors.map((f, i) => ({
+      server: f,
+      spec: spec(prompt, false, 1, i === 0 ? Math.max(perBlock, bareBlock) : perBlock, floorCheck, '/json'),
+    })),
     blocks,
   );
 }
@@ -305,6 +317,7 @@ async function concurrencyOne(
   label: 'one thread' | '--workers',
   blocks: number,
   perBlock: number,
+  bareBlock: number,
   warmup: number,
 ): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
@@ -326,6 +339,7 @@ async function concurrencyOne(
         prompt,
         blocks,
         perBlock,
+        bareBlock,
       )) as [BlockRatios, BlockRatios?];
     } finally {
       await redisFloor?.server.close();
