@@ -25,7 +25,7 @@ import {
   STACK_FITS,
   STORED_STATE,
 } from '../../lib/core/emulator/calibration';
-import { fitStack } from '../../lib/core/emulator/calibration/fit';
+import { fitStack, respondingPoints } from '../../lib/core/emulator/calibration/fit';
 
 const CALIBRATION_TIMEOUT = 300_000;
 
@@ -122,6 +122,34 @@ describe('leave-one-group-out cross-validation', () => {
       const ran = folds.filter((f) => !f.skipped);
       expect(ran.length).toBeGreaterThan(20);
       for (const fold of ran) expect(fold.predictions.length).toBeGreaterThan(0);
+    },
+    CALIBRATION_TIMEOUT,
+  );
+});
+
+describe('which folds can run', () => {
+  it(
+    'a factor is pinned by the points whose prediction moves with it, and a fold that holds them all out does not run',
+    () => {
+      const fit = STACK_FITS.find((s) => s.stack === 'cerebras-2025');
+      if (!fit) throw new Error('no cerebras-2025 fit');
+      const points = calibrationPoints().filter((p) => p.stack === 'cerebras-2025' && p.role === 'fit');
+      const responders = respondingPoints(fit, points);
+      // Only the two Llama 70B speeds decode with a draft, so only they move with its acceptance.
+      const acceptance = fit.free.find((p) => p.target.kind === 'acceptance');
+      expect([...(responders.get(acceptance?.name ?? '') ?? [])].sort()).toEqual(
+        points
+          .filter((p) => p.model.startsWith('llama-3.') && p.model.endsWith('-70b'))
+          .map((p) => p.id)
+          .sort(),
+      );
+      expect(responders.get('cs3.layerLatencyUs')?.size).toBe(points.length);
+      const folds = crossValidate(undefined, 'cerebras-2025');
+      const four = folds.find((f) => f.kind === 'degree' && f.group === '4');
+      expect(four?.skipped).toContain('acceptance');
+      expect(four?.predictions).toEqual([]);
+      // Holding out one 70B model leaves the other to pin the acceptance: that fold runs.
+      expect(folds.find((f) => f.kind === 'model' && f.group === 'llama-3.1-70b')?.predictions.length).toBe(1);
     },
     CALIBRATION_TIMEOUT,
   );

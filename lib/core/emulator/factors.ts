@@ -241,9 +241,9 @@ export const FITTED_FACTORS: FactorTable = {
 };
 
 export const FITTED_BANDS: Readonly<Record<DeviceFamily, FamilyBand>> = {
-  gpu: { calibrated: 0.1427, borrowed: 0.2551 },
+  gpu: { calibrated: 0.1427, borrowed: 0.2568 },
   neuron: { calibrated: 0.2623, borrowed: 0.4809 },
-  wafer: { calibrated: 0.2371, borrowed: 0.4743 },
+  wafer: { calibrated: 0.2336, borrowed: 0.4672 },
 };
 
 /** Fitted acceptance rates of draft -> target pairs (see speculative.ts PROVIDER_SPECULATION). */

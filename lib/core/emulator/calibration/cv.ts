@@ -7,7 +7,7 @@
 import type { DeviceFamily, DeviceId } from '../devices';
 import type { DeviceFactors, FactorTable } from '../factors';
 import { STACKS, type StackId } from '../stacks';
-import { fitAll, logError } from './fit';
+import { fitAll, logError, respondingPoints } from './fit';
 import { STACK_FITS } from './parameters';
 import { calibrationPoints, type CalibrationPoint, type FitState } from './points';
 
@@ -36,6 +36,39 @@ function withBorrowed(state: FitState, stack: StackId, device: DeviceId, from: D
   const table = state.factors[stack];
   const factors = table[from] as DeviceFactors;
   return { ...state, factors: { ...state.factors, [stack]: { ...table, [device]: factors } } as FactorTable };
+}
+
+/** Per stack, which fit points respond to each free parameter without a prior (respondingPoints). */
+const responders = new Map<StackId, Map<string, Set<string>>>();
+
+/**
+ * The first free parameter without a prior that some fit point of the stack responds to but none of
+ * `training` does, if any: the held-out points were all that determined it. (A parameter no fit point moves
+ * at its start, such as a kernel floor below every kernel, is as loose in the full fit and does not count; nor
+ * do the factors of a held-out device, which borrows another's.)
+ */
+function unconstrained(
+  stack: StackId,
+  training: readonly CalibrationPoint[],
+  heldDevice: string | undefined,
+): string | undefined {
+  const fit = STACK_FITS.find((s) => s.stack === stack);
+  if (!fit) return undefined;
+  let table = responders.get(stack);
+  if (!table) {
+    table = respondingPoints(
+      fit,
+      calibrationPoints().filter((p) => p.stack === stack && p.role === 'fit'),
+    );
+    responders.set(stack, table);
+  }
+  for (const [name, ids] of table) {
+    // A held-out device's own factors are replaced by another device's (it borrows), not fitted.
+    const target = fit.free.find((p) => p.name === name)?.target;
+    if (target?.kind === 'factor' && target.devices.every((d) => d === heldDevice)) continue;
+    if (ids.size > 0 && !training.some((p) => ids.has(p.id))) return name;
+  }
+  return undefined;
 }
 
 export function crossValidate(onFold?: (done: number, total: number) => void, only?: StackId): FoldResult[] {
@@ -67,12 +100,18 @@ export function crossValidate(onFold?: (done: number, total: number) => void, on
     const free = STACK_FITS.find((s) => s.stack === fold.stack)?.free.length ?? 0;
     const training = calibrationPoints().filter((p) => p.stack === fold.stack && p.role === 'fit' && !held(p));
     // A fold runs when its training points can determine every free factor (as many points as factors, at
-    // least three; priors steady what they leave loose); fewer would be a guess, not a prediction.
+    // least three, and for each factor without a prior some point that responds to it; priors steady what
+    // the points leave loose); fewer would be a guess, not a prediction.
+    const loose = duplicate
+      ? undefined
+      : unconstrained(fold.stack, training, fold.kind === 'device' ? fold.group : undefined);
     const skip = duplicate
       ? 'the same points as another fold'
       : training.length < Math.max(3, free)
         ? `${training.length} points would be left to fit ${free} factors`
-        : null;
+        : loose !== undefined
+          ? `no point left responds to ${loose}`
+          : null;
     if (skip) {
       results.push({ ...fold, predictions: [], skipped: skip });
       onFold?.(i + 1, folds.length);

@@ -151,6 +151,31 @@ function fitWeighted(
   return withParameters(state, fit, result.parameterValues.map(Math.exp));
 }
 
+/**
+ * For each free parameter of `fit` without a prior, the ids of `points` whose prediction moves when that
+ * parameter alone moves (by a fifth, from the starting state). A parameter no point moves is not determined
+ * by them: a fit leaves it at its start value, so what it predicts with that parameter is a guess.
+ */
+export function respondingPoints(fit: StackFit, points: readonly CalibrationPoint[]): Map<string, Set<string>> {
+  const base = startState();
+  const values = fit.free.map((_, i) => readParameter(base, fit, i));
+  const before = points.map((p) => p.predict(base));
+  const out = new Map<string, Set<string>>();
+  fit.free.forEach((p, i) => {
+    if (p.prior) return;
+    const moved = values.map((v, j) => (j === i ? Math.min(p.max, Math.max(p.min, v * 1.2)) : v));
+    // At a bound, move the other way.
+    if (moved[i] === values[i]) moved[i] = Math.max(p.min, (values[i] as number) / 1.2);
+    const state = withParameters(base, fit, moved);
+    const ids = new Set<string>();
+    points.forEach((point, k) => {
+      if (Math.abs(Math.log(point.predict(state) / (before[k] as number))) > 1e-9) ids.add(point.id);
+    });
+    out.set(p.name, ids);
+  });
+  return out;
+}
+
 export interface FitResult {
   readonly state: FitState;
   /** Sum of squared log errors of the fit points, per stack. */
