@@ -129,12 +129,15 @@ const ms = (values: readonly number[]): string => `${fmt(median(values))} ms`;
 export async function orchestrationBench(ctx: OrchestrationContext): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const blocks = ctx.quick ? 3 : 5;
-  // Requests a block, each side alike. A bare round trip costs 0.03-0.09 ms of CPU: blocks of 60 (a few ms of CPU)
-  // measured it at 0.08-0.23 ms, three times what blocks of 600 measure.
+  // Requests a block. Figures are per request, so the sides need not answer as many; each block is made long
+  // enough for its own side. A bare round trip costs 0.03-0.2 ms of CPU: blocks of 60 (a few ms of CPU) measured
+  // it at three times what blocks of 600 measure, and blocks of 600 (about 0.2 s) still moved by half from row to
+  // row, so the bare server answers 1,500 a block.
+  const bareBlock = ctx.quick ? 60 : 1500;
   const perBlock = ctx.quick ? 60 : 600;
-  // The rows whose every request costs several ms of CPU (Redis, --workers, SSE, the Redis floor) have long blocks
-  // at half as many: their ratios are per request, so the bare floor keeps its 600 beside them.
-  const perSlowBlock = ctx.quick ? 60 : 300;
+  // The rows whose every request costs several ms of CPU (Redis, --workers, SSE, the Redis floor): 200 a block
+  // is already 1 to 2 s of it.
+  const perSlowBlock = ctx.quick ? 60 : 200;
   // Requests of each prompt each server answers before its first timed block (the floor too).
   const warmup = ctx.quick ? 100 : 400;
   const floor = await startServerProcess('floor');
@@ -164,7 +167,7 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
       single[store] = await project(store, false);
       const requests = store === 'memory' ? perBlock : perSlowBlock;
       rows.push(
-        ...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, requests, perBlock, warmup)),
+        ...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, requests, bareBlock, warmup)),
       );
     }
     ctx.progress('orchestration: 100-event SSE against the SSE floor');
@@ -172,7 +175,7 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
     const sse = await interleaved(
       floor,
       single.memory!,
-      { ...spec(chat, true, 1, perBlock, floorCheck), path: '/sse' },
+      { ...spec(chat, true, 1, bareBlock, floorCheck), path: '/sse' },
       spec(chat, true, 1, perSlowBlock, sseCheck),
       blocks,
     );
@@ -200,7 +203,7 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
 
     const workers = await project('memory', true);
     rows.push(
-      ...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perSlowBlock, perBlock, warmup)),
+      ...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perSlowBlock, bareBlock, warmup)),
     );
     for (const concurrency of CONCURRENCIES) {
       for (const [label, server] of [
@@ -208,12 +211,15 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
         ['--workers', workers],
       ] as const) {
         ctx.progress(`orchestration: throughput at concurrency ${concurrency}, ${label}`);
-        // Long enough for the bare server too (it answers 10-30k requests/s): a block of 60 is over in a few ms.
-        const requests = Math.round((ctx.quick ? 0.5 : 1) * Math.max(300, concurrency * 8));
+        // Long enough for each side: the bare server answers 2.5k-10k requests/s here, so its blocks are 3,000
+        // requests (300 were over in 30 ms, and its rate moved 2.5-fold from row to row); the project's 300 or more.
+        const scale = ctx.quick ? 0.5 : 1;
+        const requests = Math.round(scale * Math.max(300, concurrency * 8));
+        const floorRequests = Math.round(scale * Math.max(3000, concurrency * 8));
         const t = await interleaved(
           floor,
           server,
-          spec(chat, false, concurrency, requests, floorCheck, '/json'),
+          spec(chat, false, concurrency, floorRequests, floorCheck, '/json'),
           spec(chat, false, concurrency, requests, jsonCheck),
           ctx.quick ? 2 : 3,
         );
