@@ -18,8 +18,8 @@ import { hasCommand } from './redis-private';
 import { fmt, median, ratioRow, type BenchRow } from './results';
 
 const SIZES_MB = [1, 16, 64] as const;
-/** Rounds per block: about 0.4 s (1 MB), 2.5 s (16 MB) and 3 s (64 MB) of round trips, so 30 to 60 s in all. */
-const ROUNDS: Record<(typeof SIZES_MB)[number], number> = { 1: 150, 16: 32, 64: 8 };
+/** Rounds per block: about 0.4 s (1 MB), 2 s (16 MB) and 2.3 s (64 MB) of round trips, so 25 to 50 s in all. */
+const ROUNDS: Record<(typeof SIZES_MB)[number], number> = { 1: 150, 16: 24, 64: 6 };
 const TARGET_RATIO = 0.9;
 
 export interface KvHandoffContext {

@@ -18,7 +18,7 @@ const RUNS = 5;
  * Fresh processes per side when the baseline simulator runs beside this one: the two medians are compared
  * within 10%, and one process's CPU floor can differ from the next by a third on a shared machine.
  */
-const PAIRED_RUNS = 9;
+const PAIRED_RUNS = 7;
 /** Fresh processes for the million-request input (each takes seconds). */
 const MILLION_RUNS = 3;
 /** The simulator may get at most this much slower than its baseline. */
