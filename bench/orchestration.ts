@@ -289,7 +289,7 @@ function jsonAtConcurrencyOne(
   perBlock: number,
   bareBlock: number,
 ): Promise<BlockRatios[]> {
-  // The bare floor (the first) answers at least bareBlock requests a block: it costs 0.03-0.15 ms of CPU each.
+  // The bare floor (the first) answers at least bareBlock requests a block: it costs 0.03-0.2 ms of CPU each.
   return interleavedFloors(
     { server, spec: spec(prompt, false, 1, perBlock, jsonCheck) },
     floors.map((f, i) => ({
