@@ -289,12 +289,12 @@ function jsonAtConcurrencyOne(
   perBlock: number,
   bareBlock: number,
 ): Promise<BlockRatios[]> {
-  // The bare floor (the first) answers at least bareBlock requests a block: it costs 0.03-0.2 ms of CPU each.
+  // The bare floor (the first) answers bareBlock requests a block: it costs 0.03-0.2 ms of CPU each.
   return interleavedFloors(
     { server, spec: spec(prompt, false, 1, perBlock, jsonCheck) },
     floors.map((f, i) => ({
       server: f,
-      spec: spec(prompt, false, 1, i === 0 ? Math.max(perBlock, bareBlock) : perBlock, floorCheck, '/json'),
+      spec: spec(prompt, false, 1, i === 0 ? bareBlock : perBlock, floorCheck, '/json'),
     })),
     blocks,
   );
@@ -310,7 +310,12 @@ async function startRedisFloor(ctx: OrchestrationContext, prompt: BenchPrompt, w
   const server = await startServerProcess({
     redisFloor: { redisUrl: ctx.redis!.url, redisPrefix: `disagg-bench:${randomUUID()}:`, blobBytes },
   });
-  await runLoad(server, spec(prompt, false, 1, warmup, floorCheck, '/json'));
+  try {
+    await runLoad(server, spec(prompt, false, 1, warmup, floorCheck, '/json'));
+  } catch (err) {
+    await server.close().catch(() => 0);
+    throw err;
+  }
   return { server, blobBytes };
 }
 
@@ -338,6 +343,8 @@ async function concurrencyOne(
     const before = ctx.redis && store === 'redis' ? await commandCounts(ctx.redis.client) : null;
     let r: BlockRatios;
     let beyondBlob: BlockRatios | undefined;
+    // Counted before the Redis floor closes, so its QUIT is not among them.
+    let after: Map<string, number> | null = null;
     try {
       [r, beyondBlob] = (await jsonAtConcurrencyOne(
         redisFloor ? [floor, redisFloor.server] : [floor],
@@ -347,15 +354,15 @@ async function concurrencyOne(
         perBlock,
         bareBlock,
       )) as [BlockRatios, BlockRatios?];
+      if (before) after = await commandCounts(ctx.redis!.client);
     } finally {
       await redisFloor?.server.close();
     }
-    if (before) {
+    if (before && after) {
       // The Redis floor's own commands are counted too: take out its SET and GETDEL, one each a request.
-      const between = countsBetween(before, await commandCounts(ctx.redis!.client));
+      const between = countsBetween(before, after);
       if (redisFloor) {
         for (const name of ['set', 'getdel']) between.set(name, (between.get(name) ?? 0) - blocks * perBlock);
-        between.set('quit', (between.get('quit') ?? 0) - 1);
       }
       for (const [name, n] of between) if (n > 0) commands.set(name, (commands.get(name) ?? 0) + n);
       requests += blocks * perBlock;
