@@ -48,8 +48,10 @@ program
   .command('estimate')
   .description('emulated latency of one request, disaggregated and/or colocated')
   .requiredOption('--model <id>', 'model id (see `disagg profiles`)')
-  .requiredOption('--prompt-tokens <n>', 'prompt length in tokens')
-  .requiredOption('--output-tokens <n>', 'tokens to generate')
+  // Artificial Analysis's default workload (about 1,000 tokens in and 1,000 out, artificialanalysis.ai/methodology/
+  // performance-benchmarking), the one behind the per-user speeds most providers' figures are compared on.
+  .option('--prompt-tokens <n>', 'prompt length in tokens', '1000')
+  .option('--output-tokens <n>', 'tokens to generate', '1000')
   .option('--prefill <DEV[xCOUNT]>', 'prefill pool, e.g. trn2x16 (with --decode)')
   .option('--decode <DEV[xCOUNT]>', 'decode pool, e.g. cs3x4 (with --prefill)')
   .option('--colocated <DEV[xCOUNT]>', 'one pool doing both phases, e.g. h100x8')

@@ -85,6 +85,26 @@ describe('disagg CLI (contract)', () => {
     expect(plain.tokensPerSecond).toBeLessThan(today.tokensPerSecond);
   });
 
+  it('estimate without token counts runs the 1,000 in / 1,000 out workload, as `estimate --model M --colocated P`', async () => {
+    const bare = await run('estimate', '--model', 'llama-3.3-70b', '--colocated', 'cs3x4', '--json');
+    expect(bare.code).toBe(0);
+    const given = await run(
+      ...['estimate', '--model', 'llama-3.3-70b', '--colocated', 'cs3x4', '--json'],
+      ...['--prompt-tokens', '1000', '--output-tokens', '1000'],
+    );
+    const out = JSON.parse(bare.stdout);
+    expect(out).toEqual(JSON.parse(given.stdout));
+    // Cerebras serves Llama 3.3 70B at over 2,000 tokens/s per user, with its speculative decoding on by default.
+    expect(out.colocated.speculative.draft).toBe('llama-3.2-1b');
+    expect(out.colocated.tokensPerSecond).toBeGreaterThan(2000);
+    const other = JSON.parse(
+      (await run('estimate', '--model', 'llama-3.3-70b', '--colocated', 'cs3x4', '--json', '--output-tokens', '10'))
+        .stdout,
+    );
+    expect(other.colocated.ttftMs).toBe(out.colocated.ttftMs);
+    expect(other.colocated.e2eMs).toBeLessThan(out.colocated.e2eMs);
+  });
+
   it('--weight-dtype and --kv-dtype set the precisions apart; --dtype sets both', async () => {
     const base = [
       'estimate',
