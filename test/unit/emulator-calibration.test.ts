@@ -6,6 +6,7 @@ import {
   FITTED_BANDS,
   FITTED_FACTORS,
   MODELS,
+  STACK_IDS,
   STACKS,
   type FactorTable,
   type HbmFactors,
@@ -52,6 +53,24 @@ describe('calibration data', () => {
     }
   });
 
+  it("a stack that runs another stack's factors has check points only, and no factors or fit of its own", () => {
+    const derived = STACK_IDS.filter((id) => STACKS[id].factorsOf !== undefined);
+    expect(derived).toContain('trtllm-2023');
+    for (const id of derived) {
+      const own = points.filter((p) => p.stack === id);
+      expect(own.length, id).toBeGreaterThan(0);
+      expect(own.filter((p) => p.role !== 'check').map((p) => p.id)).toEqual([]);
+      expect(FITTED_FACTORS[id], id).toBeUndefined();
+      expect(STACK_FITS.some((f) => f.stack === id)).toBe(false);
+    }
+  });
+
+  it("every row of TensorRT-LLM's peak-throughput tables runs trtllm-2023, the pre-XQA release they were measured on", () => {
+    const rows = points.filter((p) => p.source.includes('peak-throughput tables'));
+    expect(rows.length).toBeGreaterThan(0);
+    expect([...new Set(rows.map((p) => p.stack))]).toEqual(['trtllm-2023']);
+  });
+
   it('every device family is calibrated on measurements of its own', () => {
     const families = new Set(points.filter((p) => p.kind === 'serving').map((p) => STACKS[p.stack].family));
     expect([...families].sort()).toEqual(['gpu', 'neuron', 'wafer']);
@@ -84,7 +103,7 @@ describe('the stored factors', () => {
   });
 
   it('a deliberately wrong factor pushes the fit out of bounds (the check can fail)', () => {
-    const h100 = FITTED_FACTORS['gpu-2025'].h100 as HbmFactors;
+    const h100 = FITTED_FACTORS['gpu-2025']?.h100 as HbmFactors;
     const broken = {
       ...FITTED_FACTORS,
       'gpu-2025': {

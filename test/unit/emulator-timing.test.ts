@@ -13,6 +13,8 @@ import {
   parameterCounts,
   parseStacks,
   DEFAULT_STACKS,
+  DecodeStepTimer,
+  resolveFactors,
   stackFor,
   prefillTime,
   weightBytesRead,
@@ -56,7 +58,7 @@ describe('prefill time', () => {
   });
 
   it("a prefill pays the stack's fixed prefill cost however short the prompt", () => {
-    const f = FITTED_FACTORS['gpu-2025'].h100 as HbmFactors;
+    const f = FITTED_FACTORS['gpu-2025']?.h100 as HbmFactors;
     const short = prefillTime(llama8, h100(1), [{ newTokens: 16, cachedTokens: 0 }]);
     expect(short.overheadMs).toBeCloseTo(f.prefillOverheadUs / 1000, 9);
     expect(short.ms).toBeGreaterThan(short.overheadMs);
@@ -94,7 +96,7 @@ describe('decode step time', () => {
   });
 
   it('on CS-3 is the walk through the layers: at least layers x the fitted per-layer latency, far above a bandwidth roofline', () => {
-    const f = FITTED_FACTORS['cerebras-2025'].cs3 as WaferFactors;
+    const f = FITTED_FACTORS['cerebras-2025']?.cs3 as WaferFactors;
     const step = decodeStepTime(llama70, cs3x4, [1000]);
     expect(step.ms).toBeGreaterThan((llama70.layers * f.layerLatencyUs) / 1000);
     const rooflineMs = ((weightBytesRead(llama70, 1, 'bf16') / DEVICES.cs3.memoryBandwidth) * 1000) / 4;
@@ -141,6 +143,54 @@ describe('serving stacks', () => {
   it('two stacks of one family are refused', () => {
     expect(() => parseStacks('gpu-2025,splitwise-2023')).toThrow(/both run gpu devices/);
     expect(() => parseStacks('vllm-9')).toThrow(/valid stacks/);
+  });
+});
+
+describe('TensorRT-LLM before XQA (trtllm-2023)', () => {
+  const fp8 = { ...DEFAULT_COMPUTE, weightDtype: 'fp8', kvDtype: 'fp8' } as const;
+  const current = { ...fp8, stacks: parseStacks('gpu-2025') };
+  const preXqa = { ...fp8, stacks: parseStacks('trtllm-2023') };
+  const contexts = Array.from({ length: 64 }, () => 2048);
+
+  it("runs gpu-2025's fitted factors, so it has none of its own and prefill is the same", () => {
+    expect(resolveFactors('h100', preXqa).factors).toBe(FITTED_FACTORS['gpu-2025']?.h100);
+    expect(resolveFactors('h200', preXqa)).toMatchObject({ source: 'h100', borrowed: true });
+    const prompt = [{ newTokens: 2048, cachedTokens: 0 }];
+    const model = MODELS['llama-2-70b'];
+    expect(prefillTime(model, h100(2), prompt, preXqa).ms).toBe(prefillTime(model, h100(2), prompt, current).ms);
+  });
+
+  it('decodes a grouped-query model slower by reading its KV cache once per query head instead of once', () => {
+    const model = MODELS['llama-2-70b'];
+    const pool = h100(2);
+    const extraMs =
+      decodeStepTime(model, pool, contexts, preXqa).ms - decodeStepTime(model, pool, contexts, current).ms;
+    // Each request reads its context plus the new token; (heads / KV heads - 1) more reads over the pool's HBM.
+    const kvBytes = contexts.reduce((sum, c) => sum + kvBytesForContext(model, c + 1, 'fp8'), 0);
+    const f = FITTED_FACTORS['gpu-2025']?.h100 as HbmFactors;
+    const bandwidth = pool.count * DEVICES.h100.memoryBandwidth * f.bandwidthEfficiency;
+    const expectedMs = (((model.heads / model.kvHeads - 1) * kvBytes) / bandwidth) * 1000;
+    expect(model.heads / model.kvHeads).toBe(8);
+    expect(extraMs / expectedMs).toBeCloseTo(1, 6);
+  });
+
+  it('decodes a multi-head model exactly as gpu-2025 does, in the estimate and in the simulator alike', () => {
+    const model = MODELS['llama-2-7b'];
+    expect(model.kvHeads).toBe(model.heads);
+    expect(decodeStepTime(model, h100(1), contexts, preXqa).ms).toBe(
+      decodeStepTime(model, h100(1), contexts, current).ms,
+    );
+    const grouped = MODELS['falcon-180b'];
+    const pool = h100(8);
+    const step = decodeStepTime(grouped, pool, contexts, preXqa).ms;
+    const timer = new DecodeStepTimer(grouped, pool, preXqa);
+    expect(
+      timer.stepMs(
+        contexts.length,
+        contexts.reduce((a, b) => a + b, 0),
+      ),
+    ).toBeCloseTo(step, 9);
+    expect(step).toBeGreaterThan(decodeStepTime(grouped, pool, contexts, current).ms);
   });
 });
 

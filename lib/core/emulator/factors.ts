@@ -75,7 +75,8 @@ export interface WaferFactors {
 }
 
 export type DeviceFactors = HbmFactors | WaferFactors;
-export type FactorTable = Readonly<Record<StackId, Readonly<Partial<Record<DeviceId, DeviceFactors>>>>>;
+/** Factors per stack and device; stacks that run another stack's factors (stacks.ts factorsOf) have no entry. */
+export type FactorTable = Readonly<Partial<Record<StackId, Readonly<Partial<Record<DeviceId, DeviceFactors>>>>>>;
 
 /**
  * A family's error band: the typical relative error (as a log ratio) of predictions outside the fit set,

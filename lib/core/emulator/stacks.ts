@@ -2,14 +2,16 @@
  * Serving stacks: the same chip runs at different speeds under different software (a 2023 research harness
  * against vLLM with CUDA graphs; Cerebras at launch against its service a year later). A stack names its
  * software, its date and its sources; the timing model's factors are per stack and per device
- * (factors.ts), fitted to measurements taken on that stack (calibration/). Each family's default is its
- * newest published stack; older ones stay selectable so a published number can always be reproduced.
+ * (factors.ts), fitted to measurements taken on that stack (calibration/). A stack with no measurements to fit
+ * runs another stack's factors and differs from it only in a sourced structural rule (trtllm-2023). Each family's
+ * default is its newest published stack; older ones stay selectable so a published number can always be reproduced.
  */
 import { DEVICES, type DeviceFamily, type DeviceId } from './devices';
 import { ProfileError } from './pool';
 
 export const STACK_IDS = [
   'gpu-2025',
+  'trtllm-2023',
   'splitwise-2023',
   'nxdi',
   'tnx-2.18',
@@ -40,6 +42,17 @@ export interface StackProfile {
    * (selective loading, all experts, or dropless blockwise blocks of 512 tokens).
    */
   readonly moeDispatch: 'grouped' | 'nxd';
+  /**
+   * How decode attention reads a grouped-query model's KV cache: `per-kv-head`, each KV head once for its whole
+   * query group (FlashAttention, paged attention, TensorRT-LLM's XQA); `per-query-head`, once for every query head
+   * of the group, as a kernel with one thread block per query head does. Multi-head models read the same either way.
+   */
+  readonly decodeKvReads: 'per-kv-head' | 'per-query-head';
+  /**
+   * The stack whose fitted factors this one runs, when it has no fit points of its own: it differs from that
+   * stack only in its structural rules (decodeKvReads), and its points are checks. Unset: factors of its own.
+   */
+  readonly factorsOf?: StackId;
 }
 
 export const STACKS: Readonly<Record<StackId, StackProfile>> = {
@@ -59,6 +72,31 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'NVIDIA TensorRT-LLM docs/source/performance.md, low-latency table (v0.5, batch 1)',
     ],
     moeDispatch: 'grouped',
+    decodeKvReads: 'per-kv-head',
+  },
+  'trtllm-2023': {
+    id: 'trtllm-2023',
+    name: "TensorRT-LLM before its XQA kernels (v0.5 to v0.6.1; gpu-2025's factors, checked only)",
+    family: 'gpu',
+    date: '2023-12',
+    calibratedDevices: ['a100', 'h100'],
+    borrowed: { h200: 'h100', b200: 'h100' },
+    description:
+      "gpu-2025's fitted factors for each device, with the decode attention of TensorRT-LLM before XQA: its masked " +
+      'multi-head attention kernel runs one thread block per query head, so a grouped-query model reads each KV ' +
+      'head once per query head. Measured only by the v0.5 and v0.6.1 peak-throughput tables, which it is checked against.',
+    sources: [
+      'NVIDIA/TensorRT-LLM issue 407 (2023-11-16): the generation attention kernel loads the KV cache ' +
+        'num_heads / num_heads_kv times from global memory for MQA and GQA (maintainers: still investigating)',
+      "NVIDIA TensorRT-LLM docs/source/gpt_attention.md (v0.5): the generation phase's masked MHA kernel, a single " +
+        'CUDA thread block per head',
+      'NVIDIA TensorRT-LLM release notes: 0.7.1 "MMHA optimization for MQA and GQA" and "FP8 KV cache support for ' +
+        'XQA kernel"; 0.10.0 "Integrated the new NVIDIA Hopper XQA kernels for LLaMA 2 70B model"',
+      'NVIDIA TensorRT-LLM docs/source/performance.md, peak-throughput tables (H100 FP8 v0.6.1, A100 FP16 v0.5)',
+    ],
+    moeDispatch: 'grouped',
+    decodeKvReads: 'per-query-head',
+    factorsOf: 'gpu-2025',
   },
   'splitwise-2023': {
     id: 'splitwise-2023',
@@ -72,6 +110,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'per-layer and per-sequence overheads, attention without FlashAttention.',
     sources: ['Patel et al., "Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024'],
     moeDispatch: 'grouped',
+    decodeKvReads: 'per-kv-head',
   },
   nxdi: {
     id: 'nxdi',
@@ -91,6 +130,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
         '(MoE dispatch rules) and DEFAULT_SELECTIVE_LOADING_THRESHOLD = 1.0, DEFAULT_BLOCK_SIZE = 512 in model_utils.py',
     ],
     moeDispatch: 'nxd',
+    decodeKvReads: 'per-kv-head',
   },
   'tnx-2.18': {
     id: 'tnx-2.18',
@@ -102,6 +142,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
     description: 'The Neuron SDK 2.18 decoder latency tables for trn1.32xlarge and inf2.48xlarge.',
     sources: ['AWS Neuron SDK documentation, "Inference Performance" latency tables for trn1 and inf2 (SDK 2.18)'],
     moeDispatch: 'grouped',
+    decodeKvReads: 'per-kv-head',
   },
   'cerebras-2025': {
     id: 'cerebras-2025',
@@ -115,6 +156,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'speculative decoding for Llama 70B) through the 2025 models.',
     sources: ['Cerebras announcements and inference documentation; Artificial Analysis measurements (see calibration)'],
     moeDispatch: 'grouped',
+    decodeKvReads: 'per-kv-head',
   },
   'cerebras-2024-08': {
     id: 'cerebras-2024-08',
@@ -128,6 +170,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'speculative decoding.',
     sources: ['Cerebras Inference launch announcement (2024-08-27)'],
     moeDispatch: 'grouped',
+    decodeKvReads: 'per-kv-head',
   },
 };
 
@@ -186,10 +229,22 @@ export function stackFor(device: DeviceId, stacks: StackSelection): StackProfile
   return calibrated[0] ?? chosen;
 }
 
-/** The device whose factors `device` uses on `stack`: itself when calibrated there, else the named one. */
+/** Stacks with fitted factors of their own: the keys of a factor table (factors.ts). */
+export const FACTOR_STACK_IDS: readonly StackId[] = STACK_IDS.filter((id) => STACKS[id].factorsOf === undefined);
+
+/** The stack whose factors `stack` runs: itself, or the stack it takes them from (factorsOf). */
+export function factorStackOf(stack: StackProfile): StackProfile {
+  return stack.factorsOf === undefined ? stack : STACKS[stack.factorsOf];
+}
+
+/**
+ * The device whose factors `device` uses on `stack`: itself when calibrated there, else the named one. A stack
+ * running another's factors borrows as that stack does.
+ */
 export function factorSource(stack: StackProfile, device: DeviceId): { device: DeviceId; borrowed: boolean } {
-  if (stack.calibratedDevices.includes(device)) return { device, borrowed: false };
-  const from = stack.borrowed[device];
+  const owner = factorStackOf(stack);
+  if (owner.calibratedDevices.includes(device)) return { device, borrowed: false };
+  const from = owner.borrowed[device];
   if (from === undefined) {
     throw new ProfileError(`serving stack "${stack.id}" has no factors for device "${device}"`);
   }

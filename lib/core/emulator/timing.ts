@@ -42,6 +42,7 @@ import { expectedTokensPerStep, type SpeculativeOptions } from './speculative';
 import {
   DEFAULT_STACKS,
   factorSource,
+  factorStackOf,
   STACKS,
   stackFor,
   type StackId,
@@ -125,9 +126,11 @@ export function resolveFactors(device: DeviceId, opts: ComputeOptions): Resolved
 function resolveFactorsUncached(device: DeviceId, opts: ComputeOptions): ResolvedFactors<HbmFactors | WaferFactors> {
   const stack = stackFor(device, opts.stacks);
   const source = factorSource(stack, device);
-  const factors = opts.factors[stack.id][source.device];
+  // A stack without factors of its own runs those of the stack it names (stacks.ts factorsOf).
+  const owner = factorStackOf(stack).id;
+  const factors = opts.factors[owner]?.[source.device];
   if (factors === undefined) {
-    throw new ProfileError(`serving stack "${stack.id}" has no fitted factors for "${source.device}"`);
+    throw new ProfileError(`serving stack "${owner}" has no fitted factors for "${source.device}"`);
   }
   return { factors, stack: stack.id, source: source.device, borrowed: source.borrowed };
 }
@@ -366,6 +369,21 @@ interface HbmConstants {
   readonly headBytes: number;
   /** How the pool's stack runs the routed experts (routedExpertWork). */
   readonly dispatch: MoeDispatch;
+  /** Times a decode pass reads each byte of its KV cache (decodeKvReadMultiple). */
+  readonly decodeKvReads: number;
+}
+
+/**
+ * Times a decode pass's attention reads each byte of the KV cache on `stack`: once, or, where the decode kernel
+ * runs one thread block per query head and a grouped-query model's query heads do not share their KV head's
+ * reads, once per query head of the group (heads / KV heads; 1 for a multi-head model). TensorRT-LLM before
+ * its XQA kernels did so: NVIDIA/TensorRT-LLM issue 407 (2023-11-16) reports that its generation kernel loads
+ * the KV cache num_heads / num_heads_kv times from global memory, the v0.5 gpt_attention.md describes that
+ * masked MHA kernel as one CUDA thread block per head, and the release notes bring "MMHA optimization for MQA
+ * and GQA" and the XQA kernel's FP8 KV cache in 0.7.1, and the Hopper XQA kernels for LLaMA 2 70B in 0.10.0.
+ */
+export function decodeKvReadMultiple(model: ModelProfile, stack: StackProfile): number {
+  return stack.decodeKvReads === 'per-query-head' ? model.heads / model.kvHeads : 1;
 }
 
 function hbmConstants(model: ModelProfile, pool: DevicePool, f: HbmFactors, opts: ComputeOptions): HbmConstants {
@@ -379,6 +397,7 @@ function hbmConstants(model: ModelProfile, pool: DevicePool, f: HbmFactors, opts
     : model.intermediateSize;
   const p = parameterCounts(model);
   const bytes = weightPartBytes(opts.weightDtype);
+  const stack = STACKS[resolveFactors(pool.device, opts).stack];
   return {
     model,
     device,
@@ -398,7 +417,8 @@ function hbmConstants(model: ModelProfile, pool: DevicePool, f: HbmFactors, opts
     expertParams: p.expertParams,
     mlpBytes: bytes.mlp,
     headBytes: model.hiddenSize * model.vocabSize * bytes.other,
-    dispatch: STACKS[resolveFactors(pool.device, opts).stack].moeDispatch,
+    dispatch: stack.moeDispatch,
+    decodeKvReads: decodeKvReadMultiple(model, stack),
   };
 }
 
@@ -420,7 +440,8 @@ function hbmParts(c: HbmConstants, kind: PassKind, work: PassWork, cache: HbmLay
   }
 
   // Attention over the KV actually read, all layers: the larger of its compute and its memory time.
-  const attentionS = Math.max(work.attentionFlops / c.attentionRate, work.kvBytesRead / c.kvRate);
+  const kvBytes = kind === 'decode' ? work.kvBytesRead * c.decodeKvReads : work.kvBytesRead;
+  const attentionS = Math.max(work.attentionFlops / c.attentionRate, kvBytes / c.kvRate);
   const elementwiseBytes = n * c.elementwisePerToken * ACTIVATION_BYTES;
   const elementwiseS = (model.layers * elementwiseBytes) / c.bw;
   const activationBytes = n * model.hiddenSize * ACTIVATION_BYTES;
@@ -577,6 +598,8 @@ interface WaferConstants {
   readonly headFlopsPerLogit: number;
   readonly computeRate: number;
   readonly kvRate: number;
+  /** Times a decode pass reads each byte of its KV cache (decodeKvReadMultiple). */
+  readonly decodeKvReads: number;
   readonly hopLatencyS: number;
   readonly hiddenSize: number;
   readonly linkBandwidth: number;
@@ -597,6 +620,7 @@ function waferConstants(model: ModelProfile, pool: DevicePool, f: WaferFactors, 
     headFlopsPerLogit: 2 * p.outputHead,
     computeRate: device.bf16Flops * f.matmulEfficiency,
     kvRate: device.memoryBandwidth * f.kvBandwidthEfficiency,
+    decodeKvReads: decodeKvReadMultiple(model, STACKS[resolveFactors(pool.device, opts).stack]),
     hopLatencyS: f.hopLatencyUs * US,
     hiddenSize: model.hiddenSize,
     linkBandwidth: LINKS[device.interLink].bandwidth,
@@ -611,7 +635,7 @@ function waferParts(w: WaferConstants, kind: PassKind, work: PassWork): PassPart
   const units = kind === 'prefill' ? Math.max(1, Math.ceil(tokens / PREFILL_PIPELINE_CHUNK_TOKENS)) : tokens;
   const overlap = (units + systems - 1) / (units * systems);
   const computeS = (flops / w.computeRate) * overlap;
-  const kvS = work.kvBytesRead / w.kvRate;
+  const kvS = (kind === 'decode' ? work.kvBytesRead * w.decodeKvReads : work.kvBytesRead) / w.kvRate;
   // Hops between systems: the fitted hand-over latency plus the activations over the system I/O.
   const hopsS = (systems - 1) * (w.hopLatencyS + (tokens * w.hiddenSize * ACTIVATION_BYTES) / w.linkBandwidth);
   const out = partsScratch;
@@ -642,7 +666,7 @@ function waferDecodeMs(w: WaferConstants, terms: Float64Array, work: PassWork): 
     terms[at + 2] = (systems - 1) * (w.hopLatencyS + (tokens * w.hiddenSize * ACTIVATION_BYTES) / w.linkBandwidth);
   }
   const computeS = (((terms[at] as number) + work.attentionFlops) / w.computeRate) * (terms[at + 1] as number);
-  const kvS = work.kvBytesRead / w.kvRate;
+  const kvS = (work.kvBytesRead * w.decodeKvReads) / w.kvRate;
   return (w.fixedS + computeS + kvS + (terms[at + 2] as number)) * MS;
 }
 

@@ -33,7 +33,7 @@ const groupOf = (p: CalibrationPoint, kind: GroupKind): string =>
   kind === 'device' ? p.device : kind === 'model' ? p.model : String(p.degree);
 
 function withBorrowed(state: FitState, stack: StackId, device: DeviceId, from: DeviceId): FitState {
-  const table = state.factors[stack];
+  const table = state.factors[stack] ?? {};
   const factors = table[from] as DeviceFactors;
   return { ...state, factors: { ...state.factors, [stack]: { ...table, [device]: factors } } as FactorTable };
 }

@@ -6,7 +6,7 @@
 import { levenbergMarquardt } from 'ml-levenberg-marquardt';
 import type { DeviceId } from '../devices';
 import type { DeviceFactors, FactorTable } from '../factors';
-import { STACK_IDS, type StackId } from '../stacks';
+import { FACTOR_STACK_IDS, type StackId } from '../stacks';
 import { PRIOR_LOG_SIGMA, STACK_FITS, type StackFit } from './parameters';
 import { calibrationPoints, type CalibrationPoint, type FitState } from './points';
 
@@ -21,7 +21,7 @@ const FIT_ORDER: readonly StackId[] = [
 ];
 
 export const EMPTY_STATE: FitState = {
-  factors: Object.fromEntries(STACK_IDS.map((id) => [id, {}])) as unknown as FactorTable,
+  factors: Object.fromEntries(FACTOR_STACK_IDS.map((id) => [id, {}])) as unknown as FactorTable,
   acceptance: {},
 };
 
@@ -40,7 +40,7 @@ function readParameter(state: FitState, fit: StackFit, index: number): number {
   if (!p) throw new Error('no such parameter');
   if (p.target.kind === 'acceptance') return state.acceptance[p.target.key] as number;
   const device = p.target.devices[0] as DeviceId;
-  const factors = state.factors[fit.stack][device] as unknown as Record<string, number>;
+  const factors = state.factors[fit.stack]?.[device] as unknown as Record<string, number>;
   const names = typeof p.target.factor === 'string' ? [p.target.factor] : p.target.factor;
   return factors[names[0] as string] as number;
 }

@@ -5,7 +5,7 @@
  */
 import { FITTED_ACCEPTANCE, FITTED_FACTORS, type FactorTable, type FamilyBand } from '../factors';
 import type { DeviceFamily } from '../devices';
-import { STACK_IDS, type StackId } from '../stacks';
+import { FACTOR_STACK_IDS, STACK_IDS, type StackId } from '../stacks';
 import {
   crossValidate,
   errorBands,
@@ -80,13 +80,13 @@ const num = (x: number): string => String(Number(x.toPrecision(4)));
 export function renderFittedSource(state: FitState, bands: Record<DeviceFamily, FamilyBand>): string {
   const lines: string[] = ['export const FITTED_FACTORS: FactorTable = {'];
   const table = state.factors as FactorTable;
-  for (const stack of STACK_IDS) {
+  for (const stack of FACTOR_STACK_IDS) {
     lines.push(
       `  ${JSON.stringify(stack)
         .replace(/^"([a-z]+)"$/, '$1')
         .replace(/"/g, "'")}: {`,
     );
-    for (const [device, factors] of Object.entries(table[stack])) {
+    for (const [device, factors] of Object.entries(table[stack] ?? {})) {
       if (!factors) continue;
       const fields = Object.entries(factors)
         .map(([k, v]) => `${k}: ${typeof v === 'number' ? num(v) : `'${v}'`}`)
@@ -167,9 +167,10 @@ export function runCalibration(onFold?: (done: number, total: number) => void): 
 /** Largest relative difference between two factor tables (the stored factors against a fresh fit). */
 export function factorDrift(a: FactorTable, b: FactorTable): number {
   let worst = 0;
-  for (const stack of STACK_IDS) {
-    for (const [device, fa] of Object.entries(a[stack])) {
-      const fb = (b[stack] as Record<string, unknown>)[device] as Record<string, number | string> | undefined;
+  for (const stack of FACTOR_STACK_IDS) {
+    for (const [device, fa] of Object.entries(a[stack] ?? {})) {
+      const fb = (b[stack] as Record<string, unknown> | undefined)?.[device] as
+        Record<string, number | string> | undefined;
       if (!fa || !fb) return Infinity;
       for (const [k, v] of Object.entries(fa)) {
         if (typeof v !== 'number') continue;

@@ -83,7 +83,7 @@ function computeFor(stack: StackId, state: FitState, weightDtype: Dtype, kvDtype
 }
 
 function hbmFactors(state: FitState, stack: StackId, device: DeviceId): HbmFactors {
-  const f = state.factors[stack][device];
+  const f = state.factors[stack]?.[device];
   if (!f || f.kind !== 'hbm') throw new Error(`no HBM factors for ${stack}/${device}`);
   return f;
 }

@@ -4,7 +4,7 @@
  * (prompt length, system count), the assumption is written next to the point.
  */
 import type { DeviceId } from '../devices';
-import type { Dtype, ModelId } from '../models';
+import { MODELS, type Dtype, type ModelId } from '../models';
 import type { StackId } from '../stacks';
 
 /** `e2eMs`: one request's whole latency, the batch's prompts prefilled together, then every output token. */
@@ -47,8 +47,10 @@ const NIM =
   'NVIDIA NIM for LLMs benchmarking page, NIM 1.8.0, Llama-3.3-70B-Instruct on 2 x H100 (FP8, TP 2), concurrency 1';
 const TRT =
   'NVIDIA TensorRT-LLM docs/source/performance.md (release 0.5.0), low-latency table: batch 1, first-token latency';
-/** Grouped-query models: these tables time their decode attention with an older kernel than gpu-2025's. */
-const GQA_DECODE_BEFORE_XQA: ReadonlySet<string> = new Set(['llama-2-70b', 'falcon-180b']);
+/**
+ * Both peak-throughput tables (v0.5, v0.6.1) predate TensorRT-LLM's XQA kernels, so every row runs trtllm-2023: the
+ * tables' own release, timed by its decode attention (each KV head read once per query head; stacks.ts).
+ */
 const TRT_THROUGHPUT =
   'NVIDIA TensorRT-LLM docs/source/performance.md, peak-throughput tables (H100 FP8 v0.6.1, A100 FP16 v0.5): static batches, gptSessionBenchmark';
 const NXDI_405B =
@@ -186,6 +188,7 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     quote,
     role: 'fit',
   })),
+  // --- TensorRT-LLM before XQA (trtllm-2023): gpu-2025's factors, checked only
   // Static batches (gptSessionBenchmark: the whole batch's prompts, then every output token together). H100 rows
   // give output tokens/s per GPU (v0.6.1, FP8 weights and FP8 KV cache); A100 rows (v0.5, FP16) only at TP 1,
   // since that table does not say whether its TP 2-8 figures are per GPU or per replica.
@@ -219,7 +222,7 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     const replicaTokensPerS = h100 ? tokensPerS * count : tokensPerS;
     return {
       id: `trtllm-${device}x${count}-${model}-batch${batch}-${prompt}-${output}`,
-      stack: 'gpu-2025',
+      stack: 'trtllm-2023',
       device,
       count,
       model,
@@ -237,11 +240,10 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
       note:
         `${tokensPerS} output tokens/s${h100 ? ' per GPU' : ''}, as a static batch's end-to-end time (batch x output ` +
         'tokens / throughput). Compared, not fitted: the C++ session benchmark has no server in its steps, which the ' +
-        'single-user points gpu-2025 is fitted to include' +
-        (GQA_DECODE_BEFORE_XQA.has(model)
-          ? ". Grouped-query model: these tables predate TensorRT-LLM's Hopper XQA kernels for it (0.10.0 release " +
-            'notes), and the long-output rows run at about the pace of a decode that reads each KV head once per query ' +
-            'head, which the model does not charge'
+        'single-user points gpu-2025 (whose factors trtllm-2023 runs) is fitted to include' +
+        (MODELS[model].kvHeads < MODELS[model].heads
+          ? ". Grouped-query model: the table predates TensorRT-LLM's XQA kernels (0.7.1 and, for Hopper, 0.10.0 " +
+            'release notes), so trtllm-2023 charges its decode one read of each KV head per query head'
           : ''),
     };
   }),
