@@ -138,10 +138,17 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
   // The rows whose every request costs several ms of CPU (Redis, --workers, SSE, the Redis floor): 200 a block
   // is already 1 to 2 s of it.
   const perSlowBlock = ctx.quick ? 60 : 200;
-  // Requests of each prompt each server answers before its first timed block (the floor too).
-  const warmup = ctx.quick ? 100 : 400;
+  // Requests of each prompt each server answers before its first timed block (the floors too), in chunks that
+  // alternate the prompts. V8 optimizes a function once it has run enough bytecode (its interrupt budget), and most
+  // of a request's functions run once a request: the project's CPU per request kept falling for 2,000-4,000
+  // requests (4.6 ms over the first 400 of one run, 1.2-1.6 ms after 4,000), so 400 a prompt timed its warm-up.
+  const warmup = ctx.quick ? 100 : WARMUP_PER_PROMPT;
   const floor = await startServerProcess('floor');
-  for (const prompt of ctx.prompts) await runLoad(floor, spec(prompt, false, 1, warmup, floorCheck, '/json'));
+  const warmUps = new Map<ServerProcess, WarmUp>();
+  warmUps.set(
+    floor,
+    await warmUp(floor, ctx.prompts, warmup, (prompt, n) => spec(prompt, false, 1, n, floorCheck, '/json')),
+  );
   const servers: ServerProcess[] = [floor];
   const prefixes: string[] = [];
   const project = async (store: Store, workers: boolean): Promise<ServerProcess> => {
@@ -157,7 +164,7 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
     // takes its own paths through the API and the tokenizer), for as many requests as the optimizing compiler
     // takes to settle. 100 requests of the chat prompt alone left compiling in the timed blocks: per request,
     // CPU fell by half over the first 600 or so.
-    for (const prompt of ctx.prompts) await runLoad(server, spec(prompt, false, 1, warmup, jsonCheck));
+    warmUps.set(server, await warmUp(server, ctx.prompts, warmup, (prompt, n) => spec(prompt, false, 1, n, jsonCheck)));
     return server;
   };
   try {
@@ -167,7 +174,11 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
       single[store] = await project(store, false);
       const requests = store === 'memory' ? perBlock : perSlowBlock;
       rows.push(
-        ...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, requests, bareBlock, warmup)),
+        ...(await concurrencyOne(ctx, floor, single[store]!, store, 'one thread', blocks, requests, bareBlock, {
+          perPrompt: warmup,
+          server: warmUps.get(single[store]!)!,
+          floor: warmUps.get(floor)!,
+        })),
       );
     }
     ctx.progress('orchestration: 100-event SSE against the SSE floor');
@@ -203,7 +214,11 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
 
     const workers = await project('memory', true);
     rows.push(
-      ...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perSlowBlock, bareBlock, warmup)),
+      ...(await concurrencyOne(ctx, floor, workers, 'memory', '--workers', blocks, perSlowBlock, bareBlock, {
+        perPrompt: warmup,
+        server: warmUps.get(workers)!,
+        floor: warmUps.get(floor)!,
+      })),
     );
     for (const concurrency of CONCURRENCIES) {
       for (const [label, server] of [
@@ -261,6 +276,45 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
   return rows;
 }
 
+/** Requests of each prompt a server answers before it is timed (full runs). */
+const WARMUP_PER_PROMPT = 2000;
+/** Warm-up requests a chunk: the prompts alternate chunk by chunk. */
+const WARMUP_CHUNK = 200;
+
+/** What a server's warm-up measured: its CPU per request over the first and the last chunk of each prompt. */
+interface WarmUp {
+  readonly perPrompt: number;
+  readonly firstMs: ReadonlyMap<string, number>;
+  readonly lastMs: ReadonlyMap<string, number>;
+}
+
+/** Untimed requests until each prompt has had `perPrompt`, in chunks that alternate the prompts. */
+async function warmUp(
+  server: ServerProcess,
+  prompts: readonly BenchPrompt[],
+  perPrompt: number,
+  specFor: (prompt: BenchPrompt, requests: number) => LoadSpec,
+): Promise<WarmUp> {
+  const firstMs = new Map<string, number>();
+  const lastMs = new Map<string, number>();
+  for (let done = 0; done < perPrompt; done += WARMUP_CHUNK) {
+    for (const prompt of prompts) {
+      const r = await runLoad(server, specFor(prompt, Math.min(WARMUP_CHUNK, perPrompt - done)));
+      if (done === 0) firstMs.set(prompt.name, r.cpuMsPerRequest);
+      lastMs.set(prompt.name, r.cpuMsPerRequest);
+    }
+  }
+  return { perPrompt, firstMs, lastMs };
+}
+
+/** `X ms over the first chunk to Y ms over the last` of one prompt's warm-up. */
+function warmUpTrend(w: WarmUp, prompt: BenchPrompt): string {
+  const first = w.firstMs.get(prompt.name);
+  const last = w.lastMs.get(prompt.name);
+  if (first === undefined || last === undefined) return 'unmeasured';
+  return `from ${fmt(first)} ms over the first ${WARMUP_CHUNK} to ${fmt(last)} ms over the last ${WARMUP_CHUNK}`;
+}
+
 function spec(
   prompt: BenchPrompt,
   stream: boolean,
@@ -311,7 +365,7 @@ async function startRedisFloor(ctx: OrchestrationContext, prompt: BenchPrompt, w
     redisFloor: { redisUrl: ctx.redis!.url, redisPrefix: `disagg-bench:${randomUUID()}:`, blobBytes },
   });
   try {
-    await runLoad(server, spec(prompt, false, 1, warmup, floorCheck, '/json'));
+    await warmUp(server, [prompt], warmup, (p, n) => spec(p, false, 1, n, floorCheck, '/json'));
   } catch (err) {
     await server.close().catch(() => 0);
     throw err;
@@ -329,8 +383,9 @@ async function concurrencyOne(
   blocks: number,
   perBlock: number,
   bareBlock: number,
-  warmup: number,
+  warm: { readonly perPrompt: number; readonly server: WarmUp; readonly floor: WarmUp },
 ): Promise<BenchRow[]> {
+  const warmup = warm.perPrompt;
   const rows: BenchRow[] = [];
   const commands = new Map<string, number>();
   let requests = 0;
@@ -375,7 +430,11 @@ async function concurrencyOne(
           section,
           metric: 'server CPU per request',
           floor: 'bare node:http JSON round trip',
-          note: `project ${ms(r.project.cpuMs)}, floor ${ms(r.floor.cpuMs)} CPU per request (every thread of the process); ${median(prompt.tokens)} prompt tokens (${prompt.description}), ${OUTPUT_TOKENS} output`,
+          note:
+            `project ${ms(r.project.cpuMs)}, floor ${ms(r.floor.cpuMs)} CPU per request (every thread of the process); ` +
+            `${median(prompt.tokens)} prompt tokens (${prompt.description}), ${OUTPUT_TOKENS} output; ` +
+            `timed after ${warm.perPrompt} warm-up requests of each prompt, over which the project's CPU per request ` +
+            `went ${warmUpTrend(warm.server, prompt)} and the floor's ${warmUpTrend(warm.floor, prompt)}`,
         },
         r.cpu,
         target ? { text: `<= ${target}x (median)`, ok: (s) => s.median <= target } : undefined,
