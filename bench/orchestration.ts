@@ -162,8 +162,7 @@ export async function orchestrationBench(ctx: OrchestrationContext): Promise<Ben
     servers.push(server);
     // Warm up the JIT, the sockets and the stores before anything is timed: on every prompt the rows time (each
     // takes its own paths through the API and the tokenizer), for as many requests as the optimizing compiler
-    // takes to settle. 100 requests of the chat prompt alone left compiling in the timed blocks: per request,
-    // CPU fell by half over the first 600 or so.
+    // takes to settle (see `warmup` above).
     warmUps.set(server, await warmUp(server, ctx.prompts, warmup, (prompt, n) => spec(prompt, false, 1, n, jsonCheck)));
     return server;
   };
