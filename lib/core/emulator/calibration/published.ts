@@ -45,6 +45,14 @@ export interface PublishedPoint {
 
 const NIM =
   'NVIDIA NIM for LLMs benchmarking page, NIM 1.8.0, Llama-3.3-70B-Instruct on 2 x H100 (FP8, TP 2), concurrency 1';
+/**
+ * The same page's Llama 3.1 8B tables. For the check rows below (both models) the stored copy of the page shows only
+ * the 8B's first table (200 in / 200 out), without headings; the other shapes and the 8B's headings are read from a
+ * transcription of the page (zivbeker42/llm-guesstimator, tested_benchmarks/nim_*_v1.8.0_*.csv), whose rows agree with
+ * all 17 rows of the page that could be read (the 70B's first table and first 500 / 2000 row, the 8B's first table).
+ */
+const NIM_8B =
+  'NVIDIA NIM for LLMs benchmarking page, NIM 1.8.0, Llama-3.1-8B-Instruct on 1 x H100 (FP8, TP 1), concurrency 1';
 const TRT =
   'NVIDIA TensorRT-LLM docs/source/performance.md (release 0.5.0), low-latency table: batch 1, first-token latency';
 /**
@@ -152,6 +160,41 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     quote: '| 1 | 47.77 | 18.91 | 52.85 |',
     role: 'fit',
   },
+  // NIM's other concurrency-1 rows: every shape of the page's two 1.8.0 tables that the fit does not use, both metrics.
+  ...(
+    [
+      [NIM, 'llama-3.3-70b', 2, 200, 200, 31.22, 18.8, '| 1 | 31.22 | 18.8 | 53 |'],
+      [NIM, 'llama-3.3-70b', 2, 1000, 1000, 82.46, 18.67, '| 1 | 82.46 | 18.67 | 53.37 |'],
+      [NIM, 'llama-3.3-70b', 2, 20_000, 2000, 1833.01, 19.58, '| 1 | 1833.01 | 19.58 | 48.8 |'],
+      [NIM_8B, 'llama-3.1-8b', 1, 200, 200, 10.26, 4.63, '| 1 | 10.26 | 4.63 | 214.56 |'],
+      [NIM_8B, 'llama-3.1-8b', 1, 1000, 1000, 19.03, 4.53, '| 1 | 19.03 | 4.53 | 220.1 |'],
+      [NIM_8B, 'llama-3.1-8b', 1, 5000, 500, 77.45, 4.62, '| 1 | 77.45 | 4.62 | 209.96 |'],
+      [NIM_8B, 'llama-3.1-8b', 1, 20_000, 2000, 403.2, 5.06, '| 1 | 403.2 | 5.06 | 189.96 |'],
+    ] as const
+  ).flatMap(([source, model, count, prompt, output, ttft, itl, quote]): PublishedPoint[] =>
+    (['ttftMs', 'tpotMs'] as const).map((metric) => ({
+      id: `nim-h100x${count}-${model === 'llama-3.1-8b' ? '8b' : '70b'}-${metric === 'ttftMs' ? 'ttft' : 'itl'}-${prompt}-${output}`,
+      stack: 'gpu-2025',
+      device: 'h100',
+      count,
+      model,
+      weightDtype: 'fp8',
+      kvDtype: 'fp8',
+      batch: 1,
+      promptTokens: prompt,
+      outputTokens: output,
+      metric,
+      measured: metric === 'ttftMs' ? ttft : itl,
+      speculative: null,
+      source,
+      quote,
+      role: 'check',
+      note:
+        `${prompt} input / ${output} output tokens; compared, not fitted (shapes the fit does not use). ` +
+        'FP8 KV cache taken as for the fitted NIM rows (the page says only fp8)' +
+        (model === 'llama-3.1-8b' && prompt === 200 ? '' : '; the row as transcribed (see NIM_8B)'),
+    })),
+  ),
   ...(
     [
       ['h100', 1, 'llama-2-7b', 'fp8', 128, 7, '| LLaMA 7B | 1 | 1 | 128 | 7 |'],
