@@ -6,6 +6,7 @@ import {
   estimateColocated,
   estimateDisaggregated,
   FITTED_FACTORS,
+  contextAttentionFlops,
   kvBytesForContext,
   kvTransferTime,
   LINKS,
@@ -15,6 +16,7 @@ import {
   DEFAULT_STACKS,
   DecodeStepTimer,
   resolveFactors,
+  STACKS,
   stackFor,
   prefillTime,
   weightBytesRead,
@@ -152,12 +154,19 @@ describe('TensorRT-LLM before XQA (trtllm-2023)', () => {
   const preXqa = { ...fp8, stacks: parseStacks('trtllm-2023') };
   const contexts = Array.from({ length: 64 }, () => 2048);
 
-  it("runs gpu-2025's fitted factors, so it has none of its own and prefill is the same", () => {
+  it("runs gpu-2025's fitted factors, so it has none of its own and a 16-bit KV cache's prefill is the same", () => {
     expect(resolveFactors('h100', preXqa).factors).toBe(FITTED_FACTORS['gpu-2025']?.h100);
     expect(resolveFactors('h200', preXqa)).toMatchObject({ source: 'h100', borrowed: true });
     const prompt = [{ newTokens: 2048, cachedTokens: 0 }];
     const model = MODELS['llama-2-70b'];
-    expect(prefillTime(model, h100(2), prompt, preXqa).ms).toBe(prefillTime(model, h100(2), prompt, current).ms);
+    const bf16Kv = (o: typeof fp8) => ({ ...o, kvDtype: 'bf16' }) as const;
+    expect(prefillTime(model, h100(2), prompt, bf16Kv(preXqa)).ms).toBe(
+      prefillTime(model, h100(2), prompt, bf16Kv(current)).ms,
+    );
+    // Over an FP8 KV cache gpu-2025 runs FP8 context attention; the pre-0.9 releases had no FP8 FMHA.
+    expect(prefillTime(model, h100(2), prompt, preXqa).ms).toBeGreaterThan(
+      prefillTime(model, h100(2), prompt, current).ms,
+    );
   });
 
   it('decodes a grouped-query model slower by reading its KV cache once per query head instead of once', () => {
@@ -191,6 +200,43 @@ describe('TensorRT-LLM before XQA (trtllm-2023)', () => {
       ),
     ).toBeCloseTo(step, 9);
     expect(step).toBeGreaterThan(decodeStepTime(grouped, pool, contexts, current).ms);
+  });
+});
+
+describe('FP8 context attention (TensorRT-LLM FP8 context FMHA)', () => {
+  const gpu2025 = STACKS['gpu-2025'];
+  const prompt = [{ newTokens: 20_000, cachedTokens: 0 }];
+  const opts = (kvDtype: 'fp8' | 'bf16', stack = 'gpu-2025') =>
+    ({ ...DEFAULT_COMPUTE, weightDtype: 'fp8', kvDtype, stacks: parseStacks(stack) }) as const;
+
+  it('computes prefill attention at the FP8 rate only over an FP8 KV cache, on a device with an FP8 path, on gpu-2025', () => {
+    expect(contextAttentionFlops(DEVICES.h100, gpu2025, 'fp8')).toBe(DEVICES.h100.fp8Flops);
+    expect(contextAttentionFlops(DEVICES.h100, gpu2025, 'bf16')).toBe(DEVICES.h100.bf16Flops);
+    expect(contextAttentionFlops(DEVICES.a100, gpu2025, 'fp8')).toBe(DEVICES.a100.bf16Flops);
+    expect(contextAttentionFlops(DEVICES.h100, STACKS['trtllm-2023'], 'fp8')).toBe(DEVICES.h100.bf16Flops);
+    expect(contextAttentionFlops(DEVICES.trn2, STACKS.nxdi, 'fp8')).toBe(DEVICES.trn2.bf16Flops);
+  });
+
+  it('shortens a long prompt by half its attention compute on H100, and leaves A100 and decode as they were', () => {
+    const fast = prefillTime(llama8, h100(1), prompt, opts('fp8')).ms;
+    const slow = prefillTime(llama8, h100(1), prompt, opts('fp8', 'trtllm-2023')).ms;
+    // The same KV bytes and factors: the difference is the attention FLOPs at half the time per FLOP.
+    const f = FITTED_FACTORS['gpu-2025']?.h100 as HbmFactors;
+    const causalKeys = (20_000 * 20_001) / 2;
+    const flops = 4 * llama8.layers * llama8.heads * llama8.headDim * causalKeys;
+    const rate = (peak: number) => peak * f.attentionEfficiency;
+    const expectedMs = (flops / rate(DEVICES.h100.bf16Flops) - flops / rate(DEVICES.h100.fp8Flops!)) * 1000;
+    expect((slow - fast) / expectedMs).toBeCloseTo(1, 2);
+    const a100 = { device: 'a100', count: 1 } as const;
+    expect(prefillTime(llama8, a100, prompt, opts('fp8')).ms).toBe(
+      prefillTime(llama8, a100, prompt, opts('fp8', 'trtllm-2023')).ms,
+    );
+    // Decode attention reads the KV cache; its compute stays at the 16-bit rate (a multi-head model reads the same
+    // KV bytes on both stacks, so its decode step is the same).
+    const mha = MODELS['llama-2-7b'];
+    expect(decodeStepTime(mha, h100(1), [4000], opts('fp8')).ms).toBe(
+      decodeStepTime(mha, h100(1), [4000], opts('fp8', 'trtllm-2023')).ms,
+    );
   });
 });
 

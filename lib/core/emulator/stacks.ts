@@ -49,6 +49,11 @@ export interface StackProfile {
    */
   readonly decodeKvReads: 'per-kv-head' | 'per-query-head';
   /**
+   * What precision prefill (context) attention computes in: `bf16`, always at the 16-bit tensor rate; `kv-dtype`,
+   * at the FP8 tensor rate when the KV cache is FP8 and the device has an FP8 path (FP8 context FMHA), else 16-bit.
+   */
+  readonly contextAttention: 'bf16' | 'kv-dtype';
+  /**
    * The stack whose fitted factors this one runs, when it has no fit points of its own: it differs from that
    * stack only in its structural rules (decodeKvReads), and its points are checks. Unset: factors of its own.
    */
@@ -70,9 +75,13 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'Agrawal et al., "Vidur: A Large-Scale Simulation Framework for LLM Inference", MLSys 2024 (profiles in microsoft/vidur)',
       'NVIDIA NIM for LLMs benchmarking page (NIM 1.8.0, Llama 3.3 70B on 2 x H100, concurrency 1)',
       'NVIDIA TensorRT-LLM docs/source/performance.md, low-latency table (v0.5, batch 1)',
+      'NVIDIA TensorRT-LLM docs/source/performance/perf-best-practices.md: FP8 context FMHA "recommended to be ' +
+        'enabled when fp8 quantization is used", Hopper only; tensorrt_llm/bench/build/build.py: trtllm-bench ' +
+        'forces an FP8 KV cache and FP8 context FMHA whenever the quantization is FP8 (or NVFP4)',
     ],
     moeDispatch: 'grouped',
     decodeKvReads: 'per-kv-head',
+    contextAttention: 'kv-dtype',
   },
   'trtllm-2023': {
     id: 'trtllm-2023',
@@ -93,9 +102,12 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
       'NVIDIA TensorRT-LLM release notes: 0.7.1 "MMHA optimization for MQA and GQA" and "FP8 KV cache support for ' +
         'XQA kernel"; 0.10.0 "Integrated the new NVIDIA Hopper XQA kernels for LLaMA 2 70B model"',
       'NVIDIA TensorRT-LLM docs/source/performance.md, peak-throughput tables (H100 FP8 v0.6.1, A100 FP16 v0.5)',
+      'NVIDIA TensorRT-LLM release notes: 0.9.0 "[Experimental] Added support for FP8 FMHA" (so v0.5 to v0.6.1 ' +
+        'compute context attention in 16 bits, FP8 KV cache or not)',
     ],
     moeDispatch: 'grouped',
     decodeKvReads: 'per-query-head',
+    contextAttention: 'bf16',
     factorsOf: 'gpu-2025',
   },
   'splitwise-2023': {
@@ -111,6 +123,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
     sources: ['Patel et al., "Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024'],
     moeDispatch: 'grouped',
     decodeKvReads: 'per-kv-head',
+    contextAttention: 'bf16',
   },
   nxdi: {
     id: 'nxdi',
@@ -131,6 +144,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
     ],
     moeDispatch: 'nxd',
     decodeKvReads: 'per-kv-head',
+    contextAttention: 'bf16',
   },
   'tnx-2.18': {
     id: 'tnx-2.18',
@@ -143,6 +157,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
     sources: ['AWS Neuron SDK documentation, "Inference Performance" latency tables for trn1 and inf2 (SDK 2.18)'],
     moeDispatch: 'grouped',
     decodeKvReads: 'per-kv-head',
+    contextAttention: 'bf16',
   },
   'cerebras-2025': {
     id: 'cerebras-2025',
@@ -157,6 +172,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
     sources: ['Cerebras announcements and inference documentation; Artificial Analysis measurements (see calibration)'],
     moeDispatch: 'grouped',
     decodeKvReads: 'per-kv-head',
+    contextAttention: 'bf16',
   },
   'cerebras-2024-08': {
     id: 'cerebras-2024-08',
@@ -171,6 +187,7 @@ export const STACKS: Readonly<Record<StackId, StackProfile>> = {
     sources: ['Cerebras Inference launch announcement (2024-08-27)'],
     moeDispatch: 'grouped',
     decodeKvReads: 'per-kv-head',
+    contextAttention: 'bf16',
   },
 };
 

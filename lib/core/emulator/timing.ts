@@ -6,6 +6,7 @@
  *   pass = step overhead + layers x (matmuls + attention + elementwise + 2 all-reduces + layer overhead) + head + hops
  *   matmul    = max(FLOPs / (TP x peak x matmul eff), weight bytes / (TP x HBM bandwidth x bandwidth eff)) + kernel floor
  *   attention = max(attention FLOPs / (TP x peak x attention eff), KV bytes read / (TP x HBM bandwidth x bandwidth eff))
+ *               (peak: 16-bit, or in prefill FP8 where the stack runs FP8 context attention over an FP8 KV cache)
  *   all-reduce = (base + per-hop x log2 ranks) + 2 (TP-1)/TP x activation bytes / (link bandwidth x link eff)
  *
  * On a wafer (CS-3), weights stay in SRAM laid out layer by layer, so a token's time is its walk:
@@ -353,8 +354,9 @@ interface HbmConstants {
   readonly stages: number;
   readonly peak: number;
   readonly bw: number;
-  /** Attention's compute and memory rates over the tensor-parallel group. */
+  /** Attention's compute and memory rates over the tensor-parallel group; prefill's compute rate on its own. */
   readonly attentionRate: number;
+  readonly prefillAttentionRate: number;
   readonly kvRate: number;
   /** Elementwise activation values per token (the bytes are these x tokens x ACTIVATION_BYTES). */
   readonly elementwisePerToken: number;
@@ -386,6 +388,16 @@ export function decodeKvReadMultiple(model: ModelProfile, stack: StackProfile): 
   return stack.decodeKvReads === 'per-query-head' ? model.heads / model.kvHeads : 1;
 }
 
+/**
+ * Peak rate of prefill (context) attention: the FP8 tensor rate where the stack runs FP8 context FMHA over an FP8
+ * KV cache on a device with an FP8 path (stacks.ts, contextAttention), else the 16-bit rate.
+ */
+export function contextAttentionFlops(device: DeviceProfile, stack: StackProfile, kvDtype: Dtype): number {
+  return stack.contextAttention === 'kv-dtype' && kvDtype === 'fp8' && device.fp8Flops !== null
+    ? device.fp8Flops
+    : device.bf16Flops;
+}
+
 function hbmConstants(model: ModelProfile, pool: DevicePool, f: HbmFactors, opts: ComputeOptions): HbmConstants {
   const device = DEVICES[pool.device];
   const layout = poolLayout(pool);
@@ -408,6 +420,7 @@ function hbmConstants(model: ModelProfile, pool: DevicePool, f: HbmFactors, opts
     peak: peakFlops(device, opts.weightDtype),
     bw,
     attentionRate: t * device.bf16Flops * f.attentionEfficiency,
+    prefillAttentionRate: t * contextAttentionFlops(device, stack, opts.kvDtype) * f.attentionEfficiency,
     kvRate: t * bw,
     elementwisePerToken: f.elementwiseVectors * model.hiddenSize + (mlpMatrices(model) * activeIntermediate) / t,
     prefillStepS: (f.prefillOverheadUs + f.prefillOverheadPerHopUs * Math.log2(ranks)) * US,
@@ -441,7 +454,8 @@ function hbmParts(c: HbmConstants, kind: PassKind, work: PassWork, cache: HbmLay
 
   // Attention over the KV actually read, all layers: the larger of its compute and its memory time.
   const kvBytes = kind === 'decode' ? work.kvBytesRead * c.decodeKvReads : work.kvBytesRead;
-  const attentionS = Math.max(work.attentionFlops / c.attentionRate, kvBytes / c.kvRate);
+  const attentionRate = kind === 'prefill' ? c.prefillAttentionRate : c.attentionRate;
+  const attentionS = Math.max(work.attentionFlops / attentionRate, kvBytes / c.kvRate);
   const elementwiseBytes = n * c.elementwisePerToken * ACTIVATION_BYTES;
   const elementwiseS = (model.layers * elementwiseBytes) / c.bw;
   const activationBytes = n * model.hiddenSize * ACTIVATION_BYTES;

@@ -5,10 +5,10 @@
 import type { DeviceFamily } from '../devices';
 import type { GroupSummary } from './cv';
 
-export const CV_OVERALL_MEDIAN = 0.1111;
+export const CV_OVERALL_MEDIAN = 0.1109;
 
 /** Median held-out error per device family. */
-export const CV_FAMILY_MEDIANS: Readonly<Record<DeviceFamily, number>> = { gpu: 0.1077, neuron: 0.1193, wafer: 0.1386 };
+export const CV_FAMILY_MEDIANS: Readonly<Record<DeviceFamily, number>> = { gpu: 0.1075, neuron: 0.1193, wafer: 0.1386 };
 
 export const CV_SUMMARY: readonly GroupSummary[] = [
   {
@@ -266,15 +266,15 @@ export const CV_SUMMARY: readonly GroupSummary[] = [
     kind: 'device',
     group: 'a100',
     points: 8,
-    medianError: 0.16429226570701477,
-    worstError: 0.2277418938783322,
+    medianError: 0.16620603086628477,
+    worstError: 0.23376170785289507,
   },
   {
     stack: 'gpu-2025',
     kind: 'model',
     group: 'llama-3.3-70b',
     points: 4,
-    medianError: 0.11059602847590122,
+    medianError: 0.09469162276209325,
     worstError: 0.18229666346737705,
   },
   {
@@ -282,40 +282,40 @@ export const CV_SUMMARY: readonly GroupSummary[] = [
     kind: 'model',
     group: 'llama-2-7b',
     points: 4,
-    medianError: 0.07843097468710081,
-    worstError: 0.13648121798002344,
+    medianError: 0.07497719115672646,
+    worstError: 0.13785719141003028,
   },
   {
     stack: 'gpu-2025',
     kind: 'model',
     group: 'llama-2-70b',
     points: 4,
-    medianError: 0.0962880712602302,
-    worstError: 0.18649236963446691,
+    medianError: 0.102404143093763,
+    worstError: 0.18627051053947996,
   },
   {
     stack: 'gpu-2025',
     kind: 'model',
     group: 'gpt-j-6b',
     points: 4,
-    medianError: 0.054944805612432535,
-    worstError: 0.11313727096474757,
+    medianError: 0.047637933285774814,
+    worstError: 0.11089252179835785,
   },
   {
     stack: 'gpu-2025',
     kind: 'model',
     group: 'falcon-180b',
     points: 4,
-    medianError: 0.1378115177412077,
-    worstError: 0.23904517902905598,
+    medianError: 0.13481982411210702,
+    worstError: 0.23960335866658777,
   },
   {
     stack: 'gpu-2025',
     kind: 'model',
     group: 'llama-3.1-8b',
     points: 1,
-    medianError: 0.3381830314704053,
-    worstError: 0.3381830314704053,
+    medianError: 0.3379856582114309,
+    worstError: 0.3379856582114309,
   },
   {
     stack: 'gpu-2025',
@@ -331,8 +331,8 @@ export const CV_SUMMARY: readonly GroupSummary[] = [
     kind: 'degree',
     group: '1',
     points: 9,
-    medianError: 0.33794678923132304,
-    worstError: 1.133977276511278,
+    medianError: 0.33771493741989667,
+    worstError: 1.1266854025053323,
   },
   {
     stack: 'gpu-2025',
