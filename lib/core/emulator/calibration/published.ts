@@ -680,4 +680,71 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
       'compared, not fitted: a secondary summary, and inconsistent with every primary Cerebras figure under any model ' +
       'where time grows with depth (32 layers at 2,200 tokens/s against 48 layers at 2,500-2,600)',
   },
+  {
+    id: 'cerebras-gptoss-aa',
+    stack: 'cerebras-2025',
+    device: 'cs3',
+    count: null,
+    model: 'gpt-oss-120b',
+    weightDtype: 'mxfp4',
+    ...CEREBRAS_SHAPE,
+    metric: 'tokensPerSecond',
+    measured: 1844.1,
+    speculative: null,
+    source:
+      'Artificial Analysis, gpt-oss-120B (low) API provider benchmarking page ' +
+      '(artificialanalysis.ai/models/gpt-oss-120b-low/providers), Cerebras output speed',
+    quote:
+      'For output speed, the top providers are Cerebras (1,844.1 t/s), SambaNova (737.9 t/s), Fireworks (525.0 t/s).',
+    role: 'check',
+    note:
+      "compared, not fitted: Artificial Analysis's median output speed, measured at its client after the first chunk " +
+      "arrives, so it includes streaming and the network; the page's prompt length is not in the stored copy (another " +
+      'of its pages says the default workload became 10k input tokens), and the model barely depends on it (3,237 ' +
+      'tokens/s at 10k in against 3,255 at 1k). Cerebras documents ~3,000 tokens/s for the same model (a fit point); ' +
+      'the reasoning effort changes how many tokens are written, not the time per token',
+  },
+  {
+    id: 'cerebras-r1-distill-70b',
+    stack: 'cerebras-2025',
+    device: 'cs3',
+    count: 4,
+    model: 'llama-3.3-70b',
+    weightDtype: 'bf16',
+    ...CEREBRAS_SHAPE,
+    metric: 'tokensPerSecond',
+    measured: 1500,
+    speculative: null,
+    source:
+      'Cerebras blog "Cerebras launches world\'s fastest DeepSeek R1 Llama-70B inference" (Jan 2025), as reported ' +
+      'by the r/mlscaling post linking it (libreddit.rafn.is/r/mlscaling/comments/1ik3401)',
+    quote: 'Mistral offers DeepSeek R1 Llama-70B at 1,500 token/second using Cerebras hardware',
+    role: 'check',
+    note:
+      'compared, not fitted: a secondary report (the post title; the blog itself is not in the stored pages, and ' +
+      "the thread's replies say Mistral has no part in it, the speed being Cerebras's). DeepSeek-R1-Distill-Llama-70B " +
+      "has Llama 3.3 70B's architecture (its config.json: 80 layers, hidden 8192, 64 heads, 8 KV heads, " +
+      'intermediate 28,672, vocabulary 128,256, BF16), so it runs that profile; four systems as for Llama 70B. ' +
+      "Speculative decoding is not stated, so none is charged (the stack's Llama 70B default would give 2,205 tokens/s)",
+  },
+  {
+    id: 'cerebras-qwen3-32b-docs-early',
+    stack: 'cerebras-2025',
+    device: 'cs3',
+    count: null,
+    model: 'qwen3-32b',
+    weightDtype: 'bf16',
+    ...CEREBRAS_SHAPE,
+    metric: 'tokensPerSecond',
+    measured: 2100,
+    speculative: null,
+    source:
+      'Cerebras Inference documentation, qwen-3-32b model page (inference-docs.cerebras.ai/models/qwen-3-32b), ' +
+      'the earliest stored version (16,382-token free tier, 32k paid)',
+    quote: 'Paid TiersUp to 32k Speed ~2100 tokens/sec',
+    role: 'check',
+    note:
+      'compared, not fitted: the same page before it was raised to ~2,600 tokens/s (cerebras-qwen3-32b-docs, the fit ' +
+      'point), so an earlier release of the service; it checks how far that release sits from factors fitted to the later one',
+  },
 ];
