@@ -728,6 +728,28 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
       "Speculative decoding is not stated, so none is charged (the stack's Llama 70B default would give 2,205 tokens/s)",
   },
   {
+    id: 'cerebras-qwen3-coder-480b-code',
+    stack: 'cerebras-2025',
+    device: 'cs3',
+    count: null,
+    model: 'qwen3-coder-480b',
+    weightDtype: 'bf16',
+    ...CEREBRAS_SHAPE,
+    metric: 'tokensPerSecond',
+    measured: 2000,
+    speculative: null,
+    source:
+      'Cerebras Code launch claim (2025) for Qwen3 Coder 480B, as reported by qian.cx ' +
+      '(posts/CD628A77-0F5B-4F06-914C-DE484FBE15E4, a Chinese-language account of a GosuCoder review)',
+    quote: 'Cerebras Code的一个核心卖点是其声称能够提供每秒2000个令牌(tokens)的处理速度',
+    role: 'check',
+    note:
+      "compared, not fitted: Cerebras's own figure, read only in a secondary account (Cerebras's page is not in the " +
+      'stored pages); the same account says reviewers measuring through coding tools rarely passed 500 tokens/s, ' +
+      'which includes rate limits and the client, so only the claim is used. Precision and speculative decoding are ' +
+      'not stated: BF16 weights as published and no speculation are assumed',
+  },
+  {
     id: 'cerebras-qwen3-32b-docs-early',
     stack: 'cerebras-2025',
     device: 'cs3',
