@@ -702,11 +702,12 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
       'For output speed, the top providers are Cerebras (1,844.1 t/s), SambaNova (737.9 t/s), Fireworks (525.0 t/s).',
     role: 'check',
     note:
-      "compared, not fitted: Artificial Analysis's median output speed, measured at its client after the first chunk " +
-      "arrives, so it includes streaming and the network; the page's prompt length is not in the stored copy (another " +
-      'of its pages says the default workload became 10k input tokens), and the model barely depends on it (3,237 ' +
-      'tokens/s at 10k in against 3,255 at 1k). Cerebras documents ~3,000 tokens/s for the same model (a fit point); ' +
-      'the reasoning effort changes how many tokens are written, not the time per token',
+      'compared, not fitted: Artificial Analysis defines output speed (on its provider pages) as tokens per second ' +
+      'received after the first chunk, the median of its recent runs, so it is measured at its client and includes ' +
+      "streaming and the network. The page's prompt length is not in the stored copy (another of its pages says the " +
+      'default workload became 10k input tokens); the model barely depends on it (3,237 tokens/s at 10k in against ' +
+      '3,255 at 1k). Cerebras documents ~3,000 tokens/s for the same model (cerebras-gptoss-docs, a fit point); the ' +
+      'reasoning effort changes how many tokens are written, not the time per token',
   },
   {
     id: 'cerebras-r1-distill-70b',
@@ -717,14 +718,15 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     measured: 1500,
     speculative: null,
     source:
-      'Cerebras blog "Cerebras launches world\'s fastest DeepSeek R1 Llama-70B inference" (Jan 2025), as reported ' +
-      'by the r/mlscaling post linking it (libreddit.rafn.is/r/mlscaling/comments/1ik3401)',
+      'Cerebras blog (cerebras.ai/blog/cerebras-launches-worlds-fastest-deepseek-r1-llama-70b-inference), as ' +
+      'reported by the r/mlscaling post linking it (libreddit.rafn.is/r/mlscaling/comments/1ik3401)',
     quote: 'Mistral offers DeepSeek R1 Llama-70B at 1,500 token/second using Cerebras hardware',
     role: 'check',
     note:
       'compared, not fitted: a secondary report (the post title; the blog itself is not in the stored pages, and ' +
       "the thread's replies say Mistral has no part in it, the speed being Cerebras's). DeepSeek-R1-Distill-Llama-70B " +
-      "has Llama 3.3 70B's architecture (its config.json: 80 layers, hidden 8192, 64 heads, 8 KV heads, " +
+      "has Llama 3.3 70B's architecture (config.json, as carried by its fine-tune " +
+      'perplexity-ai/r1-1776-distill-llama-70b on Hugging Face: 80 layers, hidden 8192, 64 heads, 8 KV heads, ' +
       'intermediate 28,672, vocabulary 128,256, BF16), so it runs that profile; four systems as for Llama 70B. ' +
       "Speculative decoding is not stated, so none is charged (the stack's Llama 70B default would give 2,205 tokens/s)",
   },
@@ -736,7 +738,7 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     measured: 2000,
     speculative: null,
     source:
-      'Cerebras Code launch claim (2025) for Qwen3 Coder 480B, as reported by qian.cx ' +
+      'Cerebras Code launch claim for Qwen3 Coder 480B, as reported by qian.cx ' +
       '(posts/CD628A77-0F5B-4F06-914C-DE484FBE15E4, a Chinese-language account of a GosuCoder review)',
     quote: 'Cerebras Code的一个核心卖点是其声称能够提供每秒2000个令牌(tokens)的处理速度',
     role: 'check',
