@@ -718,8 +718,9 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     measured: 1500,
     speculative: null,
     source:
-      'Cerebras blog (cerebras.ai/blog/cerebras-launches-worlds-fastest-deepseek-r1-llama-70b-inference), as ' +
-      'reported by the r/mlscaling post linking it (libreddit.rafn.is/r/mlscaling/comments/1ik3401)',
+      'DeepSeek-R1-Distill-Llama-70B on Cerebras Inference: Cerebras blog ' +
+      '(cerebras.ai/blog/cerebras-launches-worlds-fastest-deepseek-r1-llama-70b-inference), as reported by the ' +
+      'r/mlscaling post linking it (libreddit.rafn.is/r/mlscaling/comments/1ik3401)',
     quote: 'Mistral offers DeepSeek R1 Llama-70B at 1,500 token/second using Cerebras hardware',
     role: 'check',
     note:
