@@ -85,6 +85,14 @@ const EAGLE_OSS =
   'AWS Neuron vLLM plugin tutorial "EAGLE3 speculative decoding, GPT-OSS-120B" (trn2, TP 16, concurrency 1, 512 in / 128 out, BF16 after dequantising MXFP4 experts)';
 /** Cerebras gives per-user speeds without prompt lengths; a 1,000-token prompt and 500 output tokens are assumed. */
 const CEREBRAS_SHAPE = { batch: 1, promptTokens: 1000, outputTokens: 500 } as const;
+/** A per-user speed on the Oct 2024 service onwards at CEREBRAS_SHAPE, on the fewest CS-3 systems that hold it. */
+const CEREBRAS_SPEED = {
+  stack: 'cerebras-2025',
+  device: 'cs3',
+  count: null,
+  ...CEREBRAS_SHAPE,
+  metric: 'tokensPerSecond',
+} as const;
 
 export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
   // --- Optimised GPU serving (gpu-2025)
@@ -679,5 +687,82 @@ export const PUBLISHED_POINTS: readonly PublishedPoint[] = [
     note:
       'compared, not fitted: a secondary summary, and inconsistent with every primary Cerebras figure under any model ' +
       'where time grows with depth (32 layers at 2,200 tokens/s against 48 layers at 2,500-2,600)',
+  },
+  {
+    id: 'cerebras-gptoss-aa',
+    ...CEREBRAS_SPEED,
+    model: 'gpt-oss-120b',
+    weightDtype: 'mxfp4',
+    measured: 1844.1,
+    speculative: null,
+    source:
+      'Artificial Analysis, gpt-oss-120B (low) API provider benchmarking page ' +
+      '(artificialanalysis.ai/models/gpt-oss-120b-low/providers), Cerebras output speed',
+    quote:
+      'For output speed, the top providers are Cerebras (1,844.1 t/s), SambaNova (737.9 t/s), Fireworks (525.0 t/s).',
+    role: 'check',
+    note:
+      'compared, not fitted: Artificial Analysis defines output speed (on its provider pages) as tokens per second ' +
+      'received after the first chunk, the median of its recent runs, so it is measured at its client and includes ' +
+      "streaming and the network. The page's prompt length is not in the stored copy (another of its pages says the " +
+      'default workload became 10k input tokens); the model barely depends on it (3,237 tokens/s at 10k in against ' +
+      '3,255 at 1k). Cerebras documents ~3,000 tokens/s for the same model (cerebras-gptoss-docs, a fit point); the ' +
+      'reasoning effort changes how many tokens are written, not the time per token',
+  },
+  {
+    id: 'cerebras-r1-distill-70b',
+    ...CEREBRAS_SPEED,
+    count: 4,
+    model: 'llama-3.3-70b',
+    weightDtype: 'bf16',
+    measured: 1500,
+    speculative: null,
+    source:
+      'DeepSeek-R1-Distill-Llama-70B on Cerebras Inference: Cerebras blog ' +
+      '(cerebras.ai/blog/cerebras-launches-worlds-fastest-deepseek-r1-llama-70b-inference), as reported by the ' +
+      'r/mlscaling post linking it (libreddit.rafn.is/r/mlscaling/comments/1ik3401)',
+    quote: 'Mistral offers DeepSeek R1 Llama-70B at 1,500 token/second using Cerebras hardware',
+    role: 'check',
+    note:
+      'compared, not fitted: a secondary report (the post title; the blog itself is not in the stored pages, and ' +
+      "the thread's replies say Mistral has no part in it, the speed being Cerebras's). DeepSeek-R1-Distill-Llama-70B " +
+      "has Llama 3.3 70B's architecture (config.json, as carried by its fine-tune " +
+      'perplexity-ai/r1-1776-distill-llama-70b on Hugging Face: 80 layers, hidden 8192, 64 heads, 8 KV heads, ' +
+      'intermediate 28,672, vocabulary 128,256, BF16), so it runs that profile; four systems as for Llama 70B. ' +
+      "Speculative decoding is not stated, so none is charged (the stack's Llama 70B default would give 2,205 tokens/s)",
+  },
+  {
+    id: 'cerebras-qwen3-coder-480b-code',
+    ...CEREBRAS_SPEED,
+    model: 'qwen3-coder-480b',
+    weightDtype: 'bf16',
+    measured: 2000,
+    speculative: null,
+    source:
+      'Cerebras Code launch claim for Qwen3 Coder 480B, as reported by qian.cx ' +
+      '(posts/CD628A77-0F5B-4F06-914C-DE484FBE15E4, a Chinese-language account of a GosuCoder review)',
+    quote: 'Cerebras Code的一个核心卖点是其声称能够提供每秒2000个令牌(tokens)的处理速度',
+    role: 'check',
+    note:
+      "compared, not fitted: Cerebras's own figure, read only in a secondary account (Cerebras's page is not in the " +
+      'stored pages); the same account says reviewers measuring through coding tools rarely passed 500 tokens/s, ' +
+      'which includes rate limits and the client, so only the claim is used. Precision and speculative decoding are ' +
+      'not stated: BF16 weights as published and no speculation are assumed',
+  },
+  {
+    id: 'cerebras-qwen3-32b-docs-early',
+    ...CEREBRAS_SPEED,
+    model: 'qwen3-32b',
+    weightDtype: 'bf16',
+    measured: 2100,
+    speculative: null,
+    source:
+      'Cerebras Inference documentation, qwen-3-32b model page (inference-docs.cerebras.ai/models/qwen-3-32b), ' +
+      'the earliest stored version (16,382-token free tier, 32k paid)',
+    quote: 'Paid TiersUp to 32k Speed ~2100 tokens/sec',
+    role: 'check',
+    note:
+      'compared, not fitted: the same page before it was raised to ~2,600 tokens/s (cerebras-qwen3-32b-docs, the fit ' +
+      'point), so an earlier release of the service; it checks how far that release sits from factors fitted to the later one',
   },
 ];
