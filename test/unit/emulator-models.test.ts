@@ -32,9 +32,12 @@ describe('model profiles', () => {
     expect(p.active).toBe(p.total);
   });
 
-  it('weight bytes scale with the dtype: FP8 is half of BF16', () => {
+  it('weight bytes scale with the dtype: FP8 is half of BF16 but for the embedding table and head, kept BF16', () => {
     const m = MODELS['llama-3.3-70b'];
-    expect(weightBytes(m, 'fp8') * 2).toBeCloseTo(weightBytes(m, 'bf16'), 0);
+    const vocabParams = m.vocabSize * m.hiddenSize * (m.tiedEmbeddings ? 1 : 2);
+    expect(weightBytes(m, 'fp8')).toBeCloseTo((weightBytes(m, 'bf16') - 2 * vocabParams) / 2 + 2 * vocabParams, 0);
+    expect(weightBytes(m, 'int8')).toBe(weightBytes(m, 'fp8'));
+    expect(weightBytes(m, 'fp32')).toBeCloseTo(2 * weightBytes(m, 'bf16'), 0);
     expect(weightBytes(m, 'bf16') / 1e9).toBeGreaterThan(140);
     expect(weightBytes(m, 'bf16') / 1e9).toBeLessThan(142);
   });

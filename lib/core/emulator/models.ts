@@ -562,11 +562,21 @@ function deriveParameterCounts(m: ModelProfile): ParameterCounts {
 /**
  * Bytes per parameter of each part of the weights at `dtype`. MXFP4 quantizes the MLP weights (the routed
  * experts, as gpt-oss ships them, or a dense MLP) and leaves attention, router, embeddings and head in BF16,
- * as the gpt-oss model card describes; every other dtype applies to all weights.
+ * as the gpt-oss model card describes. The 8-bit formats quantize the linear layers but the output head:
+ * the embedding table is not a linear layer, and the head is excluded by default (NVIDIA TensorRT Model
+ * Optimizer's default quantizer config disables "*lm_head*"; vLLM's FP8 guide, docs/features/quantization/fp8.md,
+ * quantizes with llm-compressor's QuantizationModifier(targets="Linear", ignore=["lm_head"])), so both stay
+ * BF16. 16- and 32-bit dtypes apply to all weights.
  */
-export function weightPartBytes(dtype: Dtype): { readonly mlp: number; readonly other: number } {
-  if (dtype === 'mxfp4') return { mlp: DTYPE_BYTES.mxfp4, other: DTYPE_BYTES.bf16 };
-  return { mlp: DTYPE_BYTES[dtype], other: DTYPE_BYTES[dtype] };
+export function weightPartBytes(dtype: Dtype): {
+  readonly mlp: number;
+  readonly other: number;
+  /** The embedding table and the output head. */
+  readonly vocab: number;
+} {
+  if (dtype === 'mxfp4') return { mlp: DTYPE_BYTES.mxfp4, other: DTYPE_BYTES.bf16, vocab: DTYPE_BYTES.bf16 };
+  const vocab = DTYPE_BYTES[dtype] < DTYPE_BYTES.bf16 ? DTYPE_BYTES.bf16 : DTYPE_BYTES[dtype];
+  return { mlp: DTYPE_BYTES[dtype], other: DTYPE_BYTES[dtype], vocab };
 }
 
 /** MLP parameters (dense MLPs, shared and routed experts): the part MXFP4 quantizes. */
@@ -590,7 +600,9 @@ export function weightBytes(m: ModelProfile, dtype: Dtype): number {
   if (total === undefined) {
     const bytes = weightPartBytes(dtype);
     const mlp = mlpParams(m);
-    total = mlp * bytes.mlp + (parameterCounts(m).total - mlp) * bytes.other;
+    const p = parameterCounts(m);
+    const vocab = p.embedding + p.outputHead;
+    total = mlp * bytes.mlp + (p.total - mlp - vocab) * bytes.other + vocab * bytes.vocab;
     perDtype.set(dtype, total);
   }
   return total;

@@ -429,7 +429,7 @@ function hbmConstants(model: ModelProfile, pool: DevicePool, f: HbmFactors, opts
     moeLayers: p.moeLayers,
     expertParams: p.expertParams,
     mlpBytes: bytes.mlp,
-    headBytes: model.hiddenSize * model.vocabSize * bytes.other,
+    headBytes: model.hiddenSize * model.vocabSize * bytes.vocab,
     dispatch: stack.moeDispatch,
     decodeKvReads: decodeKvReadMultiple(model, stack),
   };
