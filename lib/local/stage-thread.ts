@@ -11,7 +11,7 @@ import { createRedis } from '../adapters/redis-connection';
 import { tracingFromEnv } from '../adapters/telemetry';
 import { engineConfig } from '../core/engine/config';
 import type { CancellationMarker } from '../core/engine/decode-stage';
-import type { RequestEvent, RequestRecord } from '../core/engine/record';
+import { isTerminal, type RequestEvent, type RequestRecord } from '../core/engine/record';
 import { RequestTracker } from '../core/engine/tracker';
 import type { EventBus, Queue, QueueMessage } from '../core/ports';
 import { createGenerationBackend } from './backends';
@@ -146,7 +146,8 @@ async function runStage(storePort: MessagePort, controlPort: MessagePort): Promi
     : {
         // The blobs stay here, where both stages run: handed over as in one thread, never copied nor cloned.
         kv: pipelineStores(null).kv,
-        results: remoteResultStore<RequestRecord>(store, 'results'),
+        // The record of a request this thread runs is read back from here until it ends (remoteResultStore).
+        results: remoteResultStore<RequestRecord>(store, 'results', (record) => !isTerminal(record.state)),
         cancellations: remoteResultStore<CancellationMarker>(store, 'cancellations'),
       };
   const events = new RelayEventBus(controlPort);

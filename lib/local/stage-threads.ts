@@ -149,17 +149,45 @@ export const QUEUE_METHODS = ['send', 'receive', 'ack', 'release', 'depth', 'dea
 /**
  * A result store served by the store thread, its records crossing as JSON strings (as they are stored):
  * one copy across, instead of a structured clone of every field.
+ *
+ * With `keepWritten`, the JSON of each record this thread last wrote and `keepWritten` says to keep is kept here
+ * too (every write still goes to the store thread), and a read of it is answered from here, without a round trip.
+ * For the records of a thread that is their only writer while it holds them: the stage thread's, whose decode
+ * reads the record its own prefill saved just before the handoff (the main thread writes a record only once the
+ * stage thread that held it is gone, and a new stage thread starts with nothing kept). At most
+ * KEPT_RECORDS_MAX are kept, the oldest written dropped first.
  */
-export function remoteResultStore<T>(rpc: RpcClient, service: string): ResultStore<T> {
+export function remoteResultStore<T>(
+  rpc: RpcClient,
+  service: string,
+  keepWritten?: (record: T) => boolean,
+): ResultStore<T> {
+  const kept = new Map<string, string>();
   return {
-    put: async (id, record, ttlMs) => void (await rpc.call(service, 'putJson', [id, JSON.stringify(record), ttlMs])),
+    put: async (id, record, ttlMs) => {
+      const json = JSON.stringify(record);
+      if (keepWritten) {
+        kept.delete(id);
+        if (keepWritten(record)) {
+          kept.set(id, json);
+          if (kept.size > KEPT_RECORDS_MAX) kept.delete(kept.keys().next().value!);
+        }
+      }
+      await rpc.call(service, 'putJson', [id, json, ttlMs]);
+    },
     get: async (id) => {
-      const json = (await rpc.call(service, 'getJson', [id])) as string | null;
+      const json = kept.get(id) ?? ((await rpc.call(service, 'getJson', [id])) as string | null);
       return json === null ? null : (JSON.parse(json) as T);
     },
-    delete: async (id) => void (await rpc.call(service, 'delete', [id])),
+    delete: async (id) => {
+      kept.delete(id);
+      await rpc.call(service, 'delete', [id]);
+    },
   };
 }
+
+/** Records a thread keeps of its own writes at most (remoteResultStore): past it, reads of the oldest go to the store. */
+const KEPT_RECORDS_MAX = 20_000;
 
 function wireJob(job: PrefillJob): WirePrefillJob {
   return { ...job, promptIds: Uint32Array.from(job.promptIds) };
