@@ -11,12 +11,13 @@ import { createRedis } from '../adapters/redis-connection';
 import { tracingFromEnv } from '../adapters/telemetry';
 import { engineConfig } from '../core/engine/config';
 import type { CancellationMarker } from '../core/engine/decode-stage';
-import type { RequestEvent, RequestRecord } from '../core/engine/record';
+import { isTerminal, type RequestEvent, type RequestRecord } from '../core/engine/record';
 import { RequestTracker } from '../core/engine/tracker';
 import type { EventBus, Queue, QueueMessage } from '../core/ports';
 import { createGenerationBackend } from './backends';
 import { bufferedRandomKey } from './random-key';
 import {
+  EventBatch,
   QUEUE_METHODS,
   remoteResultStore,
   type StageControl,
@@ -102,7 +103,7 @@ const RELAY_EVERY_MS = 1;
  * of steps travels as a few messages; a token after a pause, a state change and a request's end go at once.
  */
 class RelayEventBus implements EventBus<RequestEvent> {
-  private pending: [string, RequestEvent][] = [];
+  private readonly pending = new EventBatch();
   private immediate: NodeJS.Immediate | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastSentMs = -Infinity;
@@ -110,7 +111,7 @@ class RelayEventBus implements EventBus<RequestEvent> {
   constructor(private readonly port: MessagePort) {}
 
   publish(requestId: string, event: RequestEvent): void {
-    this.pending.push([requestId, event]);
+    this.pending.add(requestId, event);
     if (this.immediate) return;
     const sinceMs = performance.now() - this.lastSentMs;
     if ((event.type === 'token' || event.type === 'timeline') && sinceMs < RELAY_EVERY_MS) {
@@ -130,11 +131,9 @@ class RelayEventBus implements EventBus<RequestEvent> {
     if (this.timer) clearTimeout(this.timer);
     this.immediate = null;
     this.timer = null;
-    if (this.pending.length === 0) return;
-    const events = this.pending;
-    this.pending = [];
+    if (this.pending.size === 0) return;
     this.lastSentMs = performance.now();
-    this.port.postMessage({ events: JSON.stringify(events) } satisfies ThreadMessage);
+    this.port.postMessage({ events: this.pending.take() } satisfies ThreadMessage);
   }
 }
 
@@ -147,7 +146,8 @@ async function runStage(storePort: MessagePort, controlPort: MessagePort): Promi
     : {
         // The blobs stay here, where both stages run: handed over as in one thread, never copied nor cloned.
         kv: pipelineStores(null).kv,
-        results: remoteResultStore<RequestRecord>(store, 'results'),
+        // The record of a request this thread runs is read back from here until it ends (remoteResultStore).
+        results: remoteResultStore<RequestRecord>(store, 'results', (record) => !isTerminal(record.state)),
         cancellations: remoteResultStore<CancellationMarker>(store, 'cancellations'),
       };
   const events = new RelayEventBus(controlPort);

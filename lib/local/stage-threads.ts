@@ -65,10 +65,63 @@ export type ThreadMessage =
   | { readonly ready: true }
   | { readonly log: string }
   /**
-   * Events the stage published since its last flush, in order (on the control port, ordered with replies),
-   * as JSON of [requestId, event] pairs: a string crosses threads as one copy, an object graph field by field.
+   * Events the stage published since its last flush (on the control port, ordered with replies), as the JSON of
+   * an EventBatch: a string crosses threads as one copy, an object graph field by field.
    */
   | { readonly events: string };
+
+/** One request's events in an EventBatch: a run of consecutive tokens as [index of the first, ...their texts]. */
+type WireEvent = RequestEvent | [number, ...string[]];
+
+/**
+ * Events gathered for one message to the main thread: grouped by request, each request's in the order they were
+ * published (the order between requests is not kept: no listener depends on it), a run of tokens as one array.
+ * 100 tokens cross as one id and 100 short strings, not 100 pairs of an id and an object.
+ */
+export class EventBatch {
+  private groups = new Map<string, WireEvent[]>();
+
+  get size(): number {
+    return this.groups.size;
+  }
+
+  add(requestId: string, event: RequestEvent): void {
+    let group = this.groups.get(requestId);
+    if (!group) {
+      group = [];
+      this.groups.set(requestId, group);
+    }
+    if (event.type === 'token') {
+      const last = group[group.length - 1];
+      if (Array.isArray(last) && last[0] + last.length - 1 === event.index) last.push(event.text);
+      else group.push([event.index, event.text]);
+      return;
+    }
+    group.push(event);
+  }
+
+  /** The batch's JSON; the batch is empty afterwards. */
+  take(): string {
+    const json = JSON.stringify(Array.from(this.groups, ([id, group]) => [id, group]));
+    this.groups = new Map();
+    return json;
+  }
+
+  /** Calls `each` with every event of a batch's JSON, each request's in order. */
+  static forEach(json: string, each: (requestId: string, event: RequestEvent) => void): void {
+    for (const [id, group] of JSON.parse(json) as [string, WireEvent[]][]) {
+      for (const entry of group) {
+        if (!Array.isArray(entry)) {
+          each(id, entry);
+          continue;
+        }
+        const first = entry[0];
+        for (let k = 1; k < entry.length; k++)
+          each(id, { type: 'token', index: first + k - 1, text: entry[k] as string });
+      }
+    }
+  }
+}
 
 /** A prefill job as it crosses to the stage thread: the prompt ids as one typed array, not 1,000 numbers. */
 export type WirePrefillJob = Omit<PrefillJob, 'promptIds'> & { readonly promptIds: Uint32Array };
@@ -96,17 +149,45 @@ export const QUEUE_METHODS = ['send', 'receive', 'ack', 'release', 'depth', 'dea
 /**
  * A result store served by the store thread, its records crossing as JSON strings (as they are stored):
  * one copy across, instead of a structured clone of every field.
+ *
+ * With `keepWritten`, the JSON of each record this thread last wrote and `keepWritten` says to keep is kept here
+ * too (every write still goes to the store thread), and a read of it is answered from here, without a round trip.
+ * For the records of a thread that is their only writer while it holds them: the stage thread's, whose decode
+ * reads the record its own prefill saved just before the handoff (the main thread writes a record only once the
+ * stage thread that held it is gone, and a new stage thread starts with nothing kept). At most
+ * KEPT_RECORDS_MAX are kept, the oldest written dropped first.
  */
-export function remoteResultStore<T>(rpc: RpcClient, service: string): ResultStore<T> {
+export function remoteResultStore<T>(
+  rpc: RpcClient,
+  service: string,
+  keepWritten?: (record: T) => boolean,
+): ResultStore<T> {
+  const kept = new Map<string, string>();
   return {
-    put: async (id, record, ttlMs) => void (await rpc.call(service, 'putJson', [id, JSON.stringify(record), ttlMs])),
+    put: async (id, record, ttlMs) => {
+      const json = JSON.stringify(record);
+      if (keepWritten) {
+        kept.delete(id);
+        if (keepWritten(record)) {
+          kept.set(id, json);
+          if (kept.size > KEPT_RECORDS_MAX) kept.delete(kept.keys().next().value!);
+        }
+      }
+      await rpc.call(service, 'putJson', [id, json, ttlMs]);
+    },
     get: async (id) => {
-      const json = (await rpc.call(service, 'getJson', [id])) as string | null;
+      const json = kept.get(id) ?? ((await rpc.call(service, 'getJson', [id])) as string | null);
       return json === null ? null : (JSON.parse(json) as T);
     },
-    delete: async (id) => void (await rpc.call(service, 'delete', [id])),
+    delete: async (id) => {
+      kept.delete(id);
+      await rpc.call(service, 'delete', [id]);
+    },
   };
 }
+
+/** Records a thread keeps of its own writes at most (remoteResultStore): past it, reads of the oldest go to the store. */
+const KEPT_RECORDS_MAX = 20_000;
 
 function wireJob(job: PrefillJob): WirePrefillJob {
   return { ...job, promptIds: Uint32Array.from(job.promptIds) };
@@ -144,8 +225,11 @@ interface Tracked {
   readonly emulatedMs: number;
   /** Index of the next token to pass on: a takeover's re-sent tokens are dropped here, never shown twice. */
   nextToken: number;
-  /** The record as submitted: what is ended failed if the pipeline breaks with the request in it. */
-  readonly record: RequestRecord;
+  /**
+   * The record as submitted, as JSON (what the stage thread is sent; parsed only if the pipeline breaks with the
+   * request in it, to end it failed).
+   */
+  readonly recordJson: string;
   /** Kept until the handoff, to queue the request again if the stage thread dies with it. */
   job: PrefillJob | null;
 }
@@ -241,13 +325,13 @@ export class StageThreads implements PipelineRuntime {
       mode: record.mode,
       emulatedMs: emulatedPrefillMs,
       nextToken: 0,
-      record: structuredClone(record),
+      recordJson: JSON.stringify(record),
       job,
     };
     this.tracked.set(req.id, entry);
     this.count(entry, +1);
     try {
-      await this.stage.control.enqueue(wireJob(job), JSON.stringify(record), emulatedPrefillMs);
+      await this.stage.control.enqueue(wireJob(job), entry.recordJson, emulatedPrefillMs);
     } catch (err) {
       if ((err as Error).name === 'StoreUnavailableError') {
         // Its record could not be saved: the stage thread never starts it, and the client is told so.
@@ -315,7 +399,7 @@ export class StageThreads implements PipelineRuntime {
     ]);
     const rpc = new RpcClient(control.port1);
     control.port1.on('message', (message: ThreadMessage) => {
-      if ('events' in message) this.relay(JSON.parse(message.events) as [string, RequestEvent][]);
+      if ('events' in message) EventBatch.forEach(message.events, this.relayOne);
     });
     worker.on('message', (message: ThreadMessage) => {
       if ('log' in message) this.log(message.log);
@@ -326,27 +410,25 @@ export class StageThreads implements PipelineRuntime {
     return { worker, rpc, control: rpc.remote<StageControl>('stage', STAGE_METHODS), name };
   }
 
-  /** Events from a stage thread, passed on to this thread's listeners (the HTTP API) in order. */
-  private relay(events: readonly (readonly [string, RequestEvent])[]): void {
-    for (const [id, event] of events) {
-      const entry = this.tracked.get(id);
-      if (entry) {
-        if (event.type === 'token') {
-          if (event.index < entry.nextToken) continue;
-          entry.nextToken = event.index + 1;
-        } else if (event.type === 'state') {
-          this.count(entry, -1);
-          entry.state = event.state;
-          if (event.state === 'handoff') entry.job = null;
-          this.count(entry, +1);
-        } else if (event.type === 'done') {
-          this.count(entry, -1);
-          this.tracked.delete(id);
-        }
+  /** An event from a stage thread, passed on to this thread's listeners (the HTTP API); each request's in order. */
+  private readonly relayOne = (id: string, event: RequestEvent): void => {
+    const entry = this.tracked.get(id);
+    if (entry) {
+      if (event.type === 'token') {
+        if (event.index < entry.nextToken) return;
+        entry.nextToken = event.index + 1;
+      } else if (event.type === 'state') {
+        this.count(entry, -1);
+        entry.state = event.state;
+        if (event.state === 'handoff') entry.job = null;
+        this.count(entry, +1);
+      } else if (event.type === 'done') {
+        this.count(entry, -1);
+        this.tracked.delete(id);
       }
-      this.events.publish(id, event);
     }
-  }
+    this.events.publish(id, event);
+  };
 
   /** Keeps the occupancy counts in step with the states the stages report. */
   private count(entry: Tracked, sign: 1 | -1): void {
@@ -378,7 +460,7 @@ export class StageThreads implements PipelineRuntime {
         entry.state = 'queued';
         this.count(entry, +1);
         await this.stage.control
-          .enqueue(wireJob(entry.job), JSON.stringify(entry.record), entry.emulatedMs)
+          .enqueue(wireJob(entry.job), entry.recordJson, entry.emulatedMs)
           .catch((err: unknown) => {
             this.log(`error while queueing ${id} for prefill again: ${(err as Error).message}`);
           });
@@ -391,7 +473,9 @@ export class StageThreads implements PipelineRuntime {
   /** Ends a request no stage holds any more, failed, through this thread's stores and listeners. */
   private async failTracked(id: string, message: string): Promise<void> {
     const entry = this.tracked.get(id);
-    const record = (await this.results.get(id).catch(() => null)) ?? entry?.record;
+    const record =
+      (await this.results.get(id).catch(() => null)) ??
+      (entry ? (JSON.parse(entry.recordJson) as RequestRecord) : null);
     if (!record) return;
     const tracker = new RequestTracker(
       record,
@@ -420,7 +504,7 @@ export class StageThreads implements PipelineRuntime {
     for (const [id, entry] of this.tracked) {
       this.tracked.delete(id);
       const failed = {
-        ...entry.record,
+        ...(JSON.parse(entry.recordJson) as RequestRecord),
         state: 'failed' as const,
         error: { code: 'worker_failed', message: this.broken },
       };
