@@ -166,14 +166,14 @@ export function remoteResultStore<T>(
   return {
     put: async (id, record, ttlMs) => {
       const json = JSON.stringify(record);
-      if (keepWritten) {
-        kept.delete(id);
-        if (keepWritten(record)) {
-          kept.set(id, json);
-          if (kept.size > KEPT_RECORDS_MAX) kept.delete(kept.keys().next().value!);
-        }
-      }
+      // The copy is dropped while the write is in flight and kept only once the store has it: a write that
+      // fails leaves nothing here the store does not hold.
+      kept.delete(id);
       await rpc.call(service, 'putJson', [id, json, ttlMs]);
+      if (keepWritten?.(record)) {
+        kept.set(id, json);
+        if (kept.size > KEPT_RECORDS_MAX) kept.delete(kept.keys().next().value!);
+      }
     },
     get: async (id) => {
       const json = kept.get(id) ?? ((await rpc.call(service, 'getJson', [id])) as string | null);

@@ -19,11 +19,15 @@ afterEach(() => {
   for (const close of closers.splice(0)) close();
 });
 
-function served() {
+function served(failPuts = false) {
   const store = new MemoryResultStore<Rec>({ sweepEveryMs: 0 });
   const calls: string[] = [];
   const counted = {
-    putJson: (id: string, json: string, ttlMs: number) => (calls.push('putJson'), store.putJson(id, json, ttlMs)),
+    putJson: (id: string, json: string, ttlMs: number) => {
+      calls.push('putJson');
+      if (failPuts) throw new Error('store unavailable');
+      return store.putJson(id, json, ttlMs);
+    },
     getJson: (id: string) => (calls.push('getJson'), store.getJson(id)),
     delete: (id: string) => (calls.push('delete'), store.delete(id)),
   };
@@ -58,5 +62,12 @@ describe('remoteResultStore with keepWritten', () => {
     expect(await remote.get('b')).toBeNull();
     expect(await remote.get('c')).toBeNull();
     expect(calls.filter((c) => c === 'getJson')).toHaveLength(3);
+  });
+
+  it('keeps nothing of a write the store did not take, so a read goes to the store', async () => {
+    const { calls, remote } = served(true);
+    await expect(remote.put('a', { state: 'decoding', n: 1 }, 60_000)).rejects.toThrow('store unavailable');
+    expect(await remote.get('a')).toBeNull();
+    expect(calls).toEqual(['putJson', 'getJson']);
   });
 });
